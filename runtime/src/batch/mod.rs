@@ -1,0 +1,34 @@
+//! Arrow `RecordBatch` <-> WIT `batch` conversion, checked against a signature.
+//!
+//! The WIT layout is Arrow's physical layout (see `wit/transform.wit`), so conversion is a
+//! copy of each buffer, never a loop over values: primitive columns are one `memcpy`,
+//! strings and binaries two (offsets + bytes), booleans and validity stay bit-packed.
+//!
+//! Both directions check the batch against the transform's declared fields and fail with
+//! an [`ErrorKind::SchemaMismatch`](crate::ErrorKind::SchemaMismatch) naming the column:
+//! - [`to_wit`]: every declared input must be present with a compatible type and no nulls
+//!   where the field is not nullable. Compatible means the same type or a lossless widening
+//!   (`int32` data for an `int64` input, `float32` for `float64`), any string or binary
+//!   encoding (large, view, dictionary), and timestamps of any unit or zone (converted to
+//!   microseconds UTC). Extra columns are ignored.
+//! - [`from_wit`]: exactly the declared outputs, each of its declared type, with the input's
+//!   row count, well-formed offsets, valid UTF-8, and no nulls where not nullable. Every NaN
+//!   in a float output is replaced by the canonical quiet NaN, so outputs are bit-identical
+//!   across machines (see [`canonical`]).
+
+mod canonical;
+mod from_wit;
+mod to_wit;
+
+pub(crate) use from_wit::from_wit;
+pub(crate) use to_wit::to_wit;
+
+use crate::error::{Error, ErrorKind};
+
+/// A schema-mismatch error about one column.
+fn column_error(column: &str, message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::SchemaMismatch, message).with_context("column", column)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,42 @@
+//! The skewless host: runs feature transforms compiled to WebAssembly components.
+//!
+//! A feature transform is compiled once to a component implementing the WIT world in
+//! `wit/` (`skewless:transform/feature-transform@0.1.0`). This crate loads such a
+//! component, proves what it is (its sha256 [digest](engine::Transform::digest)), checks
+//! what it reads and writes (its [`Signature`]), and runs it over Arrow record batches in
+//! a deterministic, bounded sandbox. The same call path serves batch jobs and online
+//! requests, so a feature is computed by the same bytes everywhere.
+//!
+//! Modules, with dependencies pointing downward only:
+//! - [`cli`]: the `skewless` command line (thin: parse, call, render);
+//! - [`files`]: streaming Parquet / CSV input and Parquet output;
+//! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
+//! - [`engine`]: the wasmtime host ([`TransformEngine`], [`Transform`]);
+//! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
+//! - [`signature`]: the host's view of a transform's declared inputs and outputs;
+//! - [`error`]: one [`Error`] with a matchable [`ErrorKind`].
+//!
+//! ```no_run
+//! # fn main() -> skewless_runtime::Result<()> {
+//! use skewless_runtime::TransformEngine;
+//!
+//! let engine = TransformEngine::builder().cache_dir(".skewless/compiled").build()?;
+//! let transform = engine.load_file("transaction_features.wasm")?;
+//! for field in &transform.signature().outputs {
+//!     println!("{field}");
+//! }
+//! # Ok(()) }
+//! ```
+
+mod batch;
+mod bindings;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod files;
+pub mod pipeline;
+pub mod signature;
+
+pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};
+pub use error::{Error, ErrorKind, Result};
+pub use signature::{DataType, Field, Signature};
