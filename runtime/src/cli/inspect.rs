@@ -1,0 +1,76 @@
+//! `skewless inspect`: what a component is, reads and writes.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use crate::engine::TransformEngine;
+use crate::signature::{Field, Signature};
+
+#[derive(Debug, Args)]
+pub(super) struct InspectArgs {
+    /// The component (`.wasm`) to inspect.
+    component: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    digest: &'a str,
+    size_bytes: u64,
+    #[serde(flatten)]
+    signature: &'a Signature,
+}
+
+pub(super) fn inspect(engine: &TransformEngine, args: &InspectArgs) -> crate::Result<()> {
+    let transform = engine.load_file(&args.component)?;
+    let size_bytes = std::fs::metadata(&args.component)?.len();
+    let report = Report {
+        digest: transform.digest(),
+        size_bytes,
+        signature: transform.signature(),
+    };
+    if args.json {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| crate::Error::new(crate::ErrorKind::Internal, e.to_string()))?;
+        println!("{json}");
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+fn render(report: &Report<'_>) -> String {
+    let s = report.signature;
+    let mut out = format!("{} {}\n", s.name, s.version);
+    if !s.description.is_empty() {
+        out += &format!("  {}\n", s.description);
+    }
+    out += &format!(
+        "digest  {}\nsize    {} bytes\n",
+        report.digest, report.size_bytes
+    );
+    for (title, fields) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
+        out += &format!("{title} ({})\n", fields.len());
+        out += &render_fields(fields);
+    }
+    out
+}
+
+fn render_fields(fields: &[Field]) -> String {
+    let width = fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    fields
+        .iter()
+        .map(|f| {
+            let nullable = if f.nullable { "nullable" } else { "not null" };
+            format!(
+                "  {:width$}  {:20}  {nullable}\n",
+                f.name,
+                f.data_type.to_string()
+            )
+        })
+        .collect()
+}

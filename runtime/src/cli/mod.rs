@@ -1,0 +1,129 @@
+//! The `skewless` command line: parse arguments, build the engine, run a command, render.
+//!
+//! This is the composition root: the only place that picks settings and wires the parts.
+//! Each command lives in its own module and returns a `Result`; [`main`] renders errors
+//! (message, context, causes) and maps them to the exit code.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::TransformEngine;
+
+/// skewless: a feature store whose transforms are WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "skewless", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    engine: EngineArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show a component's name, version, digest, inputs and outputs.
+    #[command(
+        after_help = "Example:\n  skewless inspect target/guests/wasm32-wasip2/guest/transaction_features.wasm --json"
+    )]
+    Inspect(inspect::InspectArgs),
+    /// Apply a transform to a Parquet or CSV file, batch by batch, writing Parquet.
+    #[command(
+        after_help = "Example:\n  skewless run transaction_features.wasm --input txns.parquet --output features.parquet"
+    )]
+    Run(run::RunArgs),
+}
+
+/// Engine settings shared by every command.
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// Directory for compiled components [default: $SKEWLESS_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/skewless/compiled, else ~/.cache/skewless/compiled]
+    #[arg(long, global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile components in memory every time instead of caching them on disk.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    /// Memory cap per transform instance, in MiB (all linear memories together).
+    #[arg(long, global = true, value_name = "MIB", default_value_t = 512)]
+    memory_limit_mib: usize,
+    /// Deadline for one call into a transform, in milliseconds.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 10_000)]
+    deadline_ms: u64,
+}
+
+impl EngineArgs {
+    fn build(&self) -> crate::Result<TransformEngine> {
+        let mut builder = TransformEngine::builder()
+            .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
+            .deadline(Duration::from_millis(self.deadline_ms));
+        let cache_dir = self.cache_dir.clone().or_else(default_cache_dir);
+        if let (false, Some(dir)) = (self.no_cache, cache_dir) {
+            builder = builder.cache_dir(dir);
+        }
+        builder.build()
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SKEWLESS_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("skewless").join("compiled"))
+}
+
+/// Runs the command line and returns the process exit code: 0 on success, 1 when the
+/// command failed (the error is printed to stderr), 2 for a usage error.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> crate::Result<()> {
+    let engine = cli.engine.build()?;
+    match cli.command {
+        Command::Inspect(args) => inspect::inspect(&engine, &args),
+        Command::Run(args) => run::run(&engine, &args),
+    }
+}
+
+/// Logs go to stderr; `SKEWLESS_LOG` takes a filter (default: warnings, plus what
+/// transforms print, which the sandbox captures under the `skewless::guest` target).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKEWLESS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,skewless::guest=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
