@@ -1,0 +1,8 @@
+//! End-to-end tests of the transform engine on real compiled components, one module per area.
+
+mod determinism;
+mod examples;
+mod hostile;
+mod loading;
+mod round_trip;
+mod sandbox;
