@@ -6,6 +6,7 @@
 
 mod inspect;
 mod run;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
         after_help = "Example:\n  skewless run transaction_features.wasm --input txns.parquet --output features.parquet"
     )]
     Run(run::RunArgs),
+    /// Print the first rows of a Parquet or CSV file.
+    #[command(after_help = "Example:\n  skewless show features.parquet -n 5")]
+    Show(show::ShowArgs),
 }
 
 /// Engine settings shared by every command.
@@ -110,10 +114,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> crate::Result<()> {
-    let engine = cli.engine.build()?;
     match cli.command {
-        Command::Inspect(args) => inspect::inspect(&engine, &args),
-        Command::Run(args) => run::run(&engine, &args),
+        Command::Inspect(args) => inspect::inspect(&cli.engine.build()?, &args),
+        Command::Run(args) => run::run(&cli.engine.build()?, &args),
+        Command::Show(args) => show::show(&args),
     }
 }
 
