@@ -31,6 +31,11 @@ pub enum ErrorKind {
     DeadlineExceeded,
     /// The transform tried to grow its memory past the per-instance cap.
     MemoryLimitExceeded,
+    /// A named thing does not exist: a table, a feature view, a feature, an entity.
+    NotFound,
+    /// A backend (Redis, a catalog) cannot be reached or refused the request; retrying later
+    /// may succeed.
+    Unavailable,
     /// Reading or writing a file failed.
     Io,
     /// A bug in skewless itself.
@@ -48,6 +53,8 @@ impl ErrorKind {
             ErrorKind::Trapped => "trapped",
             ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::MemoryLimitExceeded => "memory_limit_exceeded",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Unavailable => "unavailable",
             ErrorKind::Io => "io",
             ErrorKind::Internal => "internal",
         }
@@ -56,7 +63,10 @@ impl ErrorKind {
     /// Whether the fault lies with the caller's input or component (a 4xx in HTTP terms)
     /// rather than with the machine or skewless itself.
     pub fn is_user_error(self) -> bool {
-        !matches!(self, ErrorKind::Io | ErrorKind::Internal)
+        !matches!(
+            self,
+            ErrorKind::Io | ErrorKind::Internal | ErrorKind::Unavailable
+        )
     }
 }
 

@@ -34,6 +34,8 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod offline;
+pub mod online;
 pub mod pipeline;
 pub mod signature;
 

@@ -4,5 +4,7 @@ mod determinism;
 mod examples;
 mod hostile;
 mod loading;
+mod offline;
+mod online;
 mod round_trip;
 mod sandbox;

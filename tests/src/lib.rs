@@ -9,6 +9,9 @@ use skewless_runtime::{Transform, TransformEngine};
 
 pub use skewless_test_components as components;
 
+
+pub mod redis_server;
+
 /// An engine with a private compiled cache, a 1 s deadline and a 64 MiB memory cap: small
 /// enough that hostile guests fail fast, large enough for every real example.
 pub fn engine(cache: &tempfile::TempDir) -> TransformEngine {

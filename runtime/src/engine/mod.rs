@@ -4,7 +4,7 @@
 //! - [`TransformEngine`]: one per process. A wasmtime `Engine` configured for determinism
 //!   and bounds, the WASI linker with the sandbox's stand-ins, the compiled cache, and the
 //!   epoch ticker thread that enforces deadlines.
-//! - [`Transform`]: one per component. Its sha256 digest, its validated [`Signature`], the
+//! - [`Transform`]: one per component. Its sha256 digest, its validated [`Signature`](crate::Signature), the
 //!   pre-linked `InstancePre`, and a pool of warm instances.
 //! - A warm instance per call: checked out of the pool, called, and returned (or dropped
 //!   after a trap, and recycled after many calls).

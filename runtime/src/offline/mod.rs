@@ -1,0 +1,610 @@
+//! The offline store: Apache Iceberg tables for source data and materialized features.
+//!
+//! An [`OfflineStore`] is an Iceberg catalog plus its warehouse. It holds source tables (raw
+//! data) and one feature table per feature view, typically partitioned by day of the event
+//! timestamp. Everything it writes is plain Iceberg (format v2, Parquet data files), so any
+//! engine can read it: PyIceberg's `SqlCatalog("default", uri=..., warehouse=...)` opens the
+//! embedded default, and Spark, Trino or DuckDB read the same tables.
+//!
+//! - [`OfflineConfig`] chooses the catalog backend by its `type` (the one place that names a
+//!   concrete backend): `sql` (a SQL catalog on SQLite plus a local warehouse folder, the
+//!   embedded default) or `rest` (not built in yet).
+//! - [`TableName`] is a validated `namespace.table`.
+//! - [`OfflineStore::create_table`] turns an Arrow schema into an Iceberg table, optionally
+//!   partitioned by `day(<timestamp column>)`.
+//! - [`OfflineStore::begin_append`] starts an [`AppendJob`]: batches are streamed into Parquet
+//!   files as they arrive (memory does not grow with the number of rows) and
+//!   [`AppendJob::commit`] publishes all of them as **one atomic snapshot** whose summary
+//!   carries the caller's properties (`skewless.view`, `skewless.digest`,
+//!   `skewless.window.start`, ...). A job dropped or [aborted](AppendJob::abort) before commit
+//!   publishes nothing.
+//! - [`OfflineStore::scan`] streams a table (or a pinned snapshot: time travel) as Arrow
+//!   batches, pushing a time range down so that day partitions and files outside it are never
+//!   opened.
+//! - [`OfflineStore::snapshots`] and [`OfflineStore::snapshot_as_of`] answer "which data did
+//!   the table hold then?", so a training set can be rebuilt exactly.
+//!
+//! # Why idempotency does not live here
+//!
+//! iceberg-rust 0.10.1 can only **append**: it has no overwrite, delete, replace-partition or
+//! row-delta commit (upstream epic apache/iceberg-rust#2269). Re-running a materialization
+//! window therefore cannot replace the rows of the first run through the public API; it adds
+//! them again. skewless is designed so that this changes no answer:
+//! - retrieval (point-in-time joins and the online store) resolves duplicates by the greatest
+//!   `(event_ts, created_ts)`, so a re-run's identical rows, or newer ones, win the same way
+//!   everywhere;
+//! - every materialization records what it covered (view, component digest, window) in its
+//!   snapshot summary, so a job can see that a window was already completed and skip it.
+//!
+//! When upstream gains overwrite commits, a window can be replaced atomically instead; the
+//! callers' contract stays the same.
+//!
+//! # Other limits
+//! - Timestamps with a time zone are stored as Iceberg `timestamptz`, whose Arrow form is
+//!   labelled `"+00:00"`; iceberg-rust rejects a batch labelled `"UTC"`, so
+//!   [`AppendJob::write`] relabels (the values, UTC epoch microseconds, are unchanged).
+//! - The local warehouse uses blocking file I/O: right for the embedded default, while object
+//!   storage (S3, GCS) needs `iceberg-storage-opendal`.
+//! - Schema evolution (adding a column) is not exposed yet.
+//!
+//! ```no_run
+//! # async fn demo() -> skewless_runtime::Result<()> {
+//! use std::collections::HashMap;
+//!
+//! use skewless_runtime::offline::{OfflineConfig, OfflineStore, ScanOptions, TableName};
+//! use futures::TryStreamExt;
+//!
+//! let store = OfflineStore::open(&OfflineConfig::embedded(".skewless/offline")).await?;
+//! let name: TableName = "features.transactions".parse()?;
+//! # let schema = arrow_schema::Schema::empty();
+//! # let batch = arrow_array::RecordBatch::new_empty(schema.clone().into());
+//! store.create_table_if_missing(&name, &schema, Some("event_ts"), HashMap::new()).await?;
+//! let mut job = store.begin_append(&name).await?;
+//! job.write(batch).await?;
+//! let snapshot = job
+//!     .commit(HashMap::from([("skewless.view".to_owned(), "transactions".to_owned())]))
+//!     .await?;
+//! let batches: Vec<_> = store
+//!     .scan(&name, ScanOptions::default().snapshot(snapshot.snapshot_id))
+//!     .await?
+//!     .try_collect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod append;
+mod name;
+mod scan;
+mod schema;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
+use futures::TryStreamExt;
+use iceberg::arrow::schema_to_arrow_schema;
+use iceberg::io::LocalFsStorageFactory;
+use iceberg::spec::{Snapshot, TableMetadata, Transform, UnboundPartitionSpec};
+use iceberg::table::Table;
+use iceberg::transaction::{ApplyTransactionAction, Transaction};
+use iceberg::{Catalog, CatalogBuilder, TableCreation};
+use iceberg_catalog_sql::{
+    SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle,
+    SqlCatalogBuilder,
+};
+use serde::{Deserialize, Serialize};
+
+pub use append::AppendJob;
+pub use name::TableName;
+pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The catalog name the embedded SQL catalog is registered under. Other engines must use the
+/// same name to see the same tables (`SqlCatalog("default", ...)` in PyIceberg).
+pub const SQL_CATALOG_NAME: &str = "default";
+
+/// Snapshot summary key Iceberg uses for the number of rows a snapshot added.
+const ADDED_RECORDS: &str = "added-records";
+
+/// Which catalog holds the tables, and where their files live. Deserialized from the project
+/// file, tagged by `type`:
+///
+/// ```toml
+/// [offline]
+/// type = "sql"
+/// uri = "sqlite:.skewless/catalog.db?mode=rwc"
+/// warehouse = "/abs/path/.skewless/warehouse"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OfflineConfig {
+    /// A SQL catalog (SQLite) and a local warehouse folder: the embedded default.
+    Sql {
+        /// `sqlite:<path>?mode=rwc`; `?mode=rwc` (create if missing) is added when no mode is
+        /// given.
+        uri: String,
+        /// The warehouse folder; relative paths are made absolute against the current
+        /// directory.
+        warehouse: PathBuf,
+    },
+    /// An Iceberg REST catalog. Not built in yet: opening it fails with an explanation.
+    Rest {
+        /// The catalog's base URL, `http://...`.
+        uri: String,
+        /// The warehouse identifier the catalog expects, if any.
+        #[serde(default)]
+        warehouse: Option<String>,
+    },
+}
+
+impl OfflineConfig {
+    /// The `type` values a config may have.
+    pub const KNOWN_TYPES: &'static [&'static str] = &["sql", "rest"];
+
+    /// The embedded default under `dir`: `dir/catalog.db` and `dir/warehouse/`.
+    pub fn embedded(dir: impl AsRef<Path>) -> Self {
+        let dir = dir.as_ref();
+        OfflineConfig::Sql {
+            uri: format!("sqlite:{}?mode=rwc", dir.join("catalog.db").display()),
+            warehouse: dir.join("warehouse"),
+        }
+    }
+
+    /// The backend's `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            OfflineConfig::Sql { .. } => "sql",
+            OfflineConfig::Rest { .. } => "rest",
+        }
+    }
+}
+
+/// Information about one snapshot (one committed append) of a table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The snapshot's id: pin a scan to it with [`ScanOptions::snapshot`].
+    pub snapshot_id: i64,
+    /// When it was committed, milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The snapshot summary: Iceberg's own keys (`operation`, `added-records`,
+    /// `added-data-files`, ...) and the committer's (`skewless.view`, ...).
+    pub summary: HashMap<String, String>,
+    /// The number of rows the snapshot added, when the summary records it.
+    pub added_rows: Option<u64>,
+}
+
+impl SnapshotInfo {
+    fn from_snapshot(snapshot: &Snapshot) -> Self {
+        let mut summary = snapshot.summary().additional_properties.clone();
+        summary.insert(
+            "operation".to_owned(),
+            snapshot.summary().operation.as_str().to_owned(),
+        );
+        let added_rows = summary
+            .get(ADDED_RECORDS)
+            .and_then(|v| v.parse().ok())
+            .or_else(|| snapshot.added_rows_count());
+        SnapshotInfo {
+            snapshot_id: snapshot.snapshot_id(),
+            timestamp_ms: snapshot.timestamp_ms(),
+            summary,
+            added_rows,
+        }
+    }
+}
+
+/// An Iceberg catalog and its warehouse: the offline store. Cheap to clone (the catalog and
+/// its connection pool are shared).
+#[derive(Clone)]
+pub struct OfflineStore {
+    catalog: Arc<dyn Catalog>,
+    description: String,
+}
+
+impl fmt::Debug for OfflineStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OfflineStore")
+            .field("catalog", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OfflineStore {
+    /// Opens (creating if needed) the catalog `config` names. For the SQL catalog this creates
+    /// the SQLite file's parent directory and the warehouse directory.
+    ///
+    /// Must be called inside a tokio runtime: the catalog keeps a handle to it.
+    pub async fn open(config: &OfflineConfig) -> Result<Self> {
+        // The one place a concrete backend is named.
+        let (catalog, description): (Arc<dyn Catalog>, String) = match config {
+            OfflineConfig::Sql { uri, warehouse } => open_sql(uri, warehouse).await?,
+            OfflineConfig::Rest { uri, .. } => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "the REST catalog needs the `iceberg-catalog-rest` crate, which is not \
+                     built into this skewless yet; use `type = \"sql\"`",
+                )
+                .with_context("catalog", uri));
+            }
+        };
+        Ok(OfflineStore {
+            catalog,
+            description,
+        })
+    }
+
+    /// Creates `name` with the columns of `schema` (see the module docs for the supported
+    /// types; a non-nullable Arrow field becomes a required column). With
+    /// `day_partition_column`, the table is partitioned by `day(<column>)`, which must be a
+    /// timestamp or date column. Creates the namespace if missing. Fails if the table exists.
+    pub async fn create_table(
+        &self,
+        name: &TableName,
+        schema: &ArrowSchema,
+        day_partition_column: Option<&str>,
+        properties: HashMap<String, String>,
+    ) -> Result<()> {
+        let iceberg_schema = schema::to_iceberg_schema(name, schema)?;
+        let partition_spec = match day_partition_column {
+            None => None,
+            Some(column) => Some(day_partition_spec(name, schema, &iceberg_schema, column)?),
+        };
+        self.ensure_namespace(name).await?;
+        let mut properties = properties;
+        properties
+            .entry("write.parquet.compression-codec".to_owned())
+            .or_insert_with(|| "zstd".to_owned());
+        let creation = TableCreation::builder()
+            .name(name.table().to_owned())
+            .schema(iceberg_schema)
+            .partition_spec_opt(partition_spec)
+            .properties(properties)
+            .build();
+        self.catalog
+            .create_table(&name.namespace_ident(), creation)
+            .await
+            .map_err(|e| convert_error(e, name, "creating the table"))?;
+        Ok(())
+    }
+
+    /// Like [`create_table`](Self::create_table), but an existing table is left as it is
+    /// (its schema is not compared). Returns whether the table was created.
+    pub async fn create_table_if_missing(
+        &self,
+        name: &TableName,
+        schema: &ArrowSchema,
+        day_partition_column: Option<&str>,
+        properties: HashMap<String, String>,
+    ) -> Result<bool> {
+        if self.table_exists(name).await? {
+            return Ok(false);
+        }
+        match self
+            .create_table(name, schema, day_partition_column, properties)
+            .await
+        {
+            Ok(()) => Ok(true),
+            // Another process created it between our check and our create.
+            Err(e) if self.table_exists(name).await.unwrap_or(false) => {
+                drop(e);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `name` exists.
+    pub async fn table_exists(&self, name: &TableName) -> Result<bool> {
+        self.catalog
+            .table_exists(&name.ident())
+            .await
+            .map_err(|e| convert_error(e, name, "checking whether the table exists"))
+    }
+
+    /// The table's current schema as Arrow, as iceberg-rust reads and writes it: zoned
+    /// timestamps are `Timestamp(Microsecond, "+00:00")`, binary is `LargeBinary`, and each
+    /// field carries its Iceberg field id in the `PARQUET:field_id` metadata.
+    pub async fn arrow_schema(&self, name: &TableName) -> Result<SchemaRef> {
+        let table = self.load(name).await?;
+        current_arrow_schema(name, table.metadata())
+    }
+
+    /// The table's properties (including those Iceberg sets itself).
+    pub async fn table_properties(&self, name: &TableName) -> Result<HashMap<String, String>> {
+        Ok(self.load(name).await?.metadata().properties().clone())
+    }
+
+    /// Sets (adds or replaces) table properties in one commit.
+    pub async fn set_table_properties(
+        &self,
+        name: &TableName,
+        properties: HashMap<String, String>,
+    ) -> Result<()> {
+        if properties.is_empty() {
+            return Ok(());
+        }
+        let table = self.load(name).await?;
+        let tx = Transaction::new(&table);
+        let action = properties
+            .into_iter()
+            .fold(tx.update_table_properties(), |action, (k, v)| {
+                action.set(k, v)
+            });
+        let tx = action
+            .apply(tx)
+            .map_err(|e| convert_error(e, name, "setting table properties"))?;
+        tx.commit(self.catalog.as_ref())
+            .await
+            .map_err(|e| convert_error(e, name, "committing table properties"))?;
+        Ok(())
+    }
+
+    /// Every snapshot of the table, oldest first.
+    pub async fn snapshots(&self, name: &TableName) -> Result<Vec<SnapshotInfo>> {
+        let table = self.load(name).await?;
+        let mut snapshots: Vec<_> = table.metadata().snapshots().collect();
+        snapshots.sort_by_key(|s| (s.timestamp_ms(), s.sequence_number(), s.snapshot_id()));
+        Ok(snapshots
+            .into_iter()
+            .map(|s| SnapshotInfo::from_snapshot(s))
+            .collect())
+    }
+
+    /// The table's current snapshot, or `None` if nothing was ever committed.
+    pub async fn current_snapshot(&self, name: &TableName) -> Result<Option<SnapshotInfo>> {
+        let table = self.load(name).await?;
+        Ok(table
+            .metadata()
+            .current_snapshot()
+            .map(|s| SnapshotInfo::from_snapshot(s)))
+    }
+
+    /// The snapshot that was current at `timestamp_ms` (milliseconds since the Unix epoch):
+    /// the latest entry of the table's snapshot log at or before it. `None` if the table had
+    /// no snapshot yet. (iceberg-rust has no "as of" lookup of its own.)
+    pub async fn snapshot_as_of(&self, name: &TableName, timestamp_ms: i64) -> Result<Option<i64>> {
+        let table = self.load(name).await?;
+        Ok(table
+            .metadata()
+            .history()
+            .iter()
+            .filter(|entry| entry.timestamp_ms <= timestamp_ms)
+            .max_by_key(|entry| entry.timestamp_ms)
+            .map(|entry| entry.snapshot_id))
+    }
+
+    /// Starts an append to `name`. See [`AppendJob`].
+    pub async fn begin_append(&self, name: &TableName) -> Result<AppendJob> {
+        let table = self.load(name).await?;
+        AppendJob::new(self.catalog.clone(), name.clone(), table).await
+    }
+
+    /// Streams the table's rows as Arrow batches. See [`ScanOptions`].
+    pub async fn scan(&self, name: &TableName, options: ScanOptions) -> Result<RecordBatchStream> {
+        let table = self.load(name).await?;
+        scan::scan(name, &table, options).await
+    }
+
+    /// [`scan`](Self::scan) collected into memory: for small tables, tests and previews.
+    pub async fn scan_collect(
+        &self,
+        name: &TableName,
+        options: ScanOptions,
+    ) -> Result<Vec<RecordBatch>> {
+        self.scan(name, options).await?.try_collect().await
+    }
+
+    async fn load(&self, name: &TableName) -> Result<Table> {
+        self.catalog
+            .load_table(&name.ident())
+            .await
+            .map_err(|e| convert_error(e, name, "loading the table"))
+    }
+
+    async fn ensure_namespace(&self, name: &TableName) -> Result<()> {
+        let namespace = name.namespace_ident();
+        let exists = self
+            .catalog
+            .namespace_exists(&namespace)
+            .await
+            .map_err(|e| convert_error(e, name, "checking the namespace"))?;
+        if exists {
+            return Ok(());
+        }
+        match self
+            .catalog
+            .create_namespace(&namespace, HashMap::new())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == iceberg::ErrorKind::NamespaceAlreadyExists => Ok(()),
+            Err(e) => Err(convert_error(e, name, "creating the namespace")),
+        }
+    }
+}
+
+async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, String)> {
+    let Some(rest) = uri.strip_prefix("sqlite:") else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "only SQLite SQL catalogs are built in: expected a uri like \
+             `sqlite:<path>?mode=rwc`",
+        )
+        .with_context("catalog", uri));
+    };
+    let (path, query) = match rest.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (rest, None),
+    };
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if !path.is_empty()
+        && path != ":memory:"
+        && let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Error::from(e)
+                .with_context("directory", parent.display())
+                .with_context("catalog", uri)
+        })?;
+    }
+    let uri = match query {
+        Some(query) if query.split('&').any(|kv| kv.starts_with("mode=")) => uri.to_owned(),
+        Some(_) => format!("{uri}&mode=rwc"),
+        None => format!("{uri}?mode=rwc"),
+    };
+    let warehouse = std::path::absolute(warehouse)
+        .map_err(|e| Error::from(e).with_context("warehouse", warehouse.display()))?;
+    std::fs::create_dir_all(&warehouse)
+        .map_err(|e| Error::from(e).with_context("warehouse", warehouse.display()))?;
+    let warehouse_url = format!("file://{}", warehouse.display());
+    let props = HashMap::from([
+        (SQL_CATALOG_PROP_URI.to_owned(), uri.clone()),
+        (SQL_CATALOG_PROP_WAREHOUSE.to_owned(), warehouse_url.clone()),
+        (
+            SQL_CATALOG_PROP_BIND_STYLE.to_owned(),
+            SqlBindStyle::QMark.to_string(),
+        ),
+    ]);
+    let catalog = SqlCatalogBuilder::default()
+        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .load(SQL_CATALOG_NAME, props)
+        .await
+        .map_err(|e| {
+            let kind = error_kind(&e);
+            Error::new(
+                kind,
+                format!("cannot open the SQL catalog: {}", describe_error(&e)),
+            )
+            .with_context("catalog", &uri)
+            .with_source(e)
+        })?;
+    Ok((
+        Arc::new(catalog),
+        format!("sql catalog {uri}, warehouse {warehouse_url}"),
+    ))
+}
+
+fn day_partition_spec(
+    name: &TableName,
+    arrow: &ArrowSchema,
+    schema: &iceberg::spec::Schema,
+    column: &str,
+) -> Result<UnboundPartitionSpec> {
+    let bad = |message: String| {
+        Error::new(ErrorKind::InvalidInput, message)
+            .with_context("column", column)
+            .with_context("table", name)
+    };
+    let field = arrow
+        .field_with_name(column)
+        .map_err(|_| bad("the day partition column is not in the schema".to_owned()))?;
+    if !matches!(
+        field.data_type(),
+        DataType::Timestamp(..) | DataType::Date32
+    ) {
+        return Err(bad(format!(
+            "the day partition column must be a timestamp or a date, found {}",
+            field.data_type()
+        )));
+    }
+    let id = schema
+        .field_by_name(column)
+        .map(|f| f.id)
+        .ok_or_else(|| bad("the day partition column is not in the schema".to_owned()))?;
+    Ok(UnboundPartitionSpec::builder()
+        .add_partition_field(id, format!("{column}_day"), Transform::Day)
+        .map_err(|e| bad(format!("cannot partition by day: {}", e.message())))?
+        .build())
+}
+
+fn current_arrow_schema(name: &TableName, metadata: &TableMetadata) -> Result<SchemaRef> {
+    schema_to_arrow_schema(metadata.current_schema())
+        .map(Arc::new)
+        .map_err(|e| convert_error(e, name, "converting the table schema to Arrow"))
+}
+
+/// An iceberg error as ours: the kind by who is at fault, the table named.
+fn convert_error(e: iceberg::Error, name: &TableName, doing: &str) -> Error {
+    let (kind, message) = match e.kind() {
+        iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => (
+            ErrorKind::NotFound,
+            "the table does not exist in the offline store".to_owned(),
+        ),
+        iceberg::ErrorKind::TableAlreadyExists => (
+            ErrorKind::InvalidInput,
+            "the table already exists".to_owned(),
+        ),
+        _ => (
+            error_kind(&e),
+            format!("{doing} failed: {}", describe_error(&e)),
+        ),
+    };
+    Error::new(kind, message)
+        .with_context("table", name)
+        .with_source(e)
+}
+
+fn error_kind(e: &iceberg::Error) -> ErrorKind {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<sqlx::Error>() {
+            return ErrorKind::Unavailable;
+        }
+        if s.is::<std::io::Error>() {
+            return ErrorKind::Io;
+        }
+        source = s.source();
+    }
+    match e.kind() {
+        iceberg::ErrorKind::TableNotFound | iceberg::ErrorKind::NamespaceNotFound => {
+            ErrorKind::NotFound
+        }
+        iceberg::ErrorKind::DataInvalid
+        | iceberg::ErrorKind::FeatureUnsupported
+        | iceberg::ErrorKind::TableAlreadyExists
+        | iceberg::ErrorKind::NamespaceAlreadyExists => ErrorKind::InvalidInput,
+        iceberg::ErrorKind::CatalogCommitConflicts | iceberg::ErrorKind::PreconditionFailed => {
+            ErrorKind::Unavailable
+        }
+        _ => ErrorKind::Internal,
+    }
+}
+
+/// The iceberg message and its innermost cause (iceberg's own messages are often generic,
+/// "operation failed for hitting sqlx error", with the useful part in the source).
+fn describe_error(e: &iceberg::Error) -> String {
+    let mut innermost = None;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        innermost = Some(s);
+        source = s.source();
+    }
+    match innermost {
+        Some(cause) => format!("{}: {cause}", e.message()),
+        None => e.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_is_tagged_by_type_and_unknown_types_list_the_known_ones() {
+        let config: OfflineConfig =
+            toml::from_str("type = \"sql\"\nuri = \"sqlite:/tmp/c.db\"\nwarehouse = \"/tmp/w\"")
+                .unwrap();
+        assert_eq!(config.type_name(), "sql");
+        let e = toml::from_str::<OfflineConfig>("type = \"glue\"\nuri = \"x\"").unwrap_err();
+        let message = e.to_string();
+        for known in OfflineConfig::KNOWN_TYPES {
+            assert!(message.contains(known), "{message}");
+        }
+    }
+}

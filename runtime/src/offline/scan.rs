@@ -1,0 +1,168 @@
+//! Scanning a table: [`ScanOptions`], [`TimeRange`] and the resulting [`RecordBatchStream`].
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use futures::stream::BoxStream;
+use iceberg::expr::Reference;
+use iceberg::spec::{Datum, PrimitiveType, Type};
+use iceberg::table::Table;
+
+use super::{TableName, convert_error};
+use crate::error::{Error, ErrorKind, Result};
+
+/// A stream of record batches read from a table. Batches are decoded as the stream is polled,
+/// a bounded number of files at a time, so memory does not depend on the table's size.
+pub type RecordBatchStream = BoxStream<'static, Result<RecordBatch>>;
+
+/// Rows whose `column` lies in `[start_us, end_us)`, microseconds since the Unix epoch.
+///
+/// The range is pushed down to Iceberg: partitions (days) and files whose statistics lie
+/// outside it are not read, and rows outside it are filtered out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    /// A timestamp column (`timestamptz`, `timestamp`, or a `long` of microseconds).
+    pub column: String,
+    /// Inclusive start, microseconds since the Unix epoch.
+    pub start_us: i64,
+    /// Exclusive end, microseconds since the Unix epoch.
+    pub end_us: i64,
+}
+
+impl TimeRange {
+    /// `column` in `[start_us, end_us)`.
+    pub fn new(column: impl Into<String>, start_us: i64, end_us: i64) -> Self {
+        TimeRange {
+            column: column.into(),
+            start_us,
+            end_us,
+        }
+    }
+}
+
+/// What to read from a table. The default reads every column of the current snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// Read this snapshot instead of the current one (time travel).
+    pub snapshot_id: Option<i64>,
+    /// Read only these columns, in this order.
+    pub columns: Option<Vec<String>>,
+    /// Read only rows in this time range.
+    pub time_range: Option<TimeRange>,
+    /// The maximum number of rows per batch (iceberg-rust's default when `None`).
+    pub batch_size: Option<usize>,
+}
+
+impl ScanOptions {
+    /// Pins the scan to a snapshot.
+    pub fn snapshot(mut self, snapshot_id: i64) -> Self {
+        self.snapshot_id = Some(snapshot_id);
+        self
+    }
+
+    /// Reads only these columns.
+    pub fn columns<S: Into<String>>(mut self, columns: impl IntoIterator<Item = S>) -> Self {
+        self.columns = Some(columns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Reads only rows whose `column` is in `[start_us, end_us)`.
+    pub fn time_range(mut self, column: impl Into<String>, start_us: i64, end_us: i64) -> Self {
+        self.time_range = Some(TimeRange::new(column, start_us, end_us));
+        self
+    }
+
+    /// Sets the maximum number of rows per batch.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = Some(batch_size);
+        self
+    }
+}
+
+pub(super) async fn scan(
+    name: &TableName,
+    table: &Table,
+    options: ScanOptions,
+) -> Result<RecordBatchStream> {
+    let metadata = table.metadata();
+    let schema = match options.snapshot_id {
+        Some(id) => {
+            let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "the table has no snapshot with this id",
+                )
+                .with_context("snapshot", id)
+                .with_context("table", name)
+            })?;
+            snapshot
+                .schema(metadata)
+                .map_err(|e| convert_error(e, name, "reading the snapshot's schema"))?
+        }
+        None => metadata.current_schema().clone(),
+    };
+    let missing_column = |column: &str| {
+        Error::new(
+            ErrorKind::NotFound,
+            "the table has no column with this name",
+        )
+        .with_context("column", column)
+        .with_context("table", name)
+    };
+
+    let mut builder = table.scan().with_batch_size(options.batch_size);
+    if let Some(id) = options.snapshot_id {
+        builder = builder.snapshot_id(id);
+    }
+    if let Some(columns) = &options.columns {
+        if let Some(column) = columns.iter().find(|c| schema.field_by_name(c).is_none()) {
+            return Err(missing_column(column));
+        }
+        builder = builder.select(columns.iter());
+    }
+    if let Some(range) = &options.time_range {
+        let field = schema
+            .field_by_name(&range.column)
+            .ok_or_else(|| missing_column(&range.column))?;
+        let datum = |us: i64| -> Option<Datum> {
+            match field.field_type.as_ref() {
+                Type::Primitive(PrimitiveType::Timestamptz) => Some(Datum::timestamptz_micros(us)),
+                Type::Primitive(PrimitiveType::Timestamp) => Some(Datum::timestamp_micros(us)),
+                Type::Primitive(PrimitiveType::TimestamptzNs) => {
+                    Some(Datum::timestamptz_nanos(us.saturating_mul(1000)))
+                }
+                Type::Primitive(PrimitiveType::TimestampNs) => {
+                    Some(Datum::timestamp_nanos(us.saturating_mul(1000)))
+                }
+                Type::Primitive(PrimitiveType::Long) => Some(Datum::long(us)),
+                _ => None,
+            }
+        };
+        let (Some(start), Some(end)) = (datum(range.start_us), datum(range.end_us)) else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "a time range needs a timestamp column (or a long of microseconds), \
+                     found {}",
+                    field.field_type
+                ),
+            )
+            .with_context("column", &range.column)
+            .with_context("table", name));
+        };
+        let predicate = Reference::new(range.column.as_str())
+            .greater_than_or_equal_to(start)
+            .and(Reference::new(range.column.as_str()).less_than(end));
+        builder = builder.with_filter(predicate);
+    }
+    let scan = builder
+        .build()
+        .map_err(|e| convert_error(e, name, "planning the scan"))?;
+    let stream = scan
+        .to_arrow()
+        .await
+        .map_err(|e| convert_error(e, name, "starting the scan"))?;
+    let name = name.clone();
+    Ok(Box::pin(stream.map_err(move |e| {
+        convert_error(e, &name, "reading the table")
+    })))
+}

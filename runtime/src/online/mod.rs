@@ -1,0 +1,213 @@
+//! The online store: the latest feature values per (feature view, entity key).
+//!
+//! Materialization writes rows; the online server reads them, one round trip per request.
+//! [`OnlineStore`] is the boundary; two backends sit behind it:
+//!
+//! - [`EmbeddedStore`]: a single [redb](https://docs.rs/redb) file (e.g.
+//!   `.skewless/online.redb`), no server to run. One process at a time may open it.
+//! - [`RedisStore`]: Redis, for production and for several writer processes.
+//!
+//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"` or `type = "redis"`); no
+//! other code names a concrete backend.
+//!
+//! # Semantics
+//!
+//! A key design decision: **a write never replaces a newer row with an older one.** Every
+//! backend applies [`replaces`] (compare `(event_ts, created_ts)`, strictly greater wins) per
+//! key, atomically with the write, so out-of-order, repeated or concurrent materializations
+//! cannot regress a feature, and re-running a window is a no-op. The embedded backend does it
+//! inside one write transaction; the Redis backend in a Lua script, server-side. Both compare
+//! the same 16-byte order-preserving prefix of the same stored encoding (see `row.rs`).
+//!
+//! A read returns the stored row; [`status_at`] turns it into what the point-in-time join at
+//! `T = now` says (present, null, not found, outside the TTL), so online and offline answers
+//! agree by construction.
+//!
+//! ```no_run
+//! # fn main() -> skewless_runtime::Result<()> {
+//! use skewless_runtime::online::{self, EntityKey, FeatureValue, OnlineConfig, StoredRow};
+//!
+//! let store = online::open(&OnlineConfig::Embedded { path: ".skewless/online.redb".into() })?;
+//! let key = EntityKey::new([42i64]);
+//! let row = StoredRow {
+//!     event_ts: 1_700_000_000_000_000,
+//!     created_ts: 1_700_000_000_500_000,
+//!     digest: "sha256:...".into(),
+//!     values: vec![FeatureValue::Float64(12.5)],
+//! };
+//! store.write("user_spend", &[(key.clone(), row)])?;
+//! let rows = store.read("user_spend", &[key])?;
+//! assert!(rows[0].is_some());
+//! # Ok(()) }
+//! ```
+
+mod embedded;
+mod key;
+mod redis_store;
+mod row;
+mod status;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Debug;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedStore;
+pub use key::{EntityKey, KeyValue};
+pub use redis_store::RedisStore;
+pub use row::{FeatureValue, StoredRow, replaces};
+pub use status::{ReadStatus, status_at};
+
+use crate::error::Result;
+
+/// What a [`OnlineStore::write`] did. `written + skipped_older` is the number of rows given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WriteStats {
+    /// Rows that replaced the stored row (or were the first for their key).
+    pub written: usize,
+    /// Rows not written because a row at least as new was stored, or came later in the same
+    /// call for the same key.
+    pub skipped_older: usize,
+}
+
+/// The latest feature values per (feature view, entity key). See the [module docs](self).
+///
+/// The API is synchronous: backends do blocking I/O (a file, a socket with timeouts), and the
+/// async server calls them through `spawn_blocking`.
+pub trait OnlineStore: Send + Sync + Debug {
+    /// Writes `rows` of `view`, applying the ordering rule ([`replaces`]) per key atomically,
+    /// also against concurrent writers. Among rows for the same key in one call, the newest
+    /// wins.
+    fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats>;
+
+    /// The stored row of each key of `view`, in the order of `keys` (`None` if never written).
+    fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>>;
+
+    /// Removes every row of `view`.
+    fn delete_view(&self, view: &str) -> Result<()>;
+
+    /// Succeeds if the store can serve reads now (readiness).
+    fn ping(&self) -> Result<()>;
+
+    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"` or `"redis"`.
+    fn backend(&self) -> &'static str;
+}
+
+/// Which online store to use: the `[online]` table of a project file, tagged by `type`.
+///
+/// ```toml
+/// [online]
+/// type = "embedded"
+/// path = ".skewless/online.redb"
+/// ```
+///
+/// ```toml
+/// [online]
+/// type = "redis"
+/// url = "redis://127.0.0.1:6379"
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OnlineConfig {
+    /// A redb file; a relative path is resolved by the caller (against the project directory).
+    Embedded {
+        /// The database file; parent directories are created.
+        path: PathBuf,
+    },
+    /// A Redis server.
+    Redis {
+        /// `redis://[user:password@]host:port[/db]`.
+        url: String,
+    },
+}
+
+/// Opens the online store `config` describes. The one place that names concrete backends.
+pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
+    Ok(match config {
+        OnlineConfig::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+        OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
+    })
+}
+
+/// The rows of one write call reduced to the newest per key (by [`replaces`]; the first of
+/// equal versions), with their encoded keys, in first-seen order; and how many were dropped.
+fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> (Vec<(Vec<u8>, &StoredRow)>, usize) {
+    let mut out: Vec<(Vec<u8>, &StoredRow)> = Vec::with_capacity(rows.len());
+    let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(rows.len());
+    let mut dropped = 0;
+    for (key, row) in rows {
+        match index.entry(key.encode()) {
+            Entry::Occupied(slot) => {
+                dropped += 1;
+                let best = &mut out[*slot.get()].1;
+                if replaces(row.version(), best.version()) {
+                    *best = row;
+                }
+            }
+            Entry::Vacant(slot) => {
+                out.push((slot.key().clone(), row));
+                slot.insert(out.len() - 1);
+            }
+        }
+    }
+    (out, dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(event_ts: i64, created_ts: i64, tag: &str) -> StoredRow {
+        StoredRow {
+            event_ts,
+            created_ts,
+            digest: tag.into(),
+            values: vec![],
+        }
+    }
+
+    #[test]
+    fn newest_per_key_keeps_the_first_of_equals() {
+        let a = EntityKey::new([1i64]);
+        let b = EntityKey::new(["b"]);
+        let rows = vec![
+            (a.clone(), row(1, 0, "a1")),
+            (b.clone(), row(5, 0, "b1")),
+            (a.clone(), row(3, 0, "a3")),
+            (a.clone(), row(3, 0, "a3 again")),
+            (a.clone(), row(2, 9, "a2")),
+            (b, row(5, 1, "b2")),
+        ];
+        let (newest, dropped) = newest_per_key(&rows);
+        assert_eq!(dropped, 4);
+        let digests: Vec<&str> = newest.iter().map(|(_, r)| r.digest.as_str()).collect();
+        assert_eq!(digests, ["a3", "b2"]);
+        assert_eq!(newest[0].0, a.encode());
+    }
+
+    #[test]
+    fn config_is_tagged_by_type_and_lists_known_types() {
+        let embedded: OnlineConfig =
+            toml::from_str("type = \"embedded\"\npath = \"x/online.redb\"").unwrap();
+        assert_eq!(
+            embedded,
+            OnlineConfig::Embedded {
+                path: "x/online.redb".into()
+            }
+        );
+        let redis: OnlineConfig =
+            toml::from_str("type = \"redis\"\nurl = \"redis://127.0.0.1:6379\"").unwrap();
+        assert!(matches!(redis, OnlineConfig::Redis { .. }));
+        let e = toml::from_str::<OnlineConfig>("type = \"dynamo\"").unwrap_err();
+        assert!(
+            e.to_string().contains("expected `embedded` or `redis`"),
+            "{e}"
+        );
+        let e = toml::from_str::<OnlineConfig>("type = \"redis\"\nurl = \"x\"\nhost = \"y\"")
+            .unwrap_err();
+        assert!(e.to_string().contains("host"), "{e}");
+    }
+}

@@ -1,0 +1,384 @@
+//! The Redis online store, for production and for several writer processes.
+//!
+//! **Key layout:** `skewless:<view>:<hex of EntityKey::encode>`, one Redis string per
+//! (view, entity), holding the stored row bytes of `row.rs` (a 16-byte order-preserving
+//! version, then the row). Hex keeps keys printable (`redis-cli --scan --pattern
+//! 'skewless:user_spend:*'`) and contains no `:`, so the view is everything between the first
+//! and the last `:` whatever it contains.
+//!
+//! **Writes** are one pipeline per batch: `SCRIPT LOAD` (so the script is always cached, even
+//! right after a Redis restart or `SCRIPT FLUSH`), then one `EVALSHA` of [`WRITE_SCRIPT`] per
+//! key. The script compares the stored version prefix with the new one byte by byte and writes
+//! only if the new one is strictly greater: the ordering rule runs server-side, atomically, so
+//! two writers (threads, processes, machines) can never regress a value. Byte comparison rather
+//! than Lua numbers, because Lua numbers are doubles and lose microsecond `i64` timestamps.
+//! **Reads** are one pipeline of `GET`s per batch (not `MGET`, so that a future cluster client
+//! can route each key to its slot). Both send at most [`CHUNK`] keys per round trip, bounding
+//! the memory of one request.
+//!
+//! **Connections** come from a small pool of blocking connections: a call takes one (or opens
+//! one), uses it, and puts it back if it is healthy. Connect, read and write time out after
+//! [`TIMEOUT`], so a dead or stuck Redis gives an `Unavailable` error naming the URL (without
+//! its password) instead of hanging a request. A connection that fails is dropped; when a
+//! pooled connection turns out to be broken (Redis restarted), the pool is emptied and the call
+//! is retried once on a fresh connection, so a restart needs no restart of skewless. Retrying a
+//! write is safe: re-applying a row is a no-op under the ordering rule (it may then count as
+//! `skipped_older` instead of `written`).
+
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use redis::{Connection, ConnectionLike, RedisError, RedisResult, Script};
+
+use super::row::{decode_row, encode_row};
+use super::{EntityKey, OnlineStore, StoredRow, WriteStats, newest_per_key};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Connect, read and write timeout of every Redis call.
+pub(super) const TIMEOUT: Duration = Duration::from_secs(2);
+/// The most keys sent in one pipeline (one round trip).
+pub(super) const CHUNK: usize = 10_000;
+/// Idle connections kept for reuse.
+const MAX_IDLE: usize = 16;
+
+/// The compare-and-set of one row: `KEYS[1]` the Redis key, `ARGV[1]` the encoded row. Returns
+/// 1 if written, 0 if the stored row is at least as new. Mirrors `row::replaces_encoded`.
+pub(super) const WRITE_SCRIPT: &str = r"
+local new = ARGV[1]
+local old = redis.call('GETRANGE', KEYS[1], 0, 15)
+if #old == 16 then
+  for i = 1, 16 do
+    local a, b = string.byte(new, i), string.byte(old, i)
+    if a ~= b then
+      if a < b then return 0 end
+      redis.call('SET', KEYS[1], new)
+      return 1
+    end
+  end
+  return 0
+end
+redis.call('SET', KEYS[1], new)
+return 1
+";
+
+/// The online store in Redis: one string per (view, entity) under
+/// `skewless:<view>:<hex of the encoded key>`, written by a server-side compare-and-set script,
+/// one pipelined round trip per batch (of up to 10,000 keys). Calls time out after 2 s with an
+/// `Unavailable` error; connections are pooled and re-established after a Redis restart.
+pub struct RedisStore {
+    client: redis::Client,
+    /// The URL without its password, for messages.
+    url: String,
+    script: Script,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[user:password@]host:port[/db]`) and checks that it
+    /// answers. A malformed URL is `InvalidInput`; a server that does not answer within 2 s
+    /// is `Unavailable`.
+    pub fn connect(url: &str) -> Result<Self> {
+        let redacted = redact(url);
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "invalid Redis URL {redacted}: {e}; expected \
+                     redis://[user:password@]host:port[/db]"
+                ),
+            )
+            .with_source(e)
+        })?;
+        let store = RedisStore {
+            client,
+            url: redacted,
+            script: Script::new(WRITE_SCRIPT),
+            idle: Mutex::new(Vec::new()),
+        };
+        store.ping()?;
+        Ok(store)
+    }
+
+    /// The URL, without its password.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The Redis key of an entity: `prefix` (`skewless:<view>:`) then the hex of its encoding.
+    fn redis_key(prefix: &str, encoded: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(prefix.len() + 2 * encoded.len());
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(hex::encode(encoded).as_bytes());
+        out
+    }
+
+    fn new_connection(&self) -> Result<Connection> {
+        let connect = || -> RedisResult<Connection> {
+            let conn = self.client.get_connection_with_timeout(TIMEOUT)?;
+            conn.set_read_timeout(Some(TIMEOUT))?;
+            conn.set_write_timeout(Some(TIMEOUT))?;
+            Ok(conn)
+        };
+        connect().map_err(|e| self.error("connect to", &e).with_source(e))
+    }
+
+    /// Runs `f` on a pooled connection; see the module docs for the retry.
+    fn with_connection<T>(
+        &self,
+        doing: &str,
+        mut f: impl FnMut(&mut Connection) -> RedisResult<T>,
+    ) -> Result<T> {
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let reused = pooled.is_some();
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => self.new_connection()?,
+        };
+        let result = match f(&mut conn) {
+            Err(e) if reused && is_broken(&e) => {
+                // Likely every pooled connection predates a Redis restart: drop them all.
+                self.idle
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clear();
+                conn = self.new_connection()?;
+                f(&mut conn)
+            }
+            result => result,
+        };
+        match result {
+            Ok(value) => {
+                self.release(conn);
+                Ok(value)
+            }
+            Err(e) => {
+                // A server error leaves the connection in step; anything else may not.
+                if matches!(e.kind(), redis::ErrorKind::Server(_)) && conn.is_open() {
+                    self.release(conn);
+                }
+                Err(self.error(doing, &e).with_source(e))
+            }
+        }
+    }
+
+    fn release(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE && conn.is_open() {
+            idle.push(conn);
+        }
+    }
+
+    fn error(&self, doing: &str, e: &RedisError) -> Error {
+        let url = &self.url;
+        let (kind, message) = match e.kind() {
+            redis::ErrorKind::Parse | redis::ErrorKind::UnexpectedReturnType => (
+                ErrorKind::Internal,
+                format!("unexpected answer from the Redis online store at {url} ({doing}): {e}"),
+            ),
+            redis::ErrorKind::Server(_) => (
+                ErrorKind::Unavailable,
+                format!("the Redis online store at {url} refused to {doing} it: {e}"),
+            ),
+            redis::ErrorKind::AuthenticationFailed => (
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot {doing} the Redis online store at {url}: {e}; check the user and \
+                     password in the URL"
+                ),
+            ),
+            _ if e.is_timeout() => (
+                ErrorKind::Unavailable,
+                format!(
+                    "the Redis online store at {url} did not answer within {}s ({doing}): {e}; \
+                     is redis-server running and reachable?",
+                    TIMEOUT.as_secs()
+                ),
+            ),
+            _ => (
+                ErrorKind::Unavailable,
+                format!(
+                    "cannot {doing} the Redis online store at {url}: {e}; is redis-server \
+                     running?"
+                ),
+            ),
+        };
+        Error::new(kind, message).with_context("online_store", url)
+    }
+}
+
+/// Whether `e` says the connection itself is unusable (rather than the request refused).
+fn is_broken(e: &RedisError) -> bool {
+    e.is_connection_dropped() || (e.is_io_error() && !e.is_timeout())
+}
+
+/// `url` with the password (everything after the user name in the userinfo) replaced by
+/// `***`.
+fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    let user = match authority[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{user}{}", &url[..scheme_end], &rest[at..])
+}
+
+/// `view` as a literal in a Redis glob pattern.
+fn glob_escape(view: &str) -> String {
+    let mut out = String::with_capacity(view.len());
+    for c in view.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl OnlineStore for RedisStore {
+    fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
+        let (newest, mut skipped_older) = newest_per_key(rows);
+        let prefix = format!("skewless:{view}:");
+        let mut written = 0;
+        for chunk in newest.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            pipe.load_script(&self.script).ignore();
+            for (key, row) in chunk {
+                let row = encode_row(row)?;
+                pipe.invoke_script(self.script.key(Self::redis_key(&prefix, key)).arg(row));
+            }
+            let results: Vec<i64> = self
+                .with_connection("write to", |conn| pipe.query(conn))
+                .map_err(|e| e.with_context("view", view))?;
+            let chunk_written = results.iter().filter(|r| **r == 1).count();
+            written += chunk_written;
+            skipped_older += chunk.len() - chunk_written;
+        }
+        Ok(WriteStats {
+            written,
+            skipped_older,
+        })
+    }
+
+    fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>> {
+        let prefix = format!("skewless:{view}:");
+        let mut out = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let mut pipe = redis::pipe();
+            for key in chunk {
+                pipe.cmd("GET").arg(Self::redis_key(&prefix, &key.encode()));
+            }
+            let values: Vec<Option<Vec<u8>>> = self
+                .with_connection("read from", |conn| pipe.query(conn))
+                .map_err(|e| e.with_context("view", view))?;
+            for (key, value) in chunk.iter().zip(values) {
+                out.push(
+                    value
+                        .map(|bytes| decode_row(&bytes))
+                        .transpose()
+                        .map_err(|e| e.with_context("entity", key).with_context("view", view))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    fn delete_view(&self, view: &str) -> Result<()> {
+        let prefix = format!("skewless:{view}:");
+        let pattern = format!("skewless:{}:*", glob_escape(view));
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .with_connection("delete a view from", |conn| {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query(conn)
+                })
+                .map_err(|e| e.with_context("view", view))?;
+            // The glob also matches views that extend this one past a `:` (`v:w` for `v`);
+            // this view's keys have only hex after the prefix.
+            let keys: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| {
+                    k.strip_prefix(prefix.as_bytes())
+                        .is_some_and(|rest| rest.iter().all(u8::is_ascii_hexdigit))
+                })
+                .collect();
+            if !keys.is_empty() {
+                self.with_connection("delete a view from", |conn| {
+                    redis::cmd("UNLINK").arg(&keys).query::<()>(conn)
+                })
+                .map_err(|e| e.with_context("view", view))?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
+    fn ping(&self) -> Result<()> {
+        self.with_connection("ping", |conn| redis::cmd("PING").query::<()>(conn))
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("redis://127.0.0.1:6379/0"),
+            "redis://127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact("redis://user:s3cr@t@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://:pw@host"), "redis://:***@host");
+        assert_eq!(redact("rediss://token@host/1"), "rediss://***@host/1");
+        assert_eq!(redact("not a url"), "not a url");
+    }
+
+    #[test]
+    fn keys_are_prefixed_hex_and_globs_are_escaped() {
+        let key = RedisStore::redis_key("skewless:v:", &EntityKey::new(["a"]).encode());
+        assert_eq!(key, b"skewless:v:020161");
+        assert_eq!(glob_escape(r"a*b?[c]\"), r"a\*b\?\[c\]\\");
+    }
+
+    #[test]
+    fn a_malformed_url_is_invalid_input() {
+        let e = RedisStore::connect("http://x:y:z").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("invalid Redis URL"), "{e}");
+    }
+}

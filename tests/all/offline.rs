@@ -1,0 +1,730 @@
+//! The offline store on real Iceberg tables: a SQLite catalog and a warehouse in a temporary
+//! directory, written and read back through `OfflineStore`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray,
+};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use skewless_runtime::ErrorKind;
+use skewless_runtime::offline::{OfflineConfig, OfflineStore, ScanOptions, TableName};
+
+const DAY_US: i64 = 86_400_000_000;
+/// 2024-01-01T00:00:00Z.
+const JAN_1_US: i64 = 1_704_067_200_000_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn config(dir: &tempfile::TempDir) -> OfflineConfig {
+    OfflineConfig::Sql {
+        uri: format!(
+            "sqlite:{}?mode=rwc",
+            dir.path().join("catalog/catalog.db").display()
+        ),
+        warehouse: dir.path().join("warehouse"),
+    }
+}
+
+fn name(s: &str) -> TableName {
+    s.parse().expect("valid table name")
+}
+
+/// A feature table: key and event time required, the rest nullable, with an embedding.
+fn feature_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("entity_id", DataType::Int64, false),
+        Field::new(
+            "event_ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), 2),
+            true,
+        ),
+    ])
+}
+
+/// Rows `(entity_id, event_ts_us)`; amount = id * 1.5, label = "e{id}", embedding = [id, -id].
+/// `tz` is the timestamp's label ("UTC" or "+00:00": both must be accepted).
+fn feature_batch(rows: &[(i64, i64)], tz: &str) -> RecordBatch {
+    let ids = Int64Array::from_iter_values(rows.iter().map(|r| r.0));
+    let ts =
+        TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.1)).with_timezone(tz);
+    let amount = Float64Array::from_iter_values(rows.iter().map(|r| r.0 as f64 * 1.5));
+    let label = StringArray::from_iter_values(rows.iter().map(|r| format!("e{}", r.0)));
+    let mut embedding = FixedSizeListBuilder::new(Float32Builder::new(), 2);
+    for (id, _) in rows {
+        embedding.values().append_value(*id as f32);
+        embedding.values().append_value(-(*id as f32));
+        embedding.append(true);
+    }
+    let schema = Schema::new(vec![
+        Field::new("entity_id", DataType::Int64, false),
+        Field::new(
+            "event_ts",
+            DataType::Timestamp(TimeUnit::Microsecond, Some(tz.into())),
+            false,
+        ),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("label", DataType::Utf8, true),
+        Field::new(
+            "embedding",
+            DataType::FixedSizeList(Arc::new(Field::new("item", DataType::Float32, true)), 2),
+            true,
+        ),
+    ]);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ids),
+        Arc::new(ts),
+        Arc::new(amount),
+        Arc::new(label),
+        Arc::new(embedding.finish()),
+    ];
+    RecordBatch::try_new(Arc::new(schema), columns).expect("batch")
+}
+
+/// `(entity_id, event_ts_us, amount, label, embedding)` of every row, sorted by entity id.
+type Row = (i64, i64, Option<f64>, Option<String>, Option<Vec<f32>>);
+
+fn rows(batches: &[RecordBatch]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let ids = batch
+            .column_by_name("entity_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let ts = batch
+            .column_by_name("event_ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let amount = batch
+            .column_by_name("amount")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let label = batch.column_by_name("label").unwrap().as_string::<i32>();
+        let embedding = batch.column_by_name("embedding").unwrap().as_list::<i32>();
+        for i in 0..batch.num_rows() {
+            let vector = (!embedding.is_null(i)).then(|| {
+                embedding
+                    .value(i)
+                    .as_primitive::<arrow_array::types::Float32Type>()
+                    .values()
+                    .to_vec()
+            });
+            out.push((
+                ids.value(i),
+                ts.value(i),
+                (!amount.is_null(i)).then(|| amount.value(i)),
+                (!label.is_null(i)).then(|| label.value(i).to_owned()),
+                vector,
+            ));
+        }
+    }
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+fn expected(input: &[(i64, i64)]) -> Vec<Row> {
+    let mut out: Vec<Row> = input
+        .iter()
+        .map(|&(id, ts)| {
+            (
+                id,
+                ts,
+                Some(id as f64 * 1.5),
+                Some(format!("e{id}")),
+                Some(vec![id as f32, -(id as f32)]),
+            )
+        })
+        .collect();
+    out.sort_by_key(|r| r.0);
+    out
+}
+
+fn ids(batches: &[RecordBatch]) -> Vec<i64> {
+    let mut ids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("entity_id")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+fn summary(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// Three days of rows: ids 1-3 on Jan 1, 4-5 on Jan 2, 6 on Jan 3.
+const FIRST: [(i64, i64); 6] = [
+    (1, JAN_1_US),
+    (2, JAN_1_US + 3_600_000_000),
+    (3, JAN_1_US + DAY_US - 1),
+    (4, JAN_1_US + DAY_US),
+    (5, JAN_1_US + DAY_US + 60_000_000),
+    (6, JAN_1_US + 2 * DAY_US + 5),
+];
+
+fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.transactions");
+    let view_summary = summary(&[
+        ("skewless.view", "transactions"),
+        ("skewless.digest", "sha256:abc"),
+        ("skewless.window.start", "2024-01-01T00:00:00Z"),
+        ("skewless.window.end", "2024-01-04T00:00:00Z"),
+    ]);
+    let rt = runtime();
+    let (first_id, second_id) = rt.block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
+            .await
+            .unwrap();
+        assert!(store.table_exists(&table).await.unwrap());
+        assert!(store.snapshots(&table).await.unwrap().is_empty());
+        assert!(
+            store
+                .scan_collect(&table, ScanOptions::default())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        // Two batches, one labelled "+00:00" and one "UTC", in one job: one snapshot.
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&FIRST[..4], "+00:00"))
+            .await
+            .unwrap();
+        job.write(feature_batch(&FIRST[4..], "UTC")).await.unwrap();
+        assert_eq!(job.rows(), 6);
+        let first = job.commit(view_summary.clone()).await.unwrap();
+        assert_eq!(first.added_rows, Some(6));
+        for (k, v) in &view_summary {
+            assert_eq!(first.summary.get(k), Some(v), "summary key {k}");
+        }
+        let snapshots = store.snapshots(&table).await.unwrap();
+        assert_eq!(snapshots.len(), 1);
+        assert_eq!(snapshots[0], first);
+
+        // One directory per day partition.
+        let files = parquet_files(&dir.path().join("warehouse"));
+        assert_eq!(files.len(), 3, "{files:?}");
+        assert!(
+            files
+                .iter()
+                .any(|f| f.to_string_lossy().contains("event_ts_day=2024-01-02"))
+        );
+
+        let all = store
+            .scan_collect(&table, ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(rows(&all), expected(&FIRST));
+
+        // Jan 2 only, with a projection that leaves out the filtered column.
+        let jan_2 = store
+            .scan_collect(
+                &table,
+                ScanOptions::default()
+                    .time_range("event_ts", JAN_1_US + DAY_US, JAN_1_US + 2 * DAY_US)
+                    .columns(["entity_id", "amount"]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&jan_2), [4, 5]);
+        assert_eq!(jan_2[0].num_columns(), 2);
+        // Bounds: start inclusive, end exclusive, to the microsecond.
+        let edge = store
+            .scan_collect(
+                &table,
+                ScanOptions::default().time_range(
+                    "event_ts",
+                    JAN_1_US + DAY_US - 1,
+                    JAN_1_US + DAY_US,
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids(&edge), [3]);
+
+        // A second append; the first snapshot still reads the old rows only.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&[(7, JAN_1_US + 3 * DAY_US)], "UTC"))
+            .await
+            .unwrap();
+        let second = job
+            .commit(summary(&[("skewless.view", "transactions")]))
+            .await
+            .unwrap();
+        assert_ne!(second.snapshot_id, first.snapshot_id);
+        assert_eq!(
+            ids(&store
+                .scan_collect(&table, ScanOptions::default())
+                .await
+                .unwrap()),
+            [1, 2, 3, 4, 5, 6, 7]
+        );
+        let pinned = store
+            .scan_collect(&table, ScanOptions::default().snapshot(first.snapshot_id))
+            .await
+            .unwrap();
+        assert_eq!(rows(&pinned), expected(&FIRST));
+
+        assert_eq!(
+            store
+                .snapshot_as_of(&table, first.timestamp_ms - 1)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .snapshot_as_of(&table, first.timestamp_ms)
+                .await
+                .unwrap(),
+            Some(first.snapshot_id)
+        );
+        assert_eq!(
+            store
+                .snapshot_as_of(&table, second.timestamp_ms - 1)
+                .await
+                .unwrap(),
+            Some(first.snapshot_id)
+        );
+        assert_eq!(
+            store.snapshot_as_of(&table, i64::MAX).await.unwrap(),
+            Some(second.snapshot_id)
+        );
+        (first.snapshot_id, second.snapshot_id)
+    });
+    drop(rt);
+
+    // A new store on the same files sees everything.
+    let rt = runtime();
+    rt.block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        let snapshots = store.snapshots(&table).await.unwrap();
+        let ids_in_order: Vec<i64> = snapshots.iter().map(|s| s.snapshot_id).collect();
+        assert_eq!(ids_in_order, [first_id, second_id]);
+        assert_eq!(
+            snapshots[0]
+                .summary
+                .get("skewless.digest")
+                .map(String::as_str),
+            Some("sha256:abc")
+        );
+        let pinned = store
+            .scan_collect(&table, ScanOptions::default().snapshot(first_id))
+            .await
+            .unwrap();
+        assert_eq!(rows(&pinned), expected(&FIRST));
+        let schema = store.arrow_schema(&table).await.unwrap();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            ["entity_id", "event_ts", "amount", "label", "embedding"]
+        );
+        assert_eq!(
+            schema.field(1).data_type(),
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+        );
+        assert!(!schema.field(0).is_nullable());
+        assert!(schema.field(2).is_nullable());
+    });
+}
+
+#[test]
+fn a_dropped_or_aborted_job_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.dropped");
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
+            .await
+            .unwrap();
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&FIRST[..2], "UTC")).await.unwrap();
+        job.commit(summary(&[("skewless.view", "v")]))
+            .await
+            .unwrap();
+        let before = store.snapshots(&table).await.unwrap();
+
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&FIRST[2..], "UTC")).await.unwrap();
+        drop(job);
+        assert_eq!(store.snapshots(&table).await.unwrap(), before);
+        assert_eq!(
+            ids(&store
+                .scan_collect(&table, ScanOptions::default())
+                .await
+                .unwrap()),
+            [1, 2]
+        );
+
+        // `abort` also removes the files it wrote.
+        let files_before = parquet_files(&dir.path().join("warehouse")).len();
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&FIRST[2..], "UTC")).await.unwrap();
+        let prefix = job.file_prefix().to_owned();
+        job.abort().await.unwrap();
+        assert_eq!(store.snapshots(&table).await.unwrap(), before);
+        let files = parquet_files(&dir.path().join("warehouse"));
+        assert_eq!(files.len(), files_before);
+        assert!(!files.iter().any(|f| f.to_string_lossy().contains(&prefix)));
+    });
+}
+
+#[test]
+fn an_empty_job_commits_only_with_summary_properties() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.empty");
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &feature_schema(), None, HashMap::new())
+            .await
+            .unwrap();
+        let job = store.begin_append(&table).await.unwrap();
+        let e = job.commit(HashMap::new()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+        // Recording that an empty window was materialized is a snapshot with no rows.
+        let job = store.begin_append(&table).await.unwrap();
+        let snapshot = job
+            .commit(summary(&[("skewless.window.start", "2024-01-01")]))
+            .await
+            .unwrap();
+        assert_eq!(snapshot.added_rows.unwrap_or(0), 0);
+        assert_eq!(store.snapshots(&table).await.unwrap().len(), 1);
+        assert!(
+            store
+                .scan_collect(&table, ScanOptions::default())
+                .await
+                .unwrap()
+                .iter()
+                .all(|b| b.num_rows() == 0)
+        );
+    });
+}
+
+#[test]
+fn appends_align_batches_to_the_table_and_name_mismatched_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("raw.events");
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &feature_schema(), None, HashMap::new())
+            .await
+            .unwrap();
+        let mut job = store.begin_append(&table).await.unwrap();
+        let ts = || -> ArrayRef {
+            Arc::new(TimestampMicrosecondArray::from(vec![JAN_1_US]).with_timezone("UTC"))
+        };
+        let batch = |columns: Vec<(&str, ArrayRef, bool)>| {
+            let fields: Vec<Field> = columns
+                .iter()
+                .map(|(n, a, nullable)| Field::new(*n, a.data_type().clone(), *nullable))
+                .collect();
+            RecordBatch::try_new(
+                Arc::new(Schema::new(fields)),
+                columns.into_iter().map(|c| c.1).collect(),
+            )
+            .unwrap()
+        };
+
+        // Wrong type.
+        let e = job
+            .write(batch(vec![
+                ("entity_id", Arc::new(Int64Array::from(vec![1])), false),
+                ("event_ts", ts(), false),
+                ("amount", Arc::new(StringArray::from(vec!["1.0"])), true),
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+        assert_eq!(e.context_value("column"), Some("amount"), "{e}");
+        assert_eq!(e.context_value("table"), Some("raw.events"), "{e}");
+
+        // Missing required column.
+        let e = job
+            .write(batch(vec![("event_ts", ts(), false)]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch, "{e}");
+        assert_eq!(e.context_value("column"), Some("entity_id"), "{e}");
+
+        // A column the table does not have.
+        let e = job
+            .write(batch(vec![
+                ("entity_id", Arc::new(Int64Array::from(vec![1])), false),
+                ("event_ts", ts(), false),
+                ("surprise", Arc::new(Int64Array::from(vec![1])), true),
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.context_value("column"), Some("surprise"), "{e}");
+
+        // A naive timestamp is not an instant.
+        let e = job
+            .write(batch(vec![
+                ("entity_id", Arc::new(Int64Array::from(vec![1])), false),
+                (
+                    "event_ts",
+                    Arc::new(TimestampMicrosecondArray::from(vec![JAN_1_US])),
+                    false,
+                ),
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.context_value("column"), Some("event_ts"), "{e}");
+
+        // Nanoseconds that are not whole microseconds would be truncated.
+        let e = job
+            .write(batch(vec![
+                ("entity_id", Arc::new(Int64Array::from(vec![1])), false),
+                (
+                    "event_ts",
+                    Arc::new(
+                        TimestampNanosecondArray::from(vec![JAN_1_US * 1000 + 1])
+                            .with_timezone("UTC"),
+                    ),
+                    false,
+                ),
+            ]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.context_value("column"), Some("event_ts"), "{e}");
+
+        // The job is still usable: reordered columns, a missing nullable column, int32 -> int64,
+        // whole-microsecond nanoseconds.
+        job.write(batch(vec![
+            (
+                "amount",
+                Arc::new(Float64Array::from(vec![Some(2.5)])),
+                true,
+            ),
+            (
+                "event_ts",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![JAN_1_US * 1000]).with_timezone("UTC"),
+                ),
+                false,
+            ),
+            ("entity_id", Arc::new(Int32Array::from(vec![9])), false),
+        ]))
+        .await
+        .unwrap();
+        job.commit(summary(&[("skewless.view", "v")]))
+            .await
+            .unwrap();
+        let batches = store
+            .scan_collect(&table, ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(rows(&batches), [(9, JAN_1_US, Some(2.5), None, None)]);
+    });
+}
+
+#[test]
+fn unknown_tables_columns_and_bad_names_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        let missing = name("nowhere.nothing");
+        assert!(!store.table_exists(&missing).await.unwrap());
+        let e = store
+            .scan(&missing, ScanOptions::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(e.context_value("table"), Some("nowhere.nothing"));
+        let e = store.begin_append(&missing).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        let e = store.arrow_schema(&missing).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+        for bad in ["nodot", "a.b.c", "ns.", "ns.bad-name"] {
+            let e = bad.parse::<TableName>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+
+        // Unsupported column type, bad partition column, duplicate table.
+        let table = name("features.t");
+        let e = store
+            .create_table(
+                &table,
+                &Schema::new(vec![Field::new(
+                    "d",
+                    DataType::Duration(TimeUnit::Second),
+                    true,
+                )]),
+                None,
+                HashMap::new(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert_eq!(e.context_value("column"), Some("d"), "{e}");
+        let e = store
+            .create_table(&table, &feature_schema(), Some("amount"), HashMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.context_value("column"), Some("amount"), "{e}");
+        let props = summary(&[("skewless.owner", "tests")]);
+        store
+            .create_table(&table, &feature_schema(), None, props)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .table_properties(&table)
+                .await
+                .unwrap()
+                .get("skewless.owner")
+                .map(String::as_str),
+            Some("tests")
+        );
+        store
+            .set_table_properties(&table, summary(&[("skewless.owner", "lead")]))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .table_properties(&table)
+                .await
+                .unwrap()
+                .get("skewless.owner")
+                .map(String::as_str),
+            Some("lead")
+        );
+        let e = store
+            .create_table(&table, &feature_schema(), None, HashMap::new())
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(
+            !store
+                .create_table_if_missing(&table, &feature_schema(), None, HashMap::new())
+                .await
+                .unwrap()
+        );
+
+        // Unknown columns and snapshots in a scan.
+        let e = store
+            .scan(&table, ScanOptions::default().columns(["nope"]))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert_eq!(e.context_value("column"), Some("nope"));
+        let e = store
+            .scan(&table, ScanOptions::default().time_range("label", 0, 1))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.context_value("column"), Some("label"), "{e}");
+        let e = store
+            .scan(&table, ScanOptions::default().snapshot(42))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+
+        // REST is not built in and says so.
+        let e = OfflineStore::open(&OfflineConfig::Rest {
+            uri: "http://localhost:8181".into(),
+            warehouse: None,
+        })
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("iceberg-catalog-rest"), "{e}");
+    });
+}
+
+#[test]
+fn store_and_job_can_move_across_tasks() {
+    fn is_send<T: Send + 'static>() {}
+    fn is_sync<T: Sync>() {}
+    is_send::<OfflineStore>();
+    is_sync::<OfflineStore>();
+    is_send::<skewless_runtime::offline::AppendJob>();
+    is_send::<skewless_runtime::offline::RecordBatchStream>();
+}
+
+#[test]
+fn interleaved_jobs_on_one_table_both_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.interleaved");
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
+            .await
+            .unwrap();
+        // Both jobs start from the same table version; the second commit is rebased.
+        let mut a = store.begin_append(&table).await.unwrap();
+        let mut b = store.begin_append(&table).await.unwrap();
+        a.write(feature_batch(&FIRST[..3], "UTC")).await.unwrap();
+        b.write(feature_batch(&FIRST[3..], "UTC")).await.unwrap();
+        b.commit(summary(&[("skewless.window.start", "b")]))
+            .await
+            .unwrap();
+        a.commit(summary(&[("skewless.window.start", "a")]))
+            .await
+            .unwrap();
+        assert_eq!(store.snapshots(&table).await.unwrap().len(), 2);
+        let all = store
+            .scan_collect(&table, ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(rows(&all), expected(&FIRST));
+    });
+}

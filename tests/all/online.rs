@@ -1,0 +1,531 @@
+//! Online store conformance: one suite, run against every backend (the embedded redb file
+//! always; Redis on a throwaway `redis-server`), plus what is particular to each (reopening a
+//! file, a second process's lock, a dead and restarted Redis).
+//!
+//! Each behaviour is a function over a [`Backend`]; `conformance!` generates one `#[test]` per
+//! behaviour and backend (`online::embedded::*`, `online::redis::*`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use skewless_runtime::ErrorKind;
+use skewless_runtime::online::{
+    self, EntityKey, FeatureValue, KeyValue, OnlineConfig, OnlineStore, RedisStore, StoredRow,
+    WriteStats,
+};
+use skewless_tests::redis_server::RedisServer;
+
+/// A backend under test: a store, and a way to get a second, independent handle for
+/// concurrent writers (a second connection for Redis; the same handle shared between threads
+/// for the embedded store, which one process opens once).
+trait Backend {
+    fn store(&self) -> Arc<dyn OnlineStore>;
+    fn second_writer(&self) -> Arc<dyn OnlineStore>;
+}
+
+struct Embedded {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn OnlineStore>,
+}
+
+impl Embedded {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = online::open(&OnlineConfig::Embedded {
+            path: dir.path().join("nested/dirs/online.redb"),
+        })
+        .unwrap();
+        assert_eq!(store.backend(), "embedded");
+        Embedded { _dir: dir, store }
+    }
+}
+
+impl Backend for Embedded {
+    fn store(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+    fn second_writer(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+}
+
+struct Redis {
+    server: RedisServer,
+    store: Arc<dyn OnlineStore>,
+}
+
+impl Redis {
+    fn new() -> Self {
+        let server = RedisServer::start();
+        let store = online::open(&OnlineConfig::Redis { url: server.url() }).unwrap();
+        assert_eq!(store.backend(), "redis");
+        Redis { server, store }
+    }
+}
+
+impl Backend for Redis {
+    fn store(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+    fn second_writer(&self) -> Arc<dyn OnlineStore> {
+        online::open(&OnlineConfig::Redis {
+            url: self.server.url(),
+        })
+        .unwrap()
+    }
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test] fn $name() { super::$name(&super::Embedded::new()); })*
+        }
+        mod redis {
+            $(#[test] fn $name() { super::$name(&super::Redis::new()); })*
+        }
+    };
+}
+
+conformance!(
+    every_value_type_round_trips_bit_exactly,
+    unknown_keys_and_views_are_not_found,
+    a_newer_row_replaces_an_older_one,
+    an_older_row_never_replaces_a_newer_one,
+    equal_versions_keep_the_first_row,
+    created_ts_breaks_ties,
+    the_newest_row_for_a_key_within_one_batch_wins,
+    two_concurrent_writers_never_regress_a_value,
+    views_are_isolated,
+    a_large_batch_round_trips,
+);
+
+fn key(id: i64) -> EntityKey {
+    EntityKey::new([id])
+}
+
+/// A row whose content is a function of its version, so concurrent writers of one version
+/// write identical rows.
+fn row(event_ts: i64, created_ts: i64) -> StoredRow {
+    StoredRow {
+        event_ts,
+        created_ts,
+        digest: format!("sha256:{event_ts:x}{created_ts:x}"),
+        values: vec![
+            FeatureValue::Int64(event_ts),
+            FeatureValue::Float64(created_ts as f64 / 3.0),
+        ],
+    }
+}
+
+fn stats(written: usize, skipped_older: usize) -> WriteStats {
+    WriteStats {
+        written,
+        skipped_older,
+    }
+}
+
+fn version_of(store: &dyn OnlineStore, view: &str, k: &EntityKey) -> Option<(i64, i64)> {
+    store.read(view, std::slice::from_ref(k)).unwrap()[0]
+        .as_ref()
+        .map(StoredRow::version)
+}
+
+fn every_value_type_round_trips_bit_exactly(backend: &dyn Backend) {
+    let store = backend.store();
+    let nan64 = f64::from_bits(0x7ff4_dead_beef_0001); // a signalling NaN with a payload
+    let nan32 = f32::from_bits(0xffc0_1234); // a negative quiet NaN with a payload
+    let all_types = StoredRow {
+        event_ts: -1,
+        created_ts: i64::MAX,
+        digest: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        values: vec![
+            FeatureValue::Null,
+            FeatureValue::Boolean(true),
+            FeatureValue::Boolean(false),
+            FeatureValue::Int32(i32::MIN),
+            FeatureValue::Int64(i64::MIN),
+            FeatureValue::Float32(nan32),
+            FeatureValue::Float32(-0.0),
+            FeatureValue::Float64(nan64),
+            FeatureValue::Float64(f64::NEG_INFINITY),
+            FeatureValue::Float64(5e-324),
+            FeatureValue::Utf8(String::new()),
+            FeatureValue::Utf8("räw 🦀 \0 \"quoted\"".into()),
+            FeatureValue::Binary(vec![]),
+            FeatureValue::Binary(vec![0, 255, 0, 1]),
+            FeatureValue::Timestamp(-1_000_000),
+            FeatureValue::Float32Vector(vec![1.0, nan32, -0.0, f32::MAX]),
+            FeatureValue::Float32Vector(vec![]),
+        ],
+    };
+    let composite = EntityKey(vec!["tenant-1".into(), 42i64.into()]);
+    let empty_values = StoredRow {
+        values: vec![],
+        ..row(1, 1)
+    };
+    let rows = vec![
+        (composite.clone(), all_types.clone()),
+        (EntityKey::new([""]), empty_values.clone()),
+    ];
+    assert_eq!(store.write("all_types", &rows).unwrap(), stats(2, 0));
+    let read = store
+        .read("all_types", &[composite, EntityKey::new([""])])
+        .unwrap();
+    assert_eq!(read, [Some(all_types), Some(empty_values)]);
+    // `FeatureValue`'s equality is bitwise; check the NaN payloads explicitly all the same.
+    let values = &read[0].as_ref().unwrap().values;
+    let FeatureValue::Float64(got) = values[7] else {
+        panic!("{values:?}")
+    };
+    assert_eq!(got.to_bits(), nan64.to_bits());
+    let FeatureValue::Float32(got) = values[5] else {
+        panic!("{values:?}")
+    };
+    assert_eq!(got.to_bits(), nan32.to_bits());
+}
+
+fn unknown_keys_and_views_are_not_found(backend: &dyn Backend) {
+    let store = backend.store();
+    assert_eq!(store.read("never_written", &[key(1)]).unwrap(), [None]);
+    assert_eq!(store.read("never_written", &[]).unwrap(), []);
+    assert_eq!(store.write("v", &[]).unwrap(), stats(0, 0));
+    // Keys whose values concatenate to the same text are different entities.
+    let ab_c = EntityKey::new(["ab", "c"]);
+    let a_bc = EntityKey::new(["a", "bc"]);
+    store.write("v", &[(ab_c.clone(), row(1, 0))]).unwrap();
+    let read = store
+        .read(
+            "v",
+            &[key(1), a_bc, ab_c.clone(), EntityKey::new(["abc"]), ab_c],
+        )
+        .unwrap();
+    assert_eq!(read, [None, None, Some(row(1, 0)), None, Some(row(1, 0))]);
+    store.ping().unwrap();
+}
+
+fn a_newer_row_replaces_an_older_one(backend: &dyn Backend) {
+    let store = backend.store();
+    assert_eq!(
+        store.write("v", &[(key(1), row(1, 0))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(
+        store.write("v", &[(key(1), row(2, 0))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(row(2, 0))]);
+}
+
+fn an_older_row_never_replaces_a_newer_one(backend: &dyn Backend) {
+    let store = backend.store();
+    store.write("v", &[(key(1), row(10, 0))]).unwrap();
+    // An older event, even materialized later (greater created_ts), loses.
+    assert_eq!(
+        store.write("v", &[(key(1), row(9, 99))]).unwrap(),
+        stats(0, 1)
+    );
+    assert_eq!(
+        store.write("v", &[(key(1), row(i64::MIN, 0))]).unwrap(),
+        stats(0, 1)
+    );
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(row(10, 0))]);
+}
+
+fn equal_versions_keep_the_first_row(backend: &dyn Backend) {
+    let store = backend.store();
+    let first = row(5, 5);
+    let second = StoredRow {
+        digest: "sha256:second".into(),
+        ..row(5, 5)
+    };
+    assert_eq!(
+        store.write("v", &[(key(1), first.clone())]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(store.write("v", &[(key(1), second)]).unwrap(), stats(0, 1));
+    // Re-running the same window changes nothing.
+    assert_eq!(
+        store.write("v", &[(key(1), first.clone())]).unwrap(),
+        stats(0, 1)
+    );
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(first)]);
+}
+
+fn created_ts_breaks_ties(backend: &dyn Backend) {
+    let store = backend.store();
+    store.write("v", &[(key(1), row(5, 1))]).unwrap();
+    assert_eq!(
+        store.write("v", &[(key(1), row(5, 2))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(
+        store.write("v", &[(key(1), row(5, 1))]).unwrap(),
+        stats(0, 1)
+    );
+    assert_eq!(version_of(&*store, "v", &key(1)), Some((5, 2)));
+    // Across the sign boundary of the timestamps' encoding too.
+    store.write("v", &[(key(2), row(-1, -1))]).unwrap();
+    assert_eq!(
+        store.write("v", &[(key(2), row(-1, 0))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(
+        store.write("v", &[(key(2), row(0, -5))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(version_of(&*store, "v", &key(2)), Some((0, -5)));
+}
+
+fn the_newest_row_for_a_key_within_one_batch_wins(backend: &dyn Backend) {
+    let store = backend.store();
+    let late_equal = StoredRow {
+        digest: "sha256:late".into(),
+        ..row(3, 0)
+    };
+    let batch = vec![
+        (key(1), row(1, 0)),
+        (key(2), row(7, 0)),
+        (key(1), row(3, 0)),
+        (key(1), row(2, 0)),
+        (key(1), late_equal),
+    ];
+    assert_eq!(store.write("v", &batch).unwrap(), stats(2, 3));
+    assert_eq!(
+        store.read("v", &[key(1), key(2)]).unwrap(),
+        [Some(row(3, 0)), Some(row(7, 0))]
+    );
+    // A batch all older than the stored row writes nothing.
+    let older = vec![(key(2), row(5, 0)), (key(2), row(6, 0))];
+    assert_eq!(store.write("v", &older).unwrap(), stats(0, 2));
+    assert_eq!(version_of(&*store, "v", &key(2)), Some((7, 0)));
+}
+
+/// Two writers write interleaved old and new versions of the same keys (one ascending, one
+/// descending, so they cross), while a reader checks that no key's version ever goes down.
+fn two_concurrent_writers_never_regress_a_value(backend: &dyn Backend) {
+    const KEYS: i64 = 50;
+    const VERSIONS: i64 = 60;
+    let keys: Vec<EntityKey> = (0..KEYS).map(key).collect();
+    let batch = |v: i64| -> Vec<(EntityKey, StoredRow)> {
+        // Within a batch, also mix in an older version of every other key.
+        keys.iter()
+            .map(|k| {
+                let id = match &k.values()[0] {
+                    KeyValue::Int64(id) => *id,
+                    other => panic!("{other}"),
+                };
+                let v = if id % 2 == 0 { v } else { (v - 7).max(0) };
+                (k.clone(), row(v, v % 3))
+            })
+            .collect()
+    };
+    let writers = [backend.store(), backend.second_writer()];
+    let reader = backend.store();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let reads = s.spawn(|| {
+            let mut seen = vec![None; keys.len()];
+            let mut rounds = 0;
+            while !done.load(Ordering::Relaxed) || rounds == 0 {
+                let rows = reader.read("v", &keys).unwrap();
+                for (i, r) in rows.iter().enumerate() {
+                    let now = r.as_ref().map(StoredRow::version);
+                    assert!(now >= seen[i], "key {i} went from {:?} to {now:?}", seen[i]);
+                    seen[i] = now;
+                }
+                rounds += 1;
+            }
+            rounds
+        });
+        let handles: Vec<_> = writers
+            .iter()
+            .enumerate()
+            .map(|(w, store)| {
+                let batch = &batch;
+                s.spawn(move || {
+                    for i in 0..VERSIONS {
+                        let v = if w == 0 { i } else { VERSIONS - 1 - i };
+                        store.write("v", &batch(v)).unwrap();
+                        // And re-send an old version, as a retried job would.
+                        store.write("v", &batch(v / 2)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        assert!(reads.join().unwrap() > 0);
+    });
+    let last = VERSIONS - 1;
+    let read = backend.store().read("v", &keys).unwrap();
+    for (i, r) in read.into_iter().enumerate() {
+        let expected = if i % 2 == 0 { last } else { last - 7 };
+        assert_eq!(r, Some(row(expected, expected % 3)), "key {i}");
+    }
+}
+
+fn views_are_isolated(backend: &dyn Backend) {
+    let store = backend.store();
+    // Views whose names extend each other, and names with Redis glob characters.
+    let views = ["v", "v:w", "v*", "v:1", "w"];
+    for (i, view) in views.iter().enumerate() {
+        store.write(view, &[(key(1), row(i as i64, 0))]).unwrap();
+    }
+    for (i, view) in views.iter().enumerate() {
+        assert_eq!(
+            version_of(&*store, view, &key(1)),
+            Some((i as i64, 0)),
+            "{view}"
+        );
+    }
+    store.delete_view("v").unwrap();
+    assert_eq!(version_of(&*store, "v", &key(1)), None);
+    for (i, view) in views.iter().enumerate().skip(1) {
+        assert_eq!(
+            version_of(&*store, view, &key(1)),
+            Some((i as i64, 0)),
+            "{view}"
+        );
+    }
+    // A deleted view can be written again, and deleting an unknown view is fine.
+    store.write("v", &[(key(1), row(0, 0))]).unwrap();
+    assert_eq!(version_of(&*store, "v", &key(1)), Some((0, 0)));
+    store.delete_view("never_written").unwrap();
+}
+
+fn a_large_batch_round_trips(backend: &dyn Backend) {
+    const N: usize = 50_000;
+    let store = backend.store();
+    let rows: Vec<(EntityKey, StoredRow)> = (0..N as i64)
+        .map(|i| {
+            (
+                EntityKey(vec![format!("user-{i}").into(), i.into()]),
+                row(i, 1),
+            )
+        })
+        .collect();
+    let start = Instant::now();
+    assert_eq!(store.write("big", &rows).unwrap(), stats(N, 0));
+    let keys: Vec<EntityKey> = rows.iter().map(|(k, _)| k.clone()).collect();
+    let read = store.read("big", &keys).unwrap();
+    assert_eq!(read.len(), N);
+    for ((_, expected), got) in rows.iter().zip(&read) {
+        assert_eq!(got.as_ref(), Some(expected));
+    }
+    assert_eq!(store.write("big", &rows).unwrap(), stats(0, N));
+    eprintln!(
+        "{}: 50k keys written, read and rewritten in {:?}",
+        store.backend(),
+        start.elapsed()
+    );
+}
+
+#[test]
+fn the_embedded_store_persists_across_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("online.redb");
+    {
+        let store = online::EmbeddedStore::open(&path).unwrap();
+        store.write("v", &[(key(1), row(3, 4))]).unwrap();
+    }
+    let store = online::EmbeddedStore::open(&path).unwrap();
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(row(3, 4))]);
+    assert_eq!(
+        store.write("v", &[(key(1), row(3, 3))]).unwrap(),
+        stats(0, 1)
+    );
+}
+
+#[test]
+fn a_second_open_of_the_embedded_store_says_it_is_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("online.redb");
+    let _first = online::EmbeddedStore::open(&path).unwrap();
+    let e = online::EmbeddedStore::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    let message = e.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("in use by another process"), "{message}");
+    assert!(message.contains("redis"), "{message}");
+}
+
+#[test]
+fn an_unknown_backend_type_lists_the_known_ones() {
+    let e = serde_json::from_str::<OnlineConfig>(r#"{"type": "dynamo"}"#).unwrap_err();
+    let message = e.to_string();
+    assert!(
+        message.contains("embedded") && message.contains("redis"),
+        "{message}"
+    );
+}
+
+fn assert_unavailable<T: std::fmt::Debug>(
+    result: skewless_runtime::Result<T>,
+    url: &str,
+    started: Instant,
+) {
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    let message = e.to_string();
+    assert!(message.contains(url), "{message}");
+    assert!(message.contains("is redis-server running?"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "took {:?}: {message}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_dead_redis_is_unavailable_and_a_restarted_one_is_used_again() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let store = online::open(&OnlineConfig::Redis { url: url.clone() }).unwrap();
+    store.write("v", &[(key(1), row(1, 0))]).unwrap();
+
+    server.kill();
+    let started = Instant::now();
+    assert_unavailable(store.write("v", &[(key(1), row(2, 0))]), &url, started);
+    assert_unavailable(store.read("v", &[key(1)]), &url, started);
+    assert_unavailable(store.ping(), &url, started);
+    assert_unavailable(RedisStore::connect(&url), &url, started);
+
+    // Same port, new (empty: persistence is off) server: the old handle reconnects.
+    let _server = RedisServer::start_on(server.port());
+    store.ping().unwrap();
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [None]);
+    store.write("v", &[(key(1), row(2, 0))]).unwrap();
+    let fresh = RedisStore::connect(&url).unwrap();
+    assert_eq!(fresh.read("v", &[key(1)]).unwrap(), [Some(row(2, 0))]);
+}
+
+#[test]
+fn a_redis_restart_between_calls_is_transparent() {
+    // Pooled connections that predate the restart are dropped and the call retried.
+    let mut server = RedisServer::start();
+    let url = server.url();
+    let store = RedisStore::connect(&url).unwrap();
+    store.write("v", &[(key(1), row(1, 0))]).unwrap();
+    server.kill();
+    let _server = RedisServer::start_on(server.port());
+    assert_eq!(
+        store.write("v", &[(key(1), row(1, 0))]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(row(1, 0))]);
+}
+
+#[test]
+fn redis_passwords_never_appear_in_errors() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let e = RedisStore::connect(&format!("redis://me:hunter2@127.0.0.1:{port}")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
+    assert!(!format!("{e} {e:?}").contains("hunter2"), "{e}");
+    assert!(e.to_string().contains("me:***@127.0.0.1"), "{e}");
+}
