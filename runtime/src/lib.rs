@@ -28,15 +28,19 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
 mod batch;
 mod bindings;
 pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod ingest;
+pub mod materialize;
 pub mod offline;
 pub mod online;
 pub mod pipeline;
+pub mod registry;
 pub mod signature;
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bindings;
 use crate::error::{Error, ErrorKind, Result};
@@ -83,6 +83,45 @@ impl Serialize for DataType {
     }
 }
 
+impl std::str::FromStr for DataType {
+    type Err = Error;
+
+    /// Parses the names [`DataType`]'s `Display` writes (`int64`, `float32_vector(4)`, ...).
+    fn from_str(text: &str) -> Result<Self> {
+        Ok(match text {
+            "boolean" => DataType::Boolean,
+            "int32" => DataType::Int32,
+            "int64" => DataType::Int64,
+            "float32" => DataType::Float32,
+            "float64" => DataType::Float64,
+            "utf8" => DataType::Utf8,
+            "binary" => DataType::Binary,
+            "timestamp" => DataType::Timestamp,
+            other => other
+                .strip_prefix("float32_vector(")
+                .and_then(|rest| rest.strip_suffix(')'))
+                .and_then(|d| d.parse().ok())
+                .map(DataType::Float32Vector)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "unknown data type `{other}`; expected boolean, int32, int64, float32, \
+                             float64, utf8, binary, timestamp or float32_vector(<dimension>)"
+                        ),
+                    )
+                })?,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for DataType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl From<bindings::DataType> for DataType {
     fn from(t: bindings::DataType) -> Self {
         use bindings::DataType as W;
@@ -101,7 +140,7 @@ impl From<bindings::DataType> for DataType {
 }
 
 /// One input or output column of a transform.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Field {
     /// Column name.
     pub name: String,
@@ -113,6 +152,15 @@ pub struct Field {
 }
 
 impl Field {
+    /// A field.
+    pub fn new(name: impl Into<String>, data_type: DataType, nullable: bool) -> Self {
+        Field {
+            name: name.into(),
+            data_type,
+            nullable,
+        }
+    }
+
     /// The Arrow field for this column.
     pub fn to_arrow(&self) -> ArrowField {
         ArrowField::new(&self.name, self.data_type.to_arrow(), self.nullable)
@@ -127,7 +175,7 @@ impl fmt::Display for Field {
 }
 
 /// What a transform is and what it reads and writes, validated.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
     /// Transform name.
     pub name: String,

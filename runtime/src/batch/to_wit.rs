@@ -149,7 +149,35 @@ fn vector_values(
 fn coerce(field: &Field, array: &ArrayRef) -> Result<ArrayRef> {
     let target = field.data_type.to_arrow();
     let found = array.data_type();
-    let compatible = match (field.data_type, found) {
+    if !accepts(field.data_type, found) {
+        return Err(column_error(
+            &field.name,
+            format!(
+                "input column `{}` has Arrow type {found}, but the transform declares it {} (Arrow {target})",
+                field.name, field.data_type
+            ),
+        ));
+    }
+    if found == &target {
+        return Ok(array.clone());
+    }
+    arrow_cast::cast(array, &target).map_err(|e| {
+        column_error(
+            &field.name,
+            format!(
+                "input column `{}` could not be converted from {found} to {}: {e}",
+                field.name, field.data_type
+            ),
+        )
+        .with_source(e)
+    })
+}
+
+/// Whether data of Arrow type `found` can feed an input declared `declared`: the same type
+/// or a lossless, unsurprising conversion (see the module docs). `apply` checks source
+/// tables with this same rule, so what passes `apply` converts at run time.
+pub(crate) fn accepts(declared: DataType, found: &ArrowType) -> bool {
+    match (declared, found) {
         (DataType::Boolean, ArrowType::Boolean) => true,
         (DataType::Int32, t) => matches!(
             t,
@@ -189,29 +217,7 @@ fn coerce(field: &Field, array: &ArrayRef) -> Result<ArrayRef> {
             *size as i64 == d as i64 && *child.data_type() == ArrowType::Float32
         }
         _ => false,
-    };
-    if !compatible {
-        return Err(column_error(
-            &field.name,
-            format!(
-                "input column `{}` has Arrow type {found}, but the transform declares it {} (Arrow {target})",
-                field.name, field.data_type
-            ),
-        ));
     }
-    if found == &target {
-        return Ok(array.clone());
-    }
-    arrow_cast::cast(array, &target).map_err(|e| {
-        column_error(
-            &field.name,
-            format!(
-                "input column `{}` could not be converted from {found} to {}: {e}",
-                field.name, field.data_type
-            ),
-        )
-        .with_source(e)
-    })
 }
 
 fn is_string(t: &ArrowType) -> bool {

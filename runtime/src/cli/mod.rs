@@ -5,6 +5,7 @@
 //! (message, context, causes) and maps them to the exit code.
 
 mod inspect;
+mod repo;
 mod run;
 mod show;
 
@@ -41,6 +42,26 @@ enum Command {
     /// Print the first rows of a Parquet or CSV file.
     #[command(after_help = "Example:\n  skewless show features.parquet -n 5")]
     Show(show::ShowArgs),
+    /// Show what `apply` would change in a feature repo, and every problem that stops it.
+    #[command(after_help = "Example:\n  skewless plan --repo examples/feature-repo")]
+    Plan(repo::RepoArg),
+    /// Check a feature repo against its data, create feature tables, and register each
+    /// view's component digest.
+    #[command(after_help = "Example:\n  skewless apply --repo examples/feature-repo")]
+    Apply(repo::RepoArg),
+    /// Append a Parquet or CSV file to an Iceberg source table (one snapshot).
+    #[command(
+        after_help = "Example:\n  skewless ingest raw.transactions --from txns.parquet --create"
+    )]
+    Ingest(repo::IngestArgs),
+    /// Compute batch views over their source tables into the offline and online stores.
+    #[command(
+        after_help = "Examples:\n  skewless materialize --all\n  skewless materialize user_transactions --start 2026-08-01T00:00:00Z --end 2026-09-01T00:00:00Z\n  skewless materialize --all --incremental"
+    )]
+    Materialize(repo::MaterializeArgs),
+    /// Read entities' latest values from the online store, with their status.
+    #[command(after_help = "Example:\n  skewless get user_transaction_features 42 43")]
+    Get(repo::GetArgs),
 }
 
 /// Engine settings shared by every command.
@@ -118,6 +139,11 @@ fn run(cli: Cli) -> crate::Result<()> {
         Command::Inspect(args) => inspect::inspect(&cli.engine.build()?, &args),
         Command::Run(args) => run::run(&cli.engine.build()?, &args),
         Command::Show(args) => show::show(&args),
+        Command::Plan(args) => repo::plan(&args, false),
+        Command::Apply(args) => repo::plan(&args, true),
+        Command::Ingest(args) => repo::ingest(&args),
+        Command::Materialize(args) => repo::materialize(&args),
+        Command::Get(args) => repo::get(&args),
     }
 }
 

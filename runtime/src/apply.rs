@@ -1,0 +1,456 @@
+//! `plan` and `apply`: check a feature repo against its data and register it.
+//!
+//! [`plan`] changes nothing. It loads every view's component, reads each source table's
+//! schema, and checks: the transform's inputs against the source columns (names, types by
+//! the same rule the data path applies, nullability), the entities' join keys and the
+//! timestamp columns, output names against the columns the feature table adds, request-time
+//! inputs against the stored features they read, feature services against the views. It
+//! lists every problem, and the changes `apply` would make.
+//!
+//! [`apply`] refuses while there are problems; otherwise it creates the missing feature tables
+//! (partitioned by day of the event timestamp) and writes the applied registry with each
+//! view's component digest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
+
+use crate::batch::accepts;
+use crate::engine::TransformEngine;
+use crate::error::Result;
+use crate::offline::{OfflineStore, TableName};
+use crate::registry::{
+    AppliedRegistry, AppliedView, BatchViewSpec, FeatureRef, FeatureRepo, KeyType, RequestViewSpec,
+    ViewKind,
+};
+use crate::signature::{DataType, Signature, UTC};
+
+/// The event-timestamp column of every feature table.
+pub const EVENT_TS: &str = "event_ts";
+/// The created-timestamp column of every feature table.
+pub const CREATED_TS: &str = "created_ts";
+
+/// One change `apply` makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A view not in the registry yet.
+    AddView {
+        /// View name.
+        view: String,
+        /// Its component digest.
+        digest: String,
+    },
+    /// A view whose component changed.
+    UpdateView {
+        /// View name.
+        view: String,
+        /// Digest in the registry.
+        from: String,
+        /// Digest of the component now.
+        to: String,
+    },
+    /// A view in the registry that `skewless.toml` no longer declares (its feature table is
+    /// kept: Iceberg history is never deleted by apply).
+    RemoveView {
+        /// View name.
+        view: String,
+    },
+    /// A feature table to create.
+    CreateTable {
+        /// The table.
+        table: String,
+    },
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::AddView { view, digest } => write!(f, "+ view {view} ({digest})"),
+            Change::UpdateView { view, from, to } => write!(f, "~ view {view} ({from} -> {to})"),
+            Change::RemoveView { view } => write!(f, "- view {view} (feature table kept)"),
+            Change::CreateTable { table } => write!(f, "+ table {table}"),
+        }
+    }
+}
+
+/// What `apply` would do, and what stops it.
+#[derive(Debug)]
+pub struct Plan {
+    /// Changes, in order.
+    pub changes: Vec<Change>,
+    /// Problems; `apply` refuses while there are any.
+    pub problems: Vec<String>,
+    registry: AppliedRegistry,
+    tables: Vec<(TableName, SchemaRef)>,
+}
+
+/// Checks the repo against its data; changes nothing.
+pub async fn plan(
+    repo: &FeatureRepo,
+    engine: &TransformEngine,
+    offline: &OfflineStore,
+) -> Result<Plan> {
+    let spec = repo.spec();
+    let mut problems = Vec::new();
+    let mut signatures: BTreeMap<String, (ViewKind, std::path::PathBuf, String, Signature)> =
+        BTreeMap::new();
+    let mut tables = Vec::new();
+
+    for view in &spec.batch_views {
+        let at = format!("batch view `{}`", view.name);
+        let Some(signature) = load(repo, engine, &at, &view.transform, &mut problems, |s, d| {
+            signatures.insert(
+                view.name.clone(),
+                (ViewKind::Batch, view.transform.clone(), d, s),
+            );
+        }) else {
+            continue;
+        };
+        if let Some(schema) =
+            check_batch_view(repo, offline, view, &signature, &mut problems).await?
+        {
+            let table = repo.feature_table(&view.name)?;
+            match offline.table_exists(&table).await? {
+                false => tables.push((table, schema)),
+                true => {
+                    let existing = offline.arrow_schema(&table).await?;
+                    if !same_columns(&existing, &schema) {
+                        problems.push(format!(
+                            "{at}: feature table {table} exists with other columns than the transform \
+                             now produces; changing a view's outputs is not supported yet: give the \
+                             changed view a new name"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for view in &spec.request_views {
+        let at = format!("request view `{}`", view.name);
+        let Some(signature) = load(repo, engine, &at, &view.transform, &mut problems, |s, d| {
+            signatures.insert(
+                view.name.clone(),
+                (ViewKind::Request, view.transform.clone(), d, s),
+            );
+        }) else {
+            continue;
+        };
+        check_request_view(view, &signature, &signatures, &mut problems);
+    }
+    for service in &spec.feature_services {
+        for feature in &service.features {
+            let Ok(r) = FeatureRef::parse(feature) else {
+                continue;
+            };
+            if let Some((_, _, _, signature)) = signatures.get(&r.view)
+                && r.feature != "*"
+                && signature.output(&r.feature).is_none()
+            {
+                problems.push(format!(
+                    "feature service `{}` lists `{r}`, but view `{}` has no output `{}` (outputs: [{}])",
+                    service.name,
+                    r.view,
+                    r.feature,
+                    names(&signature.outputs)
+                ));
+            }
+        }
+    }
+
+    let previous = AppliedRegistry::load(&repo.registry_path())?.unwrap_or_default();
+    let mut registry = AppliedRegistry {
+        project: spec.project.name.clone(),
+        views: BTreeMap::new(),
+    };
+    let mut changes = Vec::new();
+    for (name, (kind, transform, digest, signature)) in signatures {
+        match previous.views.get(&name) {
+            None => changes.push(Change::AddView {
+                view: name.clone(),
+                digest: digest.clone(),
+            }),
+            Some(old) if old.digest != digest => changes.push(Change::UpdateView {
+                view: name.clone(),
+                from: old.digest.clone(),
+                to: digest.clone(),
+            }),
+            Some(_) => {}
+        }
+        let table = (kind == ViewKind::Batch).then(|| format!("{FEATURE_NS}.{name}"));
+        registry.views.insert(
+            name,
+            AppliedView {
+                kind,
+                transform,
+                digest,
+                signature,
+                table,
+            },
+        );
+    }
+    for name in previous.views.keys() {
+        if !registry.views.contains_key(name) {
+            changes.push(Change::RemoveView { view: name.clone() });
+        }
+    }
+    changes.extend(tables.iter().map(|(t, _)| Change::CreateTable {
+        table: t.to_string(),
+    }));
+    Ok(Plan {
+        changes,
+        problems,
+        registry,
+        tables,
+    })
+}
+
+const FEATURE_NS: &str = crate::registry::FEATURE_NAMESPACE;
+
+/// Checks, then creates the missing feature tables and writes the registry.
+pub async fn apply(
+    repo: &FeatureRepo,
+    engine: &TransformEngine,
+    offline: &OfflineStore,
+) -> Result<Plan> {
+    let plan = plan(repo, engine, offline).await?;
+    if !plan.problems.is_empty() {
+        return Err(crate::registry::problems_error(&plan.problems)
+            .with_context("repo", repo.dir().display()));
+    }
+    for (table, schema) in &plan.tables {
+        let properties =
+            HashMap::from([("skewless.project".to_owned(), plan.registry.project.clone())]);
+        offline
+            .create_table_if_missing(table, schema, Some(EVENT_TS), properties)
+            .await?;
+    }
+    plan.registry.save(&repo.registry_path())?;
+    Ok(plan)
+}
+
+/// Loads a component, recording a problem (and returning `None`) when it does not load.
+fn load(
+    repo: &FeatureRepo,
+    engine: &TransformEngine,
+    at: &str,
+    transform: &std::path::Path,
+    problems: &mut Vec<String>,
+    record: impl FnOnce(Signature, String),
+) -> Option<Signature> {
+    match engine.load_file(repo.dir().join(transform)) {
+        Ok(t) => {
+            record(t.signature().clone(), t.digest().to_owned());
+            Some(t.signature().clone())
+        }
+        Err(e) => {
+            problems.push(format!("{at}: {e}"));
+            None
+        }
+    }
+}
+
+/// Checks a batch view against its source; returns its feature table's schema when sound.
+async fn check_batch_view(
+    repo: &FeatureRepo,
+    offline: &OfflineStore,
+    view: &BatchViewSpec,
+    signature: &Signature,
+    problems: &mut Vec<String>,
+) -> Result<Option<SchemaRef>> {
+    let at = format!("batch view `{}`", view.name);
+    let before = problems.len();
+    let source = TableName::parse(&view.source)?;
+    if !offline.table_exists(&source).await? {
+        problems.push(format!(
+            "{at}: source table {source} does not exist; ingest data with \
+             `skewless ingest {source} --from <file> --create`"
+        ));
+        return Ok(None);
+    }
+    let schema = offline.arrow_schema(&source).await?;
+    let column = |name: &str| schema.field_with_name(name).ok();
+    let columns = || {
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for input in &signature.inputs {
+        match column(&input.name) {
+            None => problems.push(format!(
+                "{at}: the transform's input `{}` ({}) has no column in {source} (columns: [{}])",
+                input.name,
+                input.data_type,
+                columns()
+            )),
+            Some(f) if !accepts(input.data_type, f.data_type()) => problems.push(format!(
+                "{at}: column `{}` of {source} is {}, but the transform declares it {}",
+                input.name,
+                f.data_type(),
+                input.data_type
+            )),
+            Some(f) if f.is_nullable() && !input.nullable => problems.push(format!(
+                "{at}: column `{}` of {source} may be null, but the transform declares it not null",
+                input.name
+            )),
+            Some(_) => {}
+        }
+    }
+    let keys = join_keys(repo, &view.entities);
+    for (key, key_type) in &keys {
+        match column(key) {
+            None => problems.push(format!(
+                "{at}: join key `{key}` has no column in {source} (columns: [{}])",
+                columns()
+            )),
+            Some(f) if !key_accepts(*key_type, f.data_type()) => problems.push(format!(
+                "{at}: join key `{key}` is {} in {source}, but the entity declares it {key_type:?}",
+                f.data_type()
+            )),
+            Some(_) => {}
+        }
+    }
+    let timestamps = [Some(&view.event_timestamp), view.created_timestamp.as_ref()];
+    for ts in timestamps.into_iter().flatten() {
+        match column(ts) {
+            None => problems.push(format!(
+                "{at}: timestamp column `{ts}` is not in {source} (columns: [{}])",
+                columns()
+            )),
+            Some(f) if !matches!(f.data_type(), ArrowType::Timestamp(..)) => {
+                problems.push(format!(
+                    "{at}: column `{ts}` of {source} is {}, not a timestamp",
+                    f.data_type()
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    for output in &signature.outputs {
+        let reserved = output.name == EVENT_TS
+            || output.name == CREATED_TS
+            || keys.iter().any(|(k, _)| *k == output.name);
+        if reserved {
+            problems.push(format!(
+                "{at}: the transform's output `{}` has the name of a column the feature table \
+                 already has (join keys, `{EVENT_TS}`, `{CREATED_TS}`); rename the output",
+                output.name
+            ));
+        }
+    }
+    if problems.len() > before {
+        return Ok(None);
+    }
+    Ok(Some(feature_table_schema(&keys, signature)))
+}
+
+/// The join keys of `entities`, in order, with their types.
+pub(crate) fn join_keys(repo: &FeatureRepo, entities: &[String]) -> Vec<(String, KeyType)> {
+    entities
+        .iter()
+        .filter_map(|e| repo.spec().entities.iter().find(|s| s.name == *e))
+        .flat_map(|e| e.join_keys.iter().map(|k| (k.name.clone(), k.key_type)))
+        .collect()
+}
+
+fn key_accepts(key: KeyType, found: &ArrowType) -> bool {
+    match key {
+        KeyType::Int32 => accepts(DataType::Int32, found),
+        KeyType::Int64 => accepts(DataType::Int64, found),
+        KeyType::Utf8 => accepts(DataType::Utf8, found),
+    }
+}
+
+/// Join keys, `event_ts`, `created_ts`, then the transform's outputs.
+pub(crate) fn feature_table_schema(keys: &[(String, KeyType)], signature: &Signature) -> SchemaRef {
+    let ts = ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()));
+    let mut fields: Vec<ArrowField> = keys
+        .iter()
+        .map(|(name, t)| {
+            let t = match t {
+                KeyType::Int32 => ArrowType::Int32,
+                KeyType::Int64 => ArrowType::Int64,
+                KeyType::Utf8 => ArrowType::Utf8,
+            };
+            ArrowField::new(name, t, false)
+        })
+        .collect();
+    fields.push(ArrowField::new(EVENT_TS, ts.clone(), false));
+    fields.push(ArrowField::new(CREATED_TS, ts, false));
+    fields.extend(signature.outputs.iter().map(|f| f.to_arrow()));
+    Arc::new(Schema::new(fields))
+}
+
+fn same_columns(a: &Schema, b: &Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type().equals_datatype(y.data_type()))
+}
+
+fn check_request_view(
+    view: &RequestViewSpec,
+    signature: &Signature,
+    views: &BTreeMap<String, (ViewKind, std::path::PathBuf, String, Signature)>,
+    problems: &mut Vec<String>,
+) {
+    let at = format!("request view `{}`", view.name);
+    for input in &signature.inputs {
+        let Some(source) = view.inputs.get(&input.name) else {
+            problems.push(format!(
+                "{at}: the transform's input `{}` ({}) has no source; add `inputs.{} = {{ request = \"<field>\" }}` or `{{ feature = \"<view>:<feature>\" }}`",
+                input.name, input.data_type, input.name
+            ));
+            continue;
+        };
+        let Some(feature) = &source.feature else {
+            continue;
+        };
+        let Ok(r) = FeatureRef::parse(feature) else {
+            continue;
+        };
+        let Some((_, _, _, stored)) = views.get(&r.view) else {
+            continue;
+        };
+        match stored.output(&r.feature) {
+            None => problems.push(format!(
+                "{at}: input `{}` reads `{r}`, but view `{}` has no output `{}` (outputs: [{}])",
+                input.name,
+                r.view,
+                r.feature,
+                names(&stored.outputs)
+            )),
+            Some(f) if f.data_type != input.data_type => problems.push(format!(
+                "{at}: input `{}` is {} but `{r}` is {}",
+                input.name, input.data_type, f.data_type
+            )),
+            Some(_) if !input.nullable => problems.push(format!(
+                "{at}: input `{}` reads the stored feature `{r}`, which is null for an entity \
+                 with no value; declare the input nullable",
+                input.name
+            )),
+            Some(_) => {}
+        }
+    }
+    for name in view.inputs.keys() {
+        if signature.input(name).is_none() {
+            problems.push(format!(
+                "{at}: `inputs.{name}` is not an input of the transform (inputs: [{}])",
+                names(&signature.inputs)
+            ));
+        }
+    }
+}
+
+fn names(fields: &[crate::signature::Field]) -> String {
+    fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,336 @@
+//! The feature-repo commands: `plan`, `apply`, `ingest`, `materialize`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::runtime::Runtime;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::materialize::{self, Job, Options};
+use crate::offline::{OfflineStore, TableName};
+use crate::registry::FeatureRepo;
+
+/// `--repo`, shared by the repo commands.
+#[derive(Debug, Args)]
+pub(super) struct RepoArg {
+    /// The feature repo: a folder with a `skewless.toml`.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    repo: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct IngestArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// The source table, `namespace.table`.
+    table: String,
+    /// The file to append: `.parquet` or `.csv`.
+    #[arg(long)]
+    from: PathBuf,
+    /// Create the table from the file's schema if it does not exist.
+    #[arg(long)]
+    create: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct MaterializeArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Batch views to materialize.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    views: Vec<String>,
+    /// Materialize every batch view.
+    #[arg(long)]
+    all: bool,
+    /// Window start (RFC 3339, e.g. 2026-08-01T00:00:00Z); the beginning of time by default.
+    #[arg(long)]
+    start: Option<String>,
+    /// Window end, exclusive (RFC 3339); now by default.
+    #[arg(long)]
+    end: Option<String>,
+    /// Continue from where the last materialization of each view ended.
+    #[arg(long, conflicts_with = "start")]
+    incremental: bool,
+}
+
+fn runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("could not start the async runtime: {e}"),
+            )
+        })
+}
+
+fn open(repo: &RepoArg, rt: &Runtime) -> Result<(FeatureRepo, OfflineStore)> {
+    let repo = FeatureRepo::open(&repo.repo)?;
+    let offline = rt.block_on(OfflineStore::open(&repo.offline_config()))?;
+    Ok((repo, offline))
+}
+
+pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
+    let rt = runtime()?;
+    let (repo, offline) = open(repo, &rt)?;
+    let engine = repo.engine()?;
+    let plan = match apply {
+        true => rt.block_on(crate::apply::apply(&repo, &engine, &offline))?,
+        false => rt.block_on(crate::apply::plan(&repo, &engine, &offline))?,
+    };
+    for change in &plan.changes {
+        println!("{change}");
+    }
+    if !plan.problems.is_empty() {
+        println!("{} problem(s) stop `apply`:", plan.problems.len());
+        for p in &plan.problems {
+            println!("  - {p}");
+        }
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "the feature repo has problems (listed above)",
+        ));
+    }
+    let verb = if apply {
+        "applied"
+    } else {
+        "no problems; `skewless apply` would make"
+    };
+    println!("{verb} {} change(s)", plan.changes.len());
+    Ok(())
+}
+
+pub(super) fn ingest(args: &IngestArgs) -> Result<()> {
+    let rt = runtime()?;
+    let (_, offline) = open(&args.repo, &rt)?;
+    let table = TableName::parse(&args.table)?;
+    let done = rt
+        .block_on(crate::ingest::ingest(
+            &offline,
+            &table,
+            &args.from,
+            args.create,
+        ))
+        .map_err(|e| e.with_context("file", args.from.display()))?;
+    println!(
+        "{} rows -> {table}{} (snapshot {})",
+        done.rows,
+        if done.created { " (created)" } else { "" },
+        done.snapshot.snapshot_id
+    );
+    Ok(())
+}
+
+pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
+    let rt = runtime()?;
+    let (repo, offline) = open(&args.repo, &rt)?;
+    let registry = repo.applied()?;
+    let engine = repo.engine()?;
+    let online = crate::online::open(&repo.online_config())?;
+    let views: Vec<String> = match args.all {
+        true => repo
+            .spec()
+            .batch_views
+            .iter()
+            .map(|v| v.name.clone())
+            .collect(),
+        false => args.views.clone(),
+    };
+    let options = Options {
+        start_us: args
+            .start
+            .as_deref()
+            .map(|t| parse_time("--start", t))
+            .transpose()?,
+        end_us: args
+            .end
+            .as_deref()
+            .map(|t| parse_time("--end", t))
+            .transpose()?,
+        incremental: args.incremental,
+        threads: 0,
+    };
+    let job = Job {
+        repo: &repo,
+        registry: &registry,
+        engine: &engine,
+        offline: &offline,
+        online: online.as_ref(),
+        runtime: &rt,
+    };
+    for view in views {
+        let bar = progress_bar(&view);
+        let done = job.run(&view, &options, &|rows| bar.inc(rows))?;
+        bar.finish_and_clear();
+        print_summary(&done);
+    }
+    Ok(())
+}
+
+fn print_summary(done: &materialize::Materialized) {
+    if let Some(why) = &done.skipped {
+        println!("{}: nothing to do: {why}", done.view);
+        return;
+    }
+    let secs = done.elapsed.as_secs_f64().max(1e-9);
+    let snapshot = done.snapshot.as_ref().map_or(0, |s| s.snapshot_id);
+    let dropped = match done.dropped_rows {
+        0 => String::new(),
+        n => format!(", {n} rows dropped for a null key or event time"),
+    };
+    println!(
+        "{}: {} rows in {secs:.2} s ({:.0} rows/s), {} entities online{dropped}; snapshot {snapshot}; {}",
+        done.view,
+        done.rows,
+        done.rows as f64 / secs,
+        done.online_written,
+        done.digest
+    );
+}
+
+/// Parses an RFC 3339 timestamp (`2026-08-01T00:00:00Z`, or a date `2026-08-01`) into µs.
+pub(super) fn parse_time(flag: &str, text: &str) -> Result<i64> {
+    use arrow_array::types::TimestampMicrosecondType;
+    use arrow_array::{Array, StringArray};
+    let parsed = arrow_cast::cast(
+        &StringArray::from(vec![text]),
+        &arrow_schema::DataType::Timestamp(
+            arrow_schema::TimeUnit::Microsecond,
+            Some("+00:00".into()),
+        ),
+    )
+    .ok()
+    .filter(|a| a.is_valid(0))
+    .map(|a| {
+        a.as_any()
+            .downcast_ref::<arrow_array::PrimitiveArray<TimestampMicrosecondType>>()
+            .map(|a| a.value(0))
+    });
+    parsed.flatten().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{flag} `{text}` is not a timestamp; expected RFC 3339, e.g. 2026-08-01T00:00:00Z"
+            ),
+        )
+    })
+}
+
+fn progress_bar(view: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner().with_prefix(view.to_owned());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix}: {human_pos} rows ({per_sec}) {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
+#[derive(Debug, Args)]
+pub(super) struct GetArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// The batch view to read.
+    view: String,
+    /// Entity keys: the join-key values in order, comma-separated for composite keys
+    /// (`42`, `42,EUR`); several keys read several entities.
+    #[arg(required = true)]
+    keys: Vec<String>,
+}
+
+/// `skewless get`: the online values of entities, with their status (TTL applied at the
+/// time of the read, as serving does).
+pub(super) fn get(args: &GetArgs) -> Result<()> {
+    use crate::online::{EntityKey, KeyValue, status_at};
+    use crate::registry::KeyType;
+
+    let repo = FeatureRepo::open(&args.repo.repo)?;
+    let registry = repo.applied()?;
+    let view = repo.batch_view(&args.view)?;
+    let applied = registry.views.get(&args.view).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("view `{}` is not applied; run `skewless apply`", args.view),
+        )
+    })?;
+    let key_types = crate::apply::join_keys(&repo, &view.entities);
+    let keys = args
+        .keys
+        .iter()
+        .map(|text| {
+            let parts: Vec<&str> = text.split(',').collect();
+            if parts.len() != key_types.len() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "key `{text}` has {} value(s); view `{}` is keyed by [{}]",
+                        parts.len(),
+                        args.view,
+                        key_types
+                            .iter()
+                            .map(|(k, _)| k.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            let values = parts
+                .iter()
+                .zip(&key_types)
+                .map(|(part, (name, t))| match t {
+                    KeyType::Utf8 => Ok(KeyValue::Utf8((*part).to_owned())),
+                    KeyType::Int32 | KeyType::Int64 => {
+                        part.trim().parse().map(KeyValue::Int64).map_err(|_| {
+                            Error::new(
+                                ErrorKind::InvalidInput,
+                                format!("join key `{name}` must be an integer, got `{part}`"),
+                            )
+                        })
+                    }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(EntityKey(values))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let online = crate::online::open(&repo.online_config())?;
+    let rows = online.read(&args.view, &keys)?;
+    let ttl = crate::registry::RepoSpec::ttl(view)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    for (key, row) in keys.iter().zip(&rows) {
+        println!("{} {key}", args.view);
+        for (i, field) in applied.signature.outputs.iter().enumerate() {
+            let status = status_at(row.as_ref(), i, ttl, now);
+            let value = row
+                .as_ref()
+                .and_then(|r| r.values.get(i))
+                .map_or_else(|| "-".to_owned(), display_value);
+            println!("  {:28} {:12} {value}", field.name, status.as_str());
+        }
+    }
+    Ok(())
+}
+
+fn display_value(value: &crate::online::FeatureValue) -> String {
+    use crate::online::FeatureValue as V;
+    match value {
+        V::Null => "null".into(),
+        V::Boolean(v) => v.to_string(),
+        V::Int32(v) => v.to_string(),
+        V::Int64(v) => v.to_string(),
+        V::Float32(v) => v.to_string(),
+        V::Float64(v) => v.to_string(),
+        V::Utf8(v) => format!("{v:?}"),
+        V::Binary(v) => format!("0x{}", hex::encode(v)),
+        V::Timestamp(us) => format!("{us} µs"),
+        V::Float32Vector(v) => format!("{v:?}"),
+    }
+}

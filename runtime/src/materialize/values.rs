@@ -1,0 +1,59 @@
+//! Arrow values to online-store values: entity keys from join-key columns, feature values
+//! from output columns.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef};
+use arrow_schema::DataType as ArrowType;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::online::{FeatureValue, KeyValue};
+
+/// The key value at `row` of a join-key column (already cast to Int64 or Utf8); `None` when
+/// null.
+pub(crate) fn key_value(column: &ArrayRef, row: usize) -> Option<KeyValue> {
+    if column.is_null(row) {
+        return None;
+    }
+    Some(match column.data_type() {
+        ArrowType::Int64 => KeyValue::Int64(column.as_primitive::<Int64Type>().value(row)),
+        ArrowType::Int32 => KeyValue::Int64(column.as_primitive::<Int32Type>().value(row).into()),
+        _ => KeyValue::Utf8(column.as_string::<i32>().value(row).to_owned()),
+    })
+}
+
+/// The feature value at `row` of an output column of one of the WIT types.
+pub(crate) fn feature_value(column: &ArrayRef, row: usize) -> Result<FeatureValue> {
+    if column.is_null(row) {
+        return Ok(FeatureValue::Null);
+    }
+    Ok(match column.data_type() {
+        ArrowType::Boolean => FeatureValue::Boolean(column.as_boolean().value(row)),
+        ArrowType::Int32 => FeatureValue::Int32(column.as_primitive::<Int32Type>().value(row)),
+        ArrowType::Int64 => FeatureValue::Int64(column.as_primitive::<Int64Type>().value(row)),
+        ArrowType::Float32 => {
+            FeatureValue::Float32(column.as_primitive::<Float32Type>().value(row))
+        }
+        ArrowType::Float64 => {
+            FeatureValue::Float64(column.as_primitive::<Float64Type>().value(row))
+        }
+        ArrowType::Utf8 => FeatureValue::Utf8(column.as_string::<i32>().value(row).to_owned()),
+        ArrowType::Binary => FeatureValue::Binary(column.as_binary::<i32>().value(row).to_vec()),
+        ArrowType::Timestamp(..) => {
+            FeatureValue::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
+        ArrowType::FixedSizeList(..) => {
+            let list = column.as_fixed_size_list().value(row);
+            FeatureValue::Float32Vector(list.as_primitive::<Float32Type>().values().to_vec())
+        }
+        // Output columns are built by the engine from the signature's types only.
+        other => {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!("an output column has the unexpected Arrow type {other}"),
+            ));
+        }
+    })
+}

@@ -1,0 +1,199 @@
+//! A feature repo on disk: its folder, its checked `skewless.toml`, its stores and registry.
+
+use std::path::{Path, PathBuf};
+
+use super::applied::AppliedRegistry;
+use super::spec::{BatchViewSpec, OfflineSpec, OnlineSpec, RepoSpec};
+use crate::engine::{Transform, TransformEngine};
+use crate::error::{Error, ErrorKind, Result};
+use crate::offline::{OfflineConfig, TableName};
+use crate::online::OnlineConfig;
+
+/// The namespace of the offline feature tables, one per batch view.
+pub const FEATURE_NAMESPACE: &str = "features";
+
+/// A feature repo whose `skewless.toml` parsed and passed the structural checks.
+#[derive(Debug, Clone)]
+pub struct FeatureRepo {
+    dir: PathBuf,
+    spec: RepoSpec,
+}
+
+impl FeatureRepo {
+    /// Opens the repo in `dir`: parses `skewless.toml` and runs the structural checks; every
+    /// problem found is listed in the error.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = std::path::absolute(dir.as_ref())?;
+        let spec = RepoSpec::load(&dir)?;
+        let problems = spec.check(&dir);
+        if !problems.is_empty() {
+            return Err(problems_error(&problems).with_context("repo", dir.display()));
+        }
+        Ok(FeatureRepo { dir, spec })
+    }
+
+    /// The repo folder (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The declarations.
+    pub fn spec(&self) -> &RepoSpec {
+        &self.spec
+    }
+
+    /// `.skewless/`: the embedded stores, the compiled cache and the registry.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join(".skewless")
+    }
+
+    /// Where `apply` records what it accepted.
+    pub fn registry_path(&self) -> PathBuf {
+        self.state_dir().join("registry.json")
+    }
+
+    /// The applied registry; an error telling to run `apply` when there is none.
+    pub fn applied(&self) -> Result<AppliedRegistry> {
+        AppliedRegistry::load(&self.registry_path())?.ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "this feature repo has not been applied yet; run `skewless apply` first",
+            )
+            .with_context("repo", self.dir.display())
+        })
+    }
+
+    /// An engine whose compiled cache lives in `.skewless/compiled`.
+    pub fn engine(&self) -> Result<TransformEngine> {
+        TransformEngine::builder()
+            .cache_dir(self.state_dir().join("compiled"))
+            .build()
+    }
+
+    /// The offline store's configuration, defaults and relative paths resolved.
+    pub fn offline_config(&self) -> OfflineConfig {
+        match &self.spec.offline {
+            OfflineSpec::Sql { uri, warehouse } => {
+                let state = self.state_dir();
+                let uri = match uri {
+                    None => format!("sqlite:{}?mode=rwc", state.join("catalog.db").display()),
+                    Some(uri) => match uri.strip_prefix("sqlite:") {
+                        Some(path) if !path.starts_with('/') => {
+                            format!("sqlite:{}", self.dir.join(path).display())
+                        }
+                        _ => uri.clone(),
+                    },
+                };
+                let warehouse = warehouse
+                    .as_ref()
+                    .map_or_else(|| state.join("warehouse"), |w| self.dir.join(w));
+                OfflineConfig::Sql { uri, warehouse }
+            }
+            OfflineSpec::Rest { uri, warehouse } => OfflineConfig::Rest {
+                uri: uri.clone(),
+                warehouse: warehouse.clone(),
+            },
+        }
+    }
+
+    /// The online store's configuration, defaults and relative paths resolved.
+    pub fn online_config(&self) -> OnlineConfig {
+        match &self.spec.online {
+            OnlineSpec::Embedded { path } => OnlineConfig::Embedded {
+                path: path.as_ref().map_or_else(
+                    || self.state_dir().join("online.redb"),
+                    |p| self.dir.join(p),
+                ),
+            },
+            OnlineSpec::Redis { url } => OnlineConfig::Redis { url: url.clone() },
+        }
+    }
+
+    /// The batch view called `name`; an error listing the known views otherwise.
+    pub fn batch_view(&self, name: &str) -> Result<&BatchViewSpec> {
+        self.spec
+            .batch_views
+            .iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .spec
+                    .batch_views
+                    .iter()
+                    .map(|v| v.name.as_str())
+                    .collect();
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "there is no batch view `{name}` (batch views: [{}])",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    /// The offline feature table of a batch view.
+    pub fn feature_table(&self, view: &str) -> Result<TableName> {
+        TableName::new(FEATURE_NAMESPACE, view)
+    }
+
+    /// Loads the component of view `name` and checks its digest against the applied registry,
+    /// so a component whose bytes changed since `apply` is refused, naming both digests.
+    pub fn verified_transform(
+        &self,
+        engine: &TransformEngine,
+        registry: &AppliedRegistry,
+        name: &str,
+    ) -> Result<Transform> {
+        let applied = registry.views.get(name).ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("view `{name}` is not in the applied registry; run `skewless apply`"),
+            )
+        })?;
+        // The component the repo declares now: a path edited since `apply` is a change too.
+        let declared = self
+            .spec
+            .batch_views
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| &v.transform)
+            .or_else(|| {
+                self.spec
+                    .request_views
+                    .iter()
+                    .find(|v| v.name == name)
+                    .map(|v| &v.transform)
+            })
+            .unwrap_or(&applied.transform);
+        let path = self.dir.join(declared);
+        let transform = engine.load_file(&path)?;
+        if transform.digest() != applied.digest {
+            return Err(Error::new(
+                ErrorKind::InvalidComponent,
+                format!(
+                    "the component of view `{name}` changed since the last `skewless apply` \
+                     (applied {}, found {}); run `skewless apply` to check and register it",
+                    applied.digest,
+                    transform.digest()
+                ),
+            )
+            .with_context("file", path.display()));
+        }
+        Ok(transform)
+    }
+}
+
+/// One error listing every problem, one per line.
+pub(crate) fn problems_error(problems: &[String]) -> Error {
+    let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "the feature repo has {} problem{}:\n{}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            list.join("\n")
+        ),
+    )
+}
