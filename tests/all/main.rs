@@ -2,6 +2,7 @@
 
 mod determinism;
 mod examples;
+mod feature_repo;
 mod hostile;
 mod loading;
 mod offline;
