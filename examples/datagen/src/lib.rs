@@ -7,7 +7,7 @@
 //! Columns: `txn_id` (int64, unique), `user_id` (int64, 1..=users), `event_ts` (timestamp,
 //! uniformly over `days` days ending at `end`), `ingested_at` (timestamp, 0-15 minutes after
 //! `event_ts`), `amount` (float64, log-normal-ish, 4% refunds, 1% null), `balance_before`
-//! (float64, 3% null, 0.5% zero) and `merchant` (utf8, card-statement style descriptors).
+//! (float64, 3% null, 0.5% zero) and `merchant` (utf8, card-statement style descriptors, 2% null).
 
 use std::sync::Arc;
 
@@ -136,7 +136,11 @@ pub fn batches(spec: Spec, batch_size: usize) -> impl Iterator<Item = RecordBatc
                 r if r < 0.035 => Some(0.0),
                 _ => Some((rng.unit() * 25_000.0 * 100.0).round() / 100.0),
             });
-            merchant.push(MERCHANTS[(rng.next_u64() % MERCHANTS.len() as u64) as usize]);
+            let m = rng.next_u64();
+            merchant.push(
+                (!m.is_multiple_of(50))
+                    .then(|| MERCHANTS[((m >> 8) % MERCHANTS.len() as u64) as usize]),
+            );
         }
         let columns: Vec<Arc<dyn arrow_array::Array>> = vec![
             Arc::new(Int64Array::from(txn_id)),

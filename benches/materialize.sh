@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Materialization benchmark: N synthetic transactions through the numeric example transform
+# into the offline table (Iceberg) plus the embedded online store, or plus Redis.
+# Reports rows/s (from `skewless materialize`) and peak RSS (GNU time).
+#
+#   bash benches/materialize.sh                  # 1M and 5M rows, embedded and Redis
+#   SIZES="1000000" STORES="embedded" bash benches/materialize.sh
+#
+# Needs: a release build (`cargo build --release -p skewless-runtime -p skewless-datagen`),
+# the example components (built here), GNU time (`apt-get install -y time`) and, for Redis,
+# redis-server on PATH (started here on a free port and stopped after).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+sizes=${SIZES:-"1000000 5000000"}
+stores=${STORES:-"embedded redis"}
+bin=target/release
+CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p transaction-features
+component=$PWD/target/guests/wasm32-wasip2/guest/transaction_features.wasm
+work=$(mktemp -d)
+trap 'kill $(cat "$work/redis.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if [[ " $stores " == *" redis "* ]]; then
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+        --pidfile "$work/redis.pid" --dir "$work" >/dev/null
+fi
+
+printf '| rows | online store | rows/s | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|\n'
+for rows in $sizes; do
+    "$bin/skewless-datagen" --rows "$rows" --users 100000 --days 90 --out "$work/txns-$rows.parquet" >/dev/null
+    for store in $stores; do
+        repo="$work/repo-$rows-$store"
+        mkdir -p "$repo"
+        online='type = "embedded"'
+        [ "$store" = redis ] && online="type = \"redis\"
+url = \"redis://127.0.0.1:$port\""
+        [ "$store" = redis ] && redis-cli -p "$port" flushall >/dev/null
+        cat > "$repo/skewless.toml" <<TOML
+[project]
+name = "bench"
+[online]
+$online
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "int64" }]
+[[batch_view]]
+name = "txn"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+created_timestamp = "ingested_at"
+transform = "$component"
+TOML
+        "$bin/skewless" ingest raw.transactions --repo "$repo" --from "$work/txns-$rows.parquet" --create >/dev/null
+        "$bin/skewless" apply --repo "$repo" >/dev/null
+        /usr/bin/time -v -o "$work/time.txt" "$bin/skewless" materialize --repo "$repo" txn > "$work/out.txt"
+        rate=$(grep -o '([0-9]* rows/s)' "$work/out.txt" | tr -dc '0-9')
+        wall=$(grep -o 'in [0-9.]* s' "$work/out.txt" | tr -dc '0-9.')
+        rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$work/time.txt")
+        printf '| %s | %s | %s | %s | %s |\n' "$rows" "$store" "$rate" "$wall" "$rss"
+    done
+done
