@@ -678,14 +678,16 @@ fn unknown_tables_columns_and_bad_names_are_clear_errors() {
             .unwrap();
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
 
-        // REST is not built in and says so.
+        // REST over TLS is not built in and says so.
         let e = OfflineStore::open(&OfflineConfig::Rest {
-            uri: "http://localhost:8181".into(),
+            uri: "https://localhost:8181".into(),
             warehouse: None,
+            props: Default::default(),
         })
         .await
         .unwrap_err();
-        assert!(e.to_string().contains("iceberg-catalog-rest"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("TLS"), "{e}");
     });
 }
 
@@ -726,5 +728,35 @@ fn interleaved_jobs_on_one_table_both_commit() {
             .await
             .unwrap();
         assert_eq!(rows(&all), expected(&FIRST));
+    });
+}
+
+#[test]
+fn unreachable_rest_catalog_is_unavailable_at_open_and_named() {
+    // A loopback port nothing listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("http://127.0.0.1:{port}");
+    runtime().block_on(async {
+        let started = std::time::Instant::now();
+        let e = OfflineStore::open(&OfflineConfig::Rest {
+            uri: uri.clone(),
+            warehouse: Some("file:///tmp/skewless-no-warehouse".into()),
+            props: [("token".to_owned(), "s3cr3t".to_owned())].into(),
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_eq!(e.context_value("catalog"), Some(uri.as_str()), "{e}");
+        assert!(e.to_string().contains(&uri), "{e}");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
     });
 }

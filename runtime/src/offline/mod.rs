@@ -8,7 +8,9 @@
 //!
 //! - [`OfflineConfig`] chooses the catalog backend by its `type` (the one place that names a
 //!   concrete backend): `sql` (a SQL catalog on SQLite plus a local warehouse folder, the
-//!   embedded default) or `rest` (not built in yet).
+//!   embedded default) or `rest` (an Iceberg REST catalog over plain `http://`; opening it
+//!   asks the server for its config and lists namespaces, so an unreachable or misconfigured
+//!   catalog is reported at open, within [`REST_OPEN_TIMEOUT`]).
 //! - [`TableName`] is a validated `namespace.table`.
 //! - [`OfflineStore::create_table`] turns an Arrow schema into an Iceberg table, optionally
 //!   partitioned by `day(<timestamp column>)`.
@@ -44,7 +46,10 @@
 //!   labelled `"+00:00"`; iceberg-rust rejects a batch labelled `"UTC"`, so
 //!   [`AppendJob::write`] relabels (the values, UTC epoch microseconds, are unchanged).
 //! - The local warehouse uses blocking file I/O: right for the embedded default, while object
-//!   storage (S3, GCS) needs `iceberg-storage-opendal`.
+//!   storage (S3, GCS) needs `iceberg-storage-opendal`. This holds for the REST catalog too:
+//!   its tables' files must be on a local (or locally mounted) `file://` warehouse.
+//! - The REST catalog is reached without TLS (`https://` is refused at open: no TLS stack is
+//!   built in). Only the probe at open is bounded by a timeout; later requests are not.
 //! - Schema evolution (adding a column) is not exposed yet.
 //!
 //! ```no_run
@@ -77,10 +82,11 @@ mod name;
 mod scan;
 mod schema;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
@@ -91,6 +97,9 @@ use iceberg::spec::{Snapshot, TableMetadata, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::{Catalog, CatalogBuilder, TableCreation};
+use iceberg_catalog_rest::{
+    REST_CATALOG_PROP_URI, REST_CATALOG_PROP_WAREHOUSE, RestCatalogBuilder,
+};
 use iceberg_catalog_sql::{
     SQL_CATALOG_PROP_BIND_STYLE, SQL_CATALOG_PROP_URI, SQL_CATALOG_PROP_WAREHOUSE, SqlBindStyle,
     SqlCatalogBuilder,
@@ -107,6 +116,18 @@ use crate::error::{Error, ErrorKind, Result};
 /// same name to see the same tables (`SqlCatalog("default", ...)` in PyIceberg).
 pub const SQL_CATALOG_NAME: &str = "default";
 
+/// The catalog name the REST catalog is opened under (a client-side label only).
+const REST_CATALOG_NAME: &str = "default";
+
+/// How long [`OfflineStore::open`] waits for a REST catalog to answer its probe (the config
+/// request and a namespace listing) before reporting it [unavailable](ErrorKind::Unavailable).
+pub const REST_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The message iceberg gives every failure to get an HTTP response at all (connection
+/// refused, DNS, reset): its `From<reqwest::Error>`. Such failures are
+/// [`ErrorKind::Unavailable`].
+const HTTP_TRANSPORT_FAILURE: &str = "Failed to execute http request";
+
 /// Snapshot summary key Iceberg uses for the number of rows a snapshot added.
 const ADDED_RECORDS: &str = "added-records";
 
@@ -118,6 +139,16 @@ const ADDED_RECORDS: &str = "added-records";
 /// type = "sql"
 /// uri = "sqlite:.skewless/catalog.db?mode=rwc"
 /// warehouse = "/abs/path/.skewless/warehouse"
+/// ```
+///
+/// or
+///
+/// ```toml
+/// [offline]
+/// type = "rest"
+/// uri = "http://localhost:8181"
+/// warehouse = "file:///abs/path/warehouse"   # optional
+/// props = { token = "..." }                   # optional, passed to the catalog as is
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
@@ -131,13 +162,19 @@ pub enum OfflineConfig {
         /// directory.
         warehouse: PathBuf,
     },
-    /// An Iceberg REST catalog. Not built in yet: opening it fails with an explanation.
+    /// An Iceberg REST catalog, reached over plain HTTP.
     Rest {
-        /// The catalog's base URL, `http://...`.
+        /// The catalog's base URL, `http://host:port[/prefix]` (without the `/v1`).
         uri: String,
         /// The warehouse identifier the catalog expects, if any.
         #[serde(default)]
         warehouse: Option<String>,
+        /// Further catalog properties, passed to iceberg-rust's REST catalog as they are:
+        /// `token`, `credential` (`client_id:secret`), `oauth2-server-uri`, `scope`,
+        /// `header.<name>`, `prefix`, ... May hold secrets: skewless's error messages do not
+        /// repeat them (iceberg redacts auth headers), but `Debug` shows them.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        props: BTreeMap<String, String>,
     },
 }
 
@@ -215,21 +252,23 @@ impl fmt::Debug for OfflineStore {
 
 impl OfflineStore {
     /// Opens (creating if needed) the catalog `config` names. For the SQL catalog this creates
-    /// the SQLite file's parent directory and the warehouse directory.
+    /// the SQLite file's parent directory and the warehouse directory. A REST catalog is
+    /// probed (its config and namespaces are fetched): if it does not answer within
+    /// [`REST_OPEN_TIMEOUT`] or cannot be reached, this fails with
+    /// [`ErrorKind::Unavailable`]; if it answers with an error (wrong URI, warehouse or
+    /// credentials), with [`ErrorKind::InvalidInput`]. Both name the URI in the `catalog`
+    /// context.
     ///
     /// Must be called inside a tokio runtime: the catalog keeps a handle to it.
     pub async fn open(config: &OfflineConfig) -> Result<Self> {
         // The one place a concrete backend is named.
         let (catalog, description): (Arc<dyn Catalog>, String) = match config {
             OfflineConfig::Sql { uri, warehouse } => open_sql(uri, warehouse).await?,
-            OfflineConfig::Rest { uri, .. } => {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    "the REST catalog needs the `iceberg-catalog-rest` crate, which is not \
-                     built into this skewless yet; use `type = \"sql\"`",
-                )
-                .with_context("catalog", uri));
-            }
+            OfflineConfig::Rest {
+                uri,
+                warehouse,
+                props,
+            } => open_rest(uri, warehouse.as_deref(), props, REST_OPEN_TIMEOUT).await?,
         };
         Ok(OfflineStore {
             catalog,
@@ -490,6 +529,85 @@ async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, Stri
     ))
 }
 
+async fn open_rest(
+    uri: &str,
+    warehouse: Option<&str>,
+    props: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Result<(Arc<dyn Catalog>, String)> {
+    let invalid =
+        |message: &str| Error::new(ErrorKind::InvalidInput, message).with_context("catalog", uri);
+    if uri.starts_with("https://") {
+        return Err(invalid(
+            "this skewless is built without TLS: the REST catalog must be reached over \
+             `http://` (e.g. through a local proxy)",
+        ));
+    }
+    if !uri.starts_with("http://") {
+        return Err(invalid(
+            "the REST catalog uri must be an `http://` URL, like `http://localhost:8181`",
+        ));
+    }
+    // iceberg appends `/v1/...` to the uri as it is.
+    let uri = uri.trim_end_matches('/');
+    let mut all: HashMap<String, String> = props.clone().into_iter().collect();
+    all.insert(REST_CATALOG_PROP_URI.to_owned(), uri.to_owned());
+    if let Some(warehouse) = warehouse {
+        all.insert(REST_CATALOG_PROP_WAREHOUSE.to_owned(), warehouse.to_owned());
+    }
+    let catalog = RestCatalogBuilder::default()
+        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .load(REST_CATALOG_NAME, all)
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("cannot open the REST catalog: {}", describe_error(&e)),
+            )
+            .with_context("catalog", uri)
+            .with_source(e)
+        })?;
+    // The catalog connects lazily; probe it so that a wrong or unreachable uri is reported
+    // here, not at the first table operation.
+    match tokio::time::timeout(timeout, catalog.list_namespaces(None)).await {
+        Ok(Ok(_)) => {}
+        Err(_elapsed) => {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the REST catalog did not answer within {} ms",
+                    timeout.as_millis()
+                ),
+            )
+            .with_context("catalog", uri));
+        }
+        Ok(Err(e)) => {
+            let kind = match error_kind(&e) {
+                ErrorKind::Unavailable => ErrorKind::Unavailable,
+                // It answered, but with an error status: misconfiguration.
+                _ => ErrorKind::InvalidInput,
+            };
+            let what = match kind {
+                ErrorKind::Unavailable => "cannot reach the REST catalog",
+                _ => {
+                    "the REST catalog refused the request (check its uri, warehouse and \
+                      credentials)"
+                }
+            };
+            // iceberg's Display carries the status and the server's error body (with
+            // sensitive headers redacted); its message alone is generic.
+            return Err(Error::new(kind, format!("{what}: {e}"))
+                .with_context("catalog", uri)
+                .with_source(e));
+        }
+    }
+    let description = match warehouse {
+        Some(warehouse) => format!("rest catalog {uri}, warehouse {warehouse}"),
+        None => format!("rest catalog {uri}"),
+    };
+    Ok((Arc::new(catalog), description))
+}
+
 fn day_partition_spec(
     name: &TableName,
     arrow: &ArrowSchema,
@@ -551,6 +669,9 @@ fn convert_error(e: iceberg::Error, name: &TableName, doing: &str) -> Error {
 }
 
 fn error_kind(e: &iceberg::Error) -> ErrorKind {
+    if e.message() == HTTP_TRANSPORT_FAILURE {
+        return ErrorKind::Unavailable;
+    }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         if s.is::<sqlx::Error>() {
@@ -605,6 +726,68 @@ mod tests {
         let message = e.to_string();
         for known in OfflineConfig::KNOWN_TYPES {
             assert!(message.contains(known), "{message}");
+        }
+    }
+
+    #[test]
+    fn rest_config_reads_props_and_defaults_them_to_empty() {
+        let config: OfflineConfig =
+            toml::from_str("type = \"rest\"\nuri = \"http://h:8181\"\nprops = { token = \"t\" }")
+                .unwrap();
+        assert_eq!(
+            config,
+            OfflineConfig::Rest {
+                uri: "http://h:8181".into(),
+                warehouse: None,
+                props: BTreeMap::from([("token".to_owned(), "t".to_owned())]),
+            }
+        );
+        let config: OfflineConfig =
+            toml::from_str("type = \"rest\"\nuri = \"http://h:8181\"").unwrap();
+        assert_eq!(config.type_name(), "rest");
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn rest_catalog_that_never_answers_times_out_as_unavailable() {
+        // Listening but never accepting: the kernel completes the handshake, nobody answers.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let uri = format!("http://{}", listener.local_addr().unwrap());
+        let e = runtime()
+            .block_on(open_rest(
+                &uri,
+                None,
+                &BTreeMap::new(),
+                Duration::from_millis(300),
+            ))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        assert_eq!(e.context_value("catalog"), Some(uri.as_str()));
+        drop(listener);
+    }
+
+    #[test]
+    fn rest_uri_must_be_http() {
+        for uri in ["https://h:8181", "h:8181", "file:///x"] {
+            let e = runtime()
+                .block_on(open_rest(
+                    uri,
+                    None,
+                    &BTreeMap::new(),
+                    Duration::from_millis(300),
+                ))
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+            assert_eq!(e.context_value("catalog"), Some(uri));
         }
     }
 }

@@ -89,9 +89,14 @@ impl FeatureRepo {
                     .map_or_else(|| state.join("warehouse"), |w| self.dir.join(w));
                 OfflineConfig::Sql { uri, warehouse }
             }
-            OfflineSpec::Rest { uri, warehouse } => OfflineConfig::Rest {
+            OfflineSpec::Rest {
+                uri,
+                warehouse,
+                props,
+            } => OfflineConfig::Rest {
                 uri: uri.clone(),
                 warehouse: warehouse.clone(),
+                props: props.clone(),
             },
         }
     }

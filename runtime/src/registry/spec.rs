@@ -71,6 +71,10 @@ pub enum OfflineSpec {
         uri: String,
         /// Warehouse name or location.
         warehouse: Option<String>,
+        /// Further catalog properties (`token`, `credential`, `header.<name>`, ...), passed
+        /// to the catalog as they are.
+        #[serde(default)]
+        props: BTreeMap<String, String>,
     },
 }
 
