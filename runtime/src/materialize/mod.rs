@@ -24,14 +24,15 @@
 //! one; and a run whose (view, digest, window, source snapshot) matches an earlier snapshot's
 //! summary is skipped outright.
 
+mod newest;
 mod values;
+
+use newest::NewestRows;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType as ArrowType, SchemaRef, TimeUnit};
 use futures::StreamExt;
@@ -41,7 +42,7 @@ use crate::apply::{feature_table_schema, join_keys};
 use crate::engine::TransformEngine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::{OfflineStore, ScanOptions, SnapshotInfo, TableName};
-use crate::online::{EntityKey, OnlineStore, StoredRow, replaces};
+use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
 use crate::registry::{AppliedRegistry, FeatureRepo, KeyType};
 use crate::signature::UTC;
@@ -213,10 +214,9 @@ impl Job<'_> {
             created_ts: view.created_timestamp.as_deref(),
             default_created_us: source_snapshot.timestamp_ms.saturating_mul(1000),
             schema: &schema,
-            digest: &digest,
         };
         let mut job = rt.block_on(self.offline.begin_append(&table))?;
-        let mut newest: HashMap<EntityKey, StoredRow> = HashMap::new();
+        let newest = NewestRows::new();
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -226,22 +226,16 @@ impl Job<'_> {
             threads,
             |input: RecordBatch| {
                 let output = transform.run(&input)?;
-                layout.features(&input, &output)
+                let features = layout.features(&input, &output)?;
+                if view.online {
+                    newest.offer(&features.batch, keys.len())?;
+                }
+                Ok(features)
             },
             |features: Features| {
                 result.rows += features.batch.num_rows() as u64;
                 result.dropped_rows += features.dropped;
                 progress(features.batch.num_rows() as u64 + features.dropped);
-                if view.online {
-                    for (key, row) in features.newest {
-                        match newest.get(&key) {
-                            Some(old) if !replaces(row.version(), old.version()) => {}
-                            _ => {
-                                newest.insert(key, row);
-                            }
-                        }
-                    }
-                }
                 if features.batch.num_rows() > 0 {
                     rt.block_on(job.write(features.batch))?;
                 }
@@ -249,7 +243,7 @@ impl Job<'_> {
             },
         );
         let online_written = transformed.and_then(|()| match view.online {
-            true => self.write_online(view_name, newest),
+            true => self.write_online(view_name, &newest.into_rows(&digest)),
             false => Ok(0),
         });
         match online_written {
@@ -281,8 +275,7 @@ impl Job<'_> {
 
 impl Job<'_> {
     /// Writes the newest row per entity, a pipelined chunk at a time.
-    fn write_online(&self, view: &str, newest: HashMap<EntityKey, StoredRow>) -> Result<usize> {
-        let rows: Vec<(EntityKey, StoredRow)> = newest.into_iter().collect();
+    fn write_online(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<usize> {
         let mut written = 0;
         for chunk in rows.chunks(ONLINE_CHUNK) {
             written += self.online.write(view, chunk)?.written;
@@ -321,13 +314,11 @@ struct Layout<'a> {
     created_ts: Option<&'a str>,
     default_created_us: i64,
     schema: &'a SchemaRef,
-    digest: &'a str,
 }
 
-/// One batch's feature-table rows and the newest row per entity among them.
+/// One batch's feature-table rows, and how many source rows were dropped.
 struct Features {
     batch: RecordBatch,
-    newest: HashMap<EntityKey, StoredRow>,
     dropped: u64,
 }
 
@@ -356,23 +347,21 @@ impl Layout<'_> {
         columns.extend(output.columns().iter().cloned());
 
         // Rows without a key or event time have no place in a feature table.
-        let keep: Vec<bool> = (0..n)
-            .map(|row| {
-                columns[..self.keys.len() + 2]
+        let required = &columns[..self.keys.len() + 2];
+        let (columns, dropped) = match required.iter().any(|c| c.null_count() > 0) {
+            false => (columns, 0),
+            true => {
+                let keep: arrow_array::BooleanArray = (0..n)
+                    .map(|row| Some(required.iter().all(|c| c.is_valid(row))))
+                    .collect();
+                let dropped = (n - keep.true_count()) as u64;
+                let kept = columns
                     .iter()
-                    .all(|c| c.is_valid(row))
-            })
-            .collect();
-        let dropped = keep.iter().filter(|k| !**k).count() as u64;
-        let columns = if dropped > 0 {
-            let mask = arrow_array::BooleanArray::from(keep);
-            columns
-                .iter()
-                .map(|c| arrow_select::filter::filter(c.as_ref(), &mask))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| Error::new(ErrorKind::Internal, format!("filtering rows: {e}")))?
-        } else {
-            columns
+                    .map(|c| arrow_select::filter::filter(c.as_ref(), &keep))
+                    .collect::<std::result::Result<Vec<_>, _>>()
+                    .map_err(|e| Error::new(ErrorKind::Internal, format!("filtering rows: {e}")))?;
+                (kept, dropped)
+            }
         };
         let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(|e| {
             Error::new(
@@ -381,49 +370,7 @@ impl Layout<'_> {
             )
             .with_source(e)
         })?;
-        Ok(Features {
-            newest: self.newest_per_entity(&batch)?,
-            batch,
-            dropped,
-        })
-    }
-
-    fn newest_per_entity(&self, batch: &RecordBatch) -> Result<HashMap<EntityKey, StoredRow>> {
-        let k = self.keys.len();
-        let event = batch.column(k).as_primitive::<TimestampMicrosecondType>();
-        let created = batch
-            .column(k + 1)
-            .as_primitive::<TimestampMicrosecondType>();
-        let mut best: HashMap<EntityKey, usize> = HashMap::new();
-        for row in 0..batch.num_rows() {
-            let key = EntityKey(
-                (0..k)
-                    .filter_map(|i| values::key_value(batch.column(i), row))
-                    .collect(),
-            );
-            let version = (event.value(row), created.value(row));
-            match best.get(&key) {
-                Some(&b) if !replaces(version, (event.value(b), created.value(b))) => {}
-                _ => {
-                    best.insert(key, row);
-                }
-            }
-        }
-        best.into_iter()
-            .map(|(key, row)| {
-                let values = batch.columns()[k + 2..]
-                    .iter()
-                    .map(|c| values::feature_value(c, row))
-                    .collect::<Result<Vec<_>>>()?;
-                let stored = StoredRow {
-                    event_ts: event.value(row),
-                    created_ts: created.value(row),
-                    digest: self.digest.to_owned(),
-                    values,
-                };
-                Ok((key, stored))
-            })
-            .collect()
+        Ok(Features { batch, dropped })
     }
 }
 

@@ -1,0 +1,110 @@
+//! The newest row per entity across a whole materialization, kept by the worker threads.
+//!
+//! Rows arrive in no particular time order. Each worker offers its batch's rows to a map
+//! sharded by key (one lock per shard, so two workers rarely wait on each other), and a row's
+//! feature values are only decoded when it is newer than what the map holds: with rows in
+//! random time order, an entity with `k` rows replaces its candidate about `ln k` times, so
+//! most rows cost a hash and a compare. Memory grows with the number of entities in the
+//! window, not with the number of rows.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Mutex;
+
+use arrow_array::RecordBatch;
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+
+use super::values::{feature_value, key_value};
+use crate::error::Result;
+use crate::online::{EntityKey, FeatureValue, StoredRow, replaces};
+
+const SHARDS: usize = 64;
+
+type Shard = HashMap<EntityKey, Candidate, ahash::RandomState>;
+
+struct Candidate {
+    version: (i64, i64),
+    values: Vec<FeatureValue>,
+}
+
+/// Newest `(event_ts, created_ts)` row per entity, shared by the workers of one job.
+pub(crate) struct NewestRows {
+    hasher: ahash::RandomState,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl NewestRows {
+    pub(crate) fn new() -> Self {
+        // Fixed seeds: shard choice need not be secret, only spread.
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        NewestRows {
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
+                .collect(),
+            hasher,
+        }
+    }
+
+    /// Offers every row of a feature-table batch: `keys` join-key columns, then `event_ts`,
+    /// `created_ts` and the feature columns.
+    pub(crate) fn offer(&self, batch: &RecordBatch, keys: usize) -> Result<()> {
+        let event = batch
+            .column(keys)
+            .as_primitive::<TimestampMicrosecondType>();
+        let created = batch
+            .column(keys + 1)
+            .as_primitive::<TimestampMicrosecondType>();
+        let features = &batch.columns()[keys + 2..];
+        for row in 0..batch.num_rows() {
+            let key = EntityKey(
+                (0..keys)
+                    .filter_map(|i| key_value(batch.column(i), row))
+                    .collect(),
+            );
+            let version = (event.value(row), created.value(row));
+            let shard = self.hasher.hash_one(&key) as usize % SHARDS;
+            let decode = || {
+                features
+                    .iter()
+                    .map(|c| feature_value(c, row))
+                    .collect::<Result<Vec<_>>>()
+            };
+            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            match shard.entry(key) {
+                Entry::Occupied(mut held) => {
+                    if replaces(version, held.get().version) {
+                        *held.get_mut() = Candidate {
+                            version,
+                            values: decode()?,
+                        };
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(Candidate {
+                        version,
+                        values: decode()?,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest rows, stamped with the component digest.
+    pub(crate) fn into_rows(self, digest: &str) -> Vec<(EntityKey, StoredRow)> {
+        self.shards
+            .into_iter()
+            .flat_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+            .map(|(key, c)| {
+                let row = StoredRow {
+                    event_ts: c.version.0,
+                    created_ts: c.version.1,
+                    digest: digest.to_owned(),
+                    values: c.values,
+                };
+                (key, row)
+            })
+            .collect()
+    }
+}
