@@ -178,3 +178,18 @@ fn a_missing_input_column_names_the_column_and_transform() {
     assert!(err.message().contains("declared not null"), "{err}");
     assert!(hostile.run(&mode(0, 1)).unwrap().column(0).len() == 1);
 }
+
+#[test]
+fn sleeping_fails_the_call_at_once_instead_of_holding_a_thread_past_the_deadline() {
+    let (err, elapsed) = fails(11);
+    assert_eq!(err.kind(), ErrorKind::Trapped, "{err}");
+    assert!(
+        err.message().contains("tried to sleep or wait on a clock"),
+        "{err}"
+    );
+    // The guest asked for 60 s; the deadline is 1 s.
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "stopped after {elapsed:?}"
+    );
+}

@@ -195,6 +195,7 @@ impl TransformEngine {
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .and_then(|()| sandbox::forbid_waiting(&mut linker))
             .map_err(|e| internal("could not link the WASI stand-ins", e))?;
 
         let cache = config

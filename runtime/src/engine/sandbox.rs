@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{
     Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
 };
@@ -95,6 +95,48 @@ impl HostMonotonicClock for FixedClock {
         0
     }
 }
+
+/// The monotonic-clock interface as the linker names it (wasmtime-wasi 48 implements WASI
+/// 0.2.12; guests importing an older 0.2.x resolve to it by semver).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the monotonic clock's `subscribe-duration` and `subscribe-instant` with functions
+/// that fail the call at once.
+///
+/// wasmtime-wasi implements them as real timers, and a guest blocking on one waits inside a
+/// host call, where epoch interruption cannot reach it: `std::thread::sleep(1 hour)` would hold
+/// a worker for an hour past its deadline. A transform has no reason to wait (its clock is
+/// fixed anyway), so waiting is an error.
+pub(crate) fn forbid_waiting(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Err(wasmtime::Error::new(WaitForbidden))
+        },
+    )?;
+    clock.func_wrap(
+        "subscribe-instant",
+        |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            Err(wasmtime::Error::new(WaitForbidden))
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The error a guest gets for trying to wait on a clock; the engine recognizes it.
+#[derive(Debug)]
+pub(crate) struct WaitForbidden;
+
+impl std::fmt::Display for WaitForbidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a transform may not sleep or wait on a clock")
+    }
+}
+
+impl std::error::Error for WaitForbidden {}
 
 /// The error a [`MemoryLimiter`] raises; the engine recognizes it to report
 /// [`ErrorKind::MemoryLimitExceeded`](crate::ErrorKind::MemoryLimitExceeded).

@@ -7,7 +7,7 @@ use arrow_schema::SchemaRef;
 use wasmtime::{Store, Trap};
 
 use super::EngineInner;
-use super::sandbox::{HostState, MemoryLimitHit};
+use super::sandbox::{HostState, MemoryLimitHit, WaitForbidden};
 use crate::batch;
 use crate::bindings::{FeatureTransform, FeatureTransformPre};
 use crate::error::{Error, ErrorKind, Result};
@@ -238,6 +238,19 @@ fn classify(e: wasmtime::Error, during: &str) -> Error {
             format!(
                 "the transform exceeded its memory limit of {limit} bytes while {during} \
                  (it asked for {requested} bytes); raise the limit or process smaller batches"
+            ),
+        )
+        .with_source(e);
+    }
+    if e.downcast_ref::<WaitForbidden>().is_some()
+        || e.chain()
+            .any(|c| c.downcast_ref::<WaitForbidden>().is_some())
+    {
+        return Error::new(
+            ErrorKind::Trapped,
+            format!(
+                "the transform tried to sleep or wait on a clock while {during}; transforms \
+                 run against a fixed clock and may not wait"
             ),
         )
         .with_source(e);

@@ -18,6 +18,7 @@
 //! | 8 | [`BATCH_ERROR`] | returns `Err(transform-error)` with column `mode` and row 0 |
 //! | 9 | [`PRINTS`] | prints a line to stdout and one to stderr, then behaves like [`OK`] |
 //! | 10 | [`AMBIENT`] | reads what a sandbox must fake, see below |
+//! | 11 | [`SLEEP`] | sleeps for a minute (a host-side wait no epoch deadline can interrupt) |
 //!
 //! Any other mode is a batch-level error naming the column `mode`.
 //!
@@ -66,6 +67,8 @@ pub const BATCH_ERROR: i32 = 8;
 pub const PRINTS: i32 = 9;
 /// Reads the clock, random bytes, the environment and the filesystem.
 pub const AMBIENT: i32 = 10;
+/// Sleeps for 60 s through WASI's monotonic clock.
+pub const SLEEP: i32 = 11;
 
 /// The hostile transform.
 #[derive(Debug)]
@@ -125,6 +128,10 @@ impl Transform for Hostile {
                 ones(n)
             }
             AMBIENT => ambient(n),
+            SLEEP => {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                ones(n)
+            }
             other => Err(
                 TransformError::new(format!("hostile guest: unknown mode {other}"))
                     .with_column("mode")
