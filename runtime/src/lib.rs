@@ -35,6 +35,7 @@ pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod files;
+pub mod historical;
 pub mod ingest;
 pub mod materialize;
 pub mod offline;

@@ -3,6 +3,7 @@
 mod determinism;
 mod examples;
 mod feature_repo;
+mod historical;
 mod hostile;
 mod loading;
 mod offline;

@@ -62,6 +62,11 @@ enum Command {
     /// Read entities' latest values from the online store, with their status.
     #[command(after_help = "Example:\n  skewless get user_transaction_features 42 43")]
     Get(repo::GetArgs),
+    /// Build a point-in-time correct training set from entity rows and label times.
+    #[command(
+        after_help = "Example:\n  skewless historical --entities labels.parquet --service fraud_model_v1 --out train.parquet --as-of 2026-11-01T00:00:00Z"
+    )]
+    Historical(repo::HistoricalArgs),
 }
 
 /// Engine settings shared by every command.
@@ -144,6 +149,7 @@ fn run(cli: Cli) -> crate::Result<()> {
         Command::Ingest(args) => repo::ingest(&args),
         Command::Materialize(args) => repo::materialize(&args),
         Command::Get(args) => repo::get(&args),
+        Command::Historical(args) => repo::historical(&args),
     }
 }
 

@@ -334,3 +334,165 @@ fn display_value(value: &crate::online::FeatureValue) -> String {
         V::Float32Vector(v) => format!("{v:?}"),
     }
 }
+
+#[derive(Debug, Args)]
+pub(super) struct HistoricalArgs {
+    #[command(flatten)]
+    repo: RepoArg,
+    /// Entity rows: join keys, `event_timestamp` (the label time) and any other columns
+    /// (`.parquet` or `.csv`).
+    #[arg(long)]
+    entities: PathBuf,
+    /// Features, comma-separated: `view:feature` or `view:*`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required_unless_present = "service",
+        conflicts_with = "service"
+    )]
+    features: Vec<String>,
+    /// A feature service declared in `skewless.toml`.
+    #[arg(long)]
+    service: Option<String>,
+    /// Output Parquet file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Name feature columns `view__feature`.
+    #[arg(long)]
+    full_feature_names: bool,
+    /// Pin every feature table to the snapshot current at this time: an RFC 3339 timestamp,
+    /// or a snapshot id of one of the requested views' tables.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+/// `skewless historical`: a point-in-time correct training set.
+pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
+    use std::sync::Arc;
+
+    use crate::historical::{LABEL_TIME, Request, Retrieval};
+    use crate::registry::FeatureRef;
+
+    let started = std::time::Instant::now();
+    let rt = runtime()?;
+    let (repo, offline) = open(&args.repo, &rt)?;
+    let registry = repo.applied()?;
+    let engine = repo.engine()?;
+    let features = match &args.service {
+        Some(name) => {
+            let service = repo
+                .spec()
+                .feature_services
+                .iter()
+                .find(|s| s.name == *name)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("there is no feature service `{name}`"),
+                    )
+                })?;
+            service
+                .features
+                .iter()
+                .map(|f| FeatureRef::parse(f))
+                .collect::<Result<Vec<_>>>()?
+        }
+        None => args
+            .features
+            .iter()
+            .map(|f| FeatureRef::parse(f.trim()))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let as_of_ms = match &args.as_of {
+        None => None,
+        Some(text) => Some(match text.parse::<i64>() {
+            Ok(snapshot) => snapshot_time(&repo, &offline, &rt, &features, snapshot)?,
+            Err(_) => parse_time("--as-of", text)? / 1000,
+        }),
+    };
+    let label =
+        crate::signature::Field::new(LABEL_TIME, crate::signature::DataType::Timestamp, false);
+    let (schema, batches) =
+        crate::files::read_batches(&args.entities, std::slice::from_ref(&label), 65_536)?;
+    let batches = batches.collect::<Result<Vec<_>>>()?;
+    let entities = arrow_select::concat::concat_batches(&schema, &batches)
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("could not read the entity rows: {e}"),
+            )
+        })
+        .map_err(|e| e.with_context("file", args.entities.display()))?;
+    let request = Request {
+        features,
+        full_feature_names: args.full_feature_names,
+        as_of_ms,
+    };
+    let retrieval = Retrieval {
+        repo: &repo,
+        registry: &registry,
+        engine: &engine,
+        offline: &offline,
+        runtime: &rt,
+    };
+    let set = retrieval
+        .run(&entities, &request)
+        .map_err(|e| e.with_context("entities", args.entities.display()))?;
+    fn json(value: &impl serde::Serialize) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+    let mut metadata = std::collections::HashMap::from([
+        ("skewless.snapshots".to_owned(), json(&set.snapshots)),
+        ("skewless.digests".to_owned(), json(&set.digests)),
+    ]);
+    if let Some(ms) = as_of_ms {
+        metadata.insert("skewless.as_of_ms".to_owned(), ms.to_string());
+    }
+    let schema = Arc::new(set.batch.schema().as_ref().clone().with_metadata(metadata));
+    let batch = set
+        .batch
+        .with_schema(schema.clone())
+        .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
+    let mut sink = crate::files::ParquetSink::create(&args.out, schema)?;
+    sink.write(&batch)?;
+    let rows = sink.finish()?;
+    println!(
+        "{rows} rows x {} features -> {} in {:.2} s; snapshots {}",
+        batch.num_columns() - entities.num_columns(),
+        args.out.display(),
+        started.elapsed().as_secs_f64(),
+        json(&set.snapshots)
+    );
+    Ok(())
+}
+
+/// The commit time of `snapshot` in one of the requested batch views' feature tables.
+fn snapshot_time(
+    repo: &FeatureRepo,
+    offline: &OfflineStore,
+    rt: &Runtime,
+    features: &[crate::registry::FeatureRef],
+    snapshot: i64,
+) -> Result<i64> {
+    for r in features {
+        let Ok(table) = repo.feature_table(&r.view) else {
+            continue;
+        };
+        if !rt.block_on(offline.table_exists(&table))? {
+            continue;
+        }
+        if let Some(s) = rt
+            .block_on(offline.snapshots(&table))?
+            .into_iter()
+            .find(|s| s.snapshot_id == snapshot)
+        {
+            return Ok(s.timestamp_ms);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "snapshot {snapshot} is not a snapshot of any requested view's feature table; pass an RFC 3339 time instead"
+        ),
+    ))
+}

@@ -27,6 +27,8 @@
 mod newest;
 mod values;
 
+pub(crate) use values::key_value;
+
 use newest::NewestRows;
 
 use std::collections::HashMap;

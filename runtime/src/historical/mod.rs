@@ -1,0 +1,502 @@
+//! Historical retrieval: point-in-time correct training sets.
+//!
+//! Given entity rows (join keys, an `event_timestamp` label time `T`, any other columns),
+//! every requested feature takes the value of the feature row with the same key and the
+//! greatest `(event_ts, created_ts)` at or before `T` (and within the view's TTL) — see
+//! [`asof`]. Request-time views run their component over the joined rows: the same component
+//! and the same call path as online serving. Output rows are the input rows, in input order,
+//! with all their columns, plus one column per requested feature.
+//!
+//! `as_of` pins every feature table to the snapshot that was current at that moment (Iceberg
+//! time travel), so a training set can be rebuilt exactly after later materializations. The
+//! snapshot ids and component digests used are returned (and written into the output file's
+//! metadata by the CLI).
+//!
+//! Memory: the entity rows, plus, per view, the key, timestamps and requested columns of the
+//! feature rows inside `[min T - ttl, max T]` (pushed down to the scan). Bounding it by a
+//! setting independent of the feature table (partitioned spilling) is not done yet.
+
+pub mod asof;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, TimeUnit};
+use futures::TryStreamExt;
+use tokio::runtime::Runtime;
+
+use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
+use crate::engine::TransformEngine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::offline::{OfflineStore, ScanOptions};
+use crate::online::EntityKey;
+use crate::registry::{AppliedRegistry, FeatureRef, FeatureRepo, RepoSpec, ViewKind};
+use crate::signature::UTC;
+use asof::{FeatureRowKey, as_of_join};
+
+/// The label-time column of an entity file.
+pub const LABEL_TIME: &str = "event_timestamp";
+
+/// What to retrieve.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Features, `view:feature` or `view:*`.
+    pub features: Vec<FeatureRef>,
+    /// Name output columns `view__feature` instead of `feature`.
+    pub full_feature_names: bool,
+    /// Pin every feature table to the snapshot current at this time (ms since the epoch).
+    pub as_of_ms: Option<i64>,
+}
+
+/// A training set and what it was built from.
+#[derive(Debug)]
+pub struct TrainingSet {
+    /// Input rows and columns, then one column per feature.
+    pub batch: RecordBatch,
+    /// Snapshot id read per batch view (`None`: the table had no data at `as_of`).
+    pub snapshots: BTreeMap<String, Option<i64>>,
+    /// Component digest per view used.
+    pub digests: BTreeMap<String, String>,
+}
+
+/// Everything retrieval needs, opened once.
+#[derive(Debug)]
+pub struct Retrieval<'a> {
+    /// The repo.
+    pub repo: &'a FeatureRepo,
+    /// Its applied registry.
+    pub registry: &'a AppliedRegistry,
+    /// The engine (request-time views).
+    pub engine: &'a TransformEngine,
+    /// The offline store.
+    pub offline: &'a OfflineStore,
+    /// Drives the offline store.
+    pub runtime: &'a Runtime,
+}
+
+impl Retrieval<'_> {
+    /// Builds the training set for `entities`.
+    pub fn run(&self, entities: &RecordBatch, request: &Request) -> Result<TrainingSet> {
+        let labels = label_times(entities)?;
+        let wanted = self.expand(&request.features)?;
+        // Stored features that request-time views read, fetched even when not requested.
+        let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in &wanted {
+            if self.kind(&r.view)? == ViewKind::Batch {
+                push_unique(stored.entry(r.view.clone()).or_default(), &r.feature);
+            } else {
+                for source in self.request_view(&r.view)?.inputs.values() {
+                    if let Some(f) = &source.feature {
+                        let f = FeatureRef::parse(f)?;
+                        push_unique(stored.entry(f.view.clone()).or_default(), &f.feature);
+                    }
+                }
+            }
+        }
+        let mut joined: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
+        let mut snapshots = BTreeMap::new();
+        let mut digests = BTreeMap::new();
+        for (view, features) in &stored {
+            let (columns, snapshot) = self
+                .join_batch_view(view, features, entities, &labels, request.as_of_ms)
+                .map_err(|e| e.with_context("view", view))?;
+            for (feature, column) in features.iter().zip(columns) {
+                joined.insert((view.clone(), feature.clone()), column);
+            }
+            snapshots.insert(view.clone(), snapshot);
+            digests.insert(view.clone(), self.registry.views[view].digest.clone());
+        }
+        let mut outputs: Vec<(String, ArrayRef)> = Vec::new();
+        let mut computed: BTreeMap<String, RecordBatch> = BTreeMap::new();
+        for r in &wanted {
+            let column = match self.kind(&r.view)? {
+                ViewKind::Batch => joined[&(r.view.clone(), r.feature.clone())].clone(),
+                ViewKind::Request => {
+                    if !computed.contains_key(&r.view) {
+                        let out = self
+                            .compute_request_view(&r.view, entities, &joined)
+                            .map_err(|e| e.with_context("view", &r.view))?;
+                        digests.insert(r.view.clone(), self.registry.views[&r.view].digest.clone());
+                        computed.insert(r.view.clone(), out);
+                    }
+                    computed[&r.view]
+                        .column_by_name(&r.feature)
+                        .cloned()
+                        .ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::NotFound,
+                                format!("view `{}` has no output `{}`", r.view, r.feature),
+                            )
+                        })?
+                }
+            };
+            let name = match request.full_feature_names {
+                true => format!("{}__{}", r.view, r.feature),
+                false => r.feature.clone(),
+            };
+            outputs.push((name, column));
+        }
+        Ok(TrainingSet {
+            batch: assemble(entities, outputs)?,
+            snapshots,
+            digests,
+        })
+    }
+
+    fn kind(&self, view: &str) -> Result<ViewKind> {
+        self.registry
+            .views
+            .get(view)
+            .map(|v| v.kind)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.registry.views.keys().map(String::as_str).collect();
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "there is no applied view `{view}` (views: [{}])",
+                        known.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn request_view(&self, view: &str) -> Result<&crate::registry::RequestViewSpec> {
+        self.repo
+            .spec()
+            .request_views
+            .iter()
+            .find(|v| v.name == view)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("there is no request view `{view}`"),
+                )
+            })
+    }
+
+    /// `view:*` expanded; every feature checked against the applied signatures.
+    fn expand(&self, features: &[FeatureRef]) -> Result<Vec<FeatureRef>> {
+        let mut out = Vec::new();
+        for r in features {
+            self.kind(&r.view)?;
+            let signature = &self.registry.views[&r.view].signature;
+            if r.feature == "*" {
+                out.extend(signature.outputs.iter().map(|f| FeatureRef {
+                    view: r.view.clone(),
+                    feature: f.name.clone(),
+                }));
+            } else if signature.output(&r.feature).is_none() {
+                let names: Vec<&str> = signature.outputs.iter().map(|f| f.name.as_str()).collect();
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "view `{}` has no feature `{}` (features: [{}])",
+                        r.view,
+                        r.feature,
+                        names.join(", ")
+                    ),
+                ));
+            } else {
+                out.push(r.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The point-in-time join of one batch view: one column per feature, aligned with the
+    /// entity rows, and the snapshot read.
+    fn join_batch_view(
+        &self,
+        view: &str,
+        features: &[String],
+        entities: &RecordBatch,
+        labels: &[i64],
+        as_of_ms: Option<i64>,
+    ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
+        let rt = self.runtime;
+        let spec = self.repo.batch_view(view)?;
+        let ttl = RepoSpec::ttl(spec)?;
+        let keys = join_keys(self.repo, &spec.entities);
+        let table = self.repo.feature_table(view)?;
+        let signature = &self.registry.views[view].signature;
+        let fields: Vec<ArrowField> = features
+            .iter()
+            .map(|f| {
+                signature
+                    .output(f)
+                    .map(|f| f.to_arrow())
+                    .expect("expanded features exist")
+            })
+            .collect();
+        let snapshot = match as_of_ms {
+            Some(ms) => rt.block_on(self.offline.snapshot_as_of(&table, ms))?,
+            None => rt
+                .block_on(self.offline.current_snapshot(&table))?
+                .map(|s| s.snapshot_id),
+        };
+        let entity_keys = entity_keys(entities, &keys)?;
+        let Some(snapshot_id) = snapshot else {
+            let nulls = fields
+                .iter()
+                .map(|f| arrow_array::new_null_array(f.data_type(), labels.len()))
+                .collect();
+            return Ok((nulls, None));
+        };
+        let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        columns.extend([EVENT_TS.to_owned(), CREATED_TS.to_owned()]);
+        columns.extend(features.iter().cloned());
+        let mut scan = ScanOptions::default()
+            .snapshot(snapshot_id)
+            .columns(columns);
+        if let (Some(min), Some(max)) = (labels.iter().min(), labels.iter().max()) {
+            let ttl_us = ttl.map_or(i64::MAX, |t: Duration| {
+                i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
+            });
+            scan = scan.time_range(EVENT_TS, min.saturating_sub(ttl_us), max.saturating_add(1));
+        }
+        let batches: Vec<RecordBatch> = rt.block_on(async {
+            self.offline
+                .scan(&table, scan)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        })?;
+        let schema = batches.first().map(RecordBatch::schema);
+        let stored = match schema {
+            Some(schema) => {
+                arrow_select::concat::concat_batches(&schema, &batches).map_err(internal)?
+            }
+            None => RecordBatch::new_empty(Arc::new(Schema::new(fields.to_vec()))),
+        };
+        let row_keys: Vec<FeatureRowKey> = if stored.num_rows() == 0 {
+            Vec::new()
+        } else {
+            let stored_keys = entity_keys_of(&stored, &keys)?;
+            let event = stored
+                .column_by_name(EVENT_TS)
+                .ok_or_else(|| missing(EVENT_TS))?
+                .as_primitive::<TimestampMicrosecondType>();
+            let created = stored
+                .column_by_name(CREATED_TS)
+                .ok_or_else(|| missing(CREATED_TS))?
+                .as_primitive::<TimestampMicrosecondType>();
+            stored_keys
+                .into_iter()
+                .enumerate()
+                .map(|(i, key)| FeatureRowKey {
+                    key,
+                    event_ts: event.value(i),
+                    created_ts: created.value(i),
+                })
+                .collect()
+        };
+        let queries: Vec<(EntityKey, i64)> = entity_keys
+            .into_iter()
+            .zip(labels.iter().copied())
+            .collect();
+        let picks = as_of_join(&row_keys, &queries, ttl);
+        let indices: UInt32Array = picks.iter().map(|p| p.map(|i| i as u32)).collect();
+        let columns = fields
+            .iter()
+            .map(|f| match stored.column_by_name(f.name()) {
+                Some(c) => arrow_select::take::take(c.as_ref(), &indices, None).map_err(internal),
+                None => Ok(arrow_array::new_null_array(f.data_type(), labels.len())),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((columns, Some(snapshot_id)))
+    }
+
+    /// Runs a request-time view over the entity rows joined with its stored inputs.
+    fn compute_request_view(
+        &self,
+        view: &str,
+        entities: &RecordBatch,
+        joined: &BTreeMap<(String, String), ArrayRef>,
+    ) -> Result<RecordBatch> {
+        let spec = self.request_view(view)?;
+        let transform = self
+            .repo
+            .verified_transform(self.engine, self.registry, view)?;
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for input in &transform.signature().inputs {
+            let source = spec
+                .inputs
+                .get(&input.name)
+                .ok_or_else(|| missing(&input.name))?;
+            let column = match (&source.request, &source.feature) {
+                (Some(field), _) => entities.column_by_name(field).cloned().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::SchemaMismatch,
+                        format!("the entity rows have no column `{field}`, which request view `{view}` reads as input `{}`", input.name),
+                    )
+                    .with_context("column", field)
+                })?,
+                (None, Some(feature)) => {
+                    let r = FeatureRef::parse(feature)?;
+                    joined[&(r.view, r.feature)].clone()
+                }
+                (None, None) => return Err(missing(&input.name)),
+            };
+            fields.push(ArrowField::new(
+                &input.name,
+                column.data_type().clone(),
+                true,
+            ));
+            columns.push(column);
+        }
+        let input =
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(internal)?;
+        // The same call as online serving, in batches of the usual size.
+        let outputs = (0..input.num_rows().max(1))
+            .step_by(crate::files::DEFAULT_BATCH_SIZE)
+            .map(|start| {
+                let len = crate::files::DEFAULT_BATCH_SIZE
+                    .min(input.num_rows() - start.min(input.num_rows()));
+                transform.run(&input.slice(start.min(input.num_rows()), len))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        arrow_select::concat::concat_batches(transform.output_schema(), &outputs).map_err(internal)
+    }
+}
+
+fn push_unique(list: &mut Vec<String>, item: &str) {
+    if !list.iter().any(|x| x == item) {
+        list.push(item.to_owned());
+    }
+}
+
+/// The entity rows' label times, µs UTC.
+fn label_times(entities: &RecordBatch) -> Result<Vec<i64>> {
+    let column = entities.column_by_name(LABEL_TIME).ok_or_else(|| {
+        Error::new(
+            ErrorKind::SchemaMismatch,
+            format!("the entity rows have no `{LABEL_TIME}` column (the label time of each row)"),
+        )
+        .with_context("column", LABEL_TIME)
+    })?;
+    let target = ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC.into()));
+    let cast = arrow_cast::cast(column, &target).map_err(|e| {
+        Error::new(
+            ErrorKind::SchemaMismatch,
+            format!(
+                "`{LABEL_TIME}` is {}, not a timestamp: {e}",
+                column.data_type()
+            ),
+        )
+        .with_context("column", LABEL_TIME)
+    })?;
+    let times = cast.as_primitive::<TimestampMicrosecondType>();
+    if let Some(row) = (0..times.len()).find(|&i| times.is_null(i)) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("`{LABEL_TIME}` is null at row {row}; every entity row needs a label time"),
+        )
+        .with_context("column", LABEL_TIME));
+    }
+    Ok(times.values().to_vec())
+}
+
+/// The entity keys of the entity rows (nulls make a key that matches nothing).
+fn entity_keys(
+    entities: &RecordBatch,
+    keys: &[(String, crate::registry::KeyType)],
+) -> Result<Vec<EntityKey>> {
+    for (name, _) in keys {
+        if entities.column_by_name(name).is_none() {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!("the entity rows have no join key column `{name}`"),
+            )
+            .with_context("column", name));
+        }
+    }
+    entity_keys_of(entities, keys)
+}
+
+fn entity_keys_of(
+    batch: &RecordBatch,
+    keys: &[(String, crate::registry::KeyType)],
+) -> Result<Vec<EntityKey>> {
+    use crate::registry::KeyType;
+    let columns = keys
+        .iter()
+        .map(|(name, t)| {
+            let column = batch.column_by_name(name).ok_or_else(|| missing(name))?;
+            let to = match t {
+                KeyType::Utf8 => ArrowType::Utf8,
+                KeyType::Int32 | KeyType::Int64 => ArrowType::Int64,
+            };
+            arrow_cast::cast(column, &to).map_err(|e| {
+                Error::new(
+                    ErrorKind::SchemaMismatch,
+                    format!(
+                        "join key `{name}` is {}, expected {t:?}: {e}",
+                        column.data_type()
+                    ),
+                )
+                .with_context("column", name)
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((0..batch.num_rows())
+        .map(|row| {
+            // A null key component is kept as an empty string: it matches no stored key,
+            // which are never null.
+            EntityKey(
+                columns
+                    .iter()
+                    .map(|c| {
+                        crate::materialize::key_value(c, row).unwrap_or_else(|| {
+                            crate::online::KeyValue::Utf8(String::from("\u{0}null"))
+                        })
+                    })
+                    .collect(),
+            )
+        })
+        .collect())
+}
+
+/// Input columns, then the feature columns; a name clash is an error that says what to do.
+fn assemble(entities: &RecordBatch, outputs: Vec<(String, ArrayRef)>) -> Result<RecordBatch> {
+    let mut fields: Vec<ArrowField> = entities
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let mut columns = entities.columns().to_vec();
+    for (name, column) in outputs {
+        if fields.iter().any(|f| *f.name() == name) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "output column `{name}` appears twice (an entity column or two views' features); use --full-feature-names"
+                ),
+            ));
+        }
+        fields.push(ArrowField::new(name, column.data_type().clone(), true));
+        columns.push(column);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(internal)
+}
+
+fn missing(name: &str) -> Error {
+    Error::new(
+        ErrorKind::SchemaMismatch,
+        format!("missing column `{name}`"),
+    )
+    .with_context("column", name)
+}
+
+fn internal(e: arrow_schema::ArrowError) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("assembling the training set: {e}"),
+    )
+    .with_source(e)
+}

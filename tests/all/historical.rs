@@ -1,0 +1,332 @@
+//! Historical retrieval on real feature tables: the point-in-time join against a brute-force
+//! reference, time travel with `as_of`, agreement with the online store, request-time views.
+
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use skewless_runtime::historical::{Request, Retrieval, TrainingSet};
+use skewless_runtime::materialize::Options;
+use skewless_runtime::online::{EntityKey, FeatureValue};
+use skewless_runtime::registry::FeatureRef;
+use skewless_tests::feature_repo::TestRepo;
+
+const REPO: &str = r#"
+[project]
+name = "pit"
+
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "int64" }]
+
+[[batch_view]]
+name = "txn"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+created_timestamp = "ingested_at"
+transform = "{TRANSACTION_FEATURES}"
+ttl = "{TTL}"
+
+[[request_view]]
+name = "req"
+transform = "{REQUEST_AMOUNT_RATIO}"
+entities = ["user"]
+inputs.request_amount = { request = "amount" }
+inputs.user_last_amount = { feature = "txn:amount_log1p" }
+inputs.user_avg_amount_30d = { feature = "txn:amount_to_balance_ratio" }
+"#;
+
+const HOUR: i64 = 3_600_000_000;
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()))
+}
+
+/// Source rows with many equal event times per user (ties broken by distinct created times).
+fn source(rows: usize, seed: u64, hour_offset: i64) -> RecordBatch {
+    let mut x = seed;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    let mut users = Vec::new();
+    let mut event = Vec::new();
+    let mut created = Vec::new();
+    let mut amount = Vec::new();
+    for i in 0..rows {
+        users.push((next() % 20) as i64);
+        event.push((hour_offset + (next() % 48) as i64) * HOUR);
+        created.push(seed as i64 * 1_000_000 + i as i64);
+        amount.push((next() % 10_000) as f64 / 10.0);
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("event_ts", ts_type(), false),
+        Field::new("ingested_at", ts_type(), false),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("balance_before", DataType::Float64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(users)),
+            Arc::new(TimestampMicrosecondArray::from(event).with_timezone("+00:00")),
+            Arc::new(TimestampMicrosecondArray::from(created).with_timezone("+00:00")),
+            Arc::new(Float64Array::from(amount)),
+            Arc::new(Float64Array::from(vec![500.0; rows])),
+        ],
+    )
+    .unwrap()
+}
+
+/// Entity rows: users 0..22 (20 and 21 have no history) at label times on the hour grid
+/// (equal to feature times), between it, and at TTL edges.
+fn entities() -> RecordBatch {
+    let mut users = Vec::new();
+    let mut times = Vec::new();
+    for user in 0..22i64 {
+        for t in [-1, 0, 3, 5, 17, 24, 30, 47, 48, 60, 100] {
+            users.push(user);
+            times.push(t * HOUR + (user % 3 - 1));
+        }
+    }
+    let n = users.len();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("event_timestamp", ts_type(), false),
+        Field::new("amount", DataType::Float64, false),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(users)),
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("+00:00")),
+            Arc::new(Float64Array::from(vec![42.0; n])),
+        ],
+    )
+    .unwrap()
+}
+
+fn retrieve(repo: &TestRepo, features: &[&str], as_of_ms: Option<i64>) -> TrainingSet {
+    let r = repo.open().unwrap();
+    let registry = r.applied().unwrap();
+    let engine = r.engine().unwrap();
+    let offline = repo.offline();
+    let retrieval = Retrieval {
+        repo: &r,
+        registry: &registry,
+        engine: &engine,
+        offline: &offline,
+        runtime: &repo.rt,
+    };
+    let request = Request {
+        features: features
+            .iter()
+            .map(|f| FeatureRef::parse(f).unwrap())
+            .collect(),
+        full_feature_names: true,
+        as_of_ms,
+    };
+    retrieval.run(&entities(), &request).unwrap()
+}
+
+fn setup(ttl: &str) -> TestRepo {
+    let repo = TestRepo::new(&REPO.replace("{TTL}", ttl));
+    repo.ingest("raw.transactions", "a.parquet", &[source(600, 1, 0)]);
+    repo.apply().unwrap();
+    repo.materialize("txn", &Options::default(), repo.online().as_ref())
+        .unwrap();
+    repo
+}
+
+/// The definition, literally, over every stored row.
+fn brute_force(stored: &[RecordBatch], user: i64, t: i64, ttl_us: i64) -> Option<f64> {
+    let mut best: Option<((i64, i64), Option<f64>)> = None;
+    for b in stored {
+        let users = b
+            .column_by_name("user_id")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let event = b
+            .column_by_name("event_ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let created = b
+            .column_by_name("created_ts")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let zscore = b
+            .column_by_name("amount_zscore")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let version = (event.value(i), created.value(i));
+            if users.value(i) == user
+                && version.0 <= t
+                && version.0 >= t.saturating_sub(ttl_us)
+                && best.is_none_or(|(v, _)| version > v)
+            {
+                best = Some((version, Some(zscore.value(i))));
+            }
+        }
+    }
+    best.and_then(|(_, v)| v)
+}
+
+#[test]
+fn the_point_in_time_join_equals_the_brute_force_definition_with_and_without_ttl() {
+    for (ttl, ttl_us) in [("1000w", i64::MAX), ("5h", 5 * HOUR)] {
+        let repo = setup(ttl);
+        let stored = repo.scan("features.txn", None);
+        let set = retrieve(&repo, &["txn:amount_zscore"], None);
+        let out = set
+            .batch
+            .column_by_name("txn__amount_zscore")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let entities = entities();
+        let users = entities.column(0).as_primitive::<Int64Type>();
+        let times = entities
+            .column(1)
+            .as_primitive::<TimestampMicrosecondType>();
+        let mut found = 0;
+        for row in 0..entities.num_rows() {
+            let expected = brute_force(&stored, users.value(row), times.value(row), ttl_us);
+            let got = out.is_valid(row).then(|| out.value(row));
+            assert_eq!(
+                got,
+                expected,
+                "ttl {ttl}, row {row}: user {} at {}",
+                users.value(row),
+                times.value(row)
+            );
+            found += usize::from(got.is_some());
+        }
+        assert!(
+            found > 50 && found < entities.num_rows(),
+            "{found} rows matched: the data must exercise both cases"
+        );
+        // Every input row, in order, with its columns.
+        assert_eq!(set.batch.num_rows(), entities.num_rows());
+        assert_eq!(set.batch.column(0), entities.column(0));
+        assert_eq!(set.batch.column(2), entities.column(2));
+    }
+}
+
+#[test]
+fn as_of_rebuilds_the_training_set_from_before_a_later_materialization() {
+    let repo = setup("1000w");
+    let before = retrieve(&repo, &["txn:*"], None);
+    let first_snapshot = before.snapshots["txn"].unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let between_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Newer rows for the same users, at the same event times: they win by created_ts.
+    repo.ingest("raw.transactions", "b.parquet", &[source(600, 2, 0)]);
+    repo.materialize("txn", &Options::default(), repo.online().as_ref())
+        .unwrap();
+
+    let now = retrieve(&repo, &["txn:*"], None);
+    assert_ne!(
+        now.batch, before.batch,
+        "the new materialization changes answers"
+    );
+    let pinned = retrieve(&repo, &["txn:*"], Some(between_ms));
+    assert_eq!(pinned.snapshots["txn"], Some(first_snapshot));
+    assert_eq!(
+        pinned.batch, before.batch,
+        "as_of gives the older answers exactly"
+    );
+    assert_eq!(pinned.digests["txn"], before.digests["txn"]);
+}
+
+#[test]
+fn the_online_value_equals_the_historical_value_at_the_time_of_the_read() {
+    let repo = setup("1000w");
+    let online = repo.online();
+    let set = retrieve(&repo, &["txn:amount_log1p"], None);
+    let entities = entities();
+    let users = entities.column(0).as_primitive::<Int64Type>();
+    let out = set
+        .batch
+        .column_by_name("txn__amount_log1p")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    // Label time 100 h is after every event: the historical value is the latest one.
+    for row in (0..entities.num_rows()).filter(|&r| r % 11 == 10) {
+        let stored = online
+            .read("txn", &[EntityKey::new([users.value(row)])])
+            .unwrap()
+            .pop()
+            .unwrap();
+        let expected = stored
+            .map(|s| s.values[0].clone())
+            .unwrap_or(FeatureValue::Null);
+        let got = if out.is_valid(row) {
+            FeatureValue::Float64(out.value(row))
+        } else {
+            FeatureValue::Null
+        };
+        assert_eq!(got, expected, "user {}", users.value(row));
+    }
+}
+
+#[test]
+fn request_time_views_run_the_same_component_over_the_joined_rows() {
+    let repo = setup("1000w");
+    let set = retrieve(
+        &repo,
+        &["req:*", "txn:amount_log1p", "txn:amount_to_balance_ratio"],
+        None,
+    );
+    let b = &set.batch;
+    let input = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("request_amount", DataType::Float64, false),
+            Field::new("user_last_amount", DataType::Float64, true),
+            Field::new("user_avg_amount_30d", DataType::Float64, true),
+        ])),
+        vec![
+            b.column_by_name("amount").unwrap().clone(),
+            b.column_by_name("txn__amount_log1p").unwrap().clone(),
+            b.column_by_name("txn__amount_to_balance_ratio")
+                .unwrap()
+                .clone(),
+        ],
+    )
+    .unwrap();
+    let engine = skewless_runtime::TransformEngine::builder()
+        .build()
+        .unwrap();
+    let direct = engine
+        .load_file(skewless_tests::components::REQUEST_AMOUNT_RATIO)
+        .unwrap()
+        .run(&input)
+        .unwrap();
+    for field in direct.schema().fields() {
+        let got = b.column_by_name(&format!("req__{}", field.name())).unwrap();
+        assert_eq!(
+            got.to_data(),
+            direct.column_by_name(field.name()).unwrap().to_data(),
+            "{}",
+            field.name()
+        );
+    }
+    assert!(set.digests["req"].starts_with("sha256:"));
+    let spikes = b
+        .column_by_name("req__is_amount_spike")
+        .unwrap()
+        .as_boolean();
+    assert!(
+        spikes.true_count() > 0,
+        "the data must exercise the spike branch"
+    );
+}
