@@ -6,8 +6,9 @@
 //! so the online value at time `T` and the historical value at `T` are the same row.
 //!
 //! It scales by sorting, never by a cross product: feature rows are sorted once by
-//! `(key, event_ts, created_ts)`, and each entity row is answered by a hash lookup of its key's
-//! run and a binary search in it: `O((F + E) log F)` time, `O(F + E)` memory for indices.
+//! `(key, event_ts, created_ts)` (keys interned to dense ids first), and each entity row is
+//! answered by a hash lookup of its key's run and a binary search in it: `O((F + E) log F)` time,
+//! `O(F + E)` memory for indices.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -35,32 +36,41 @@ pub fn as_of_join(
     entities: &[(EntityKey, i64)],
     ttl: Option<Duration>,
 ) -> Vec<Option<usize>> {
-    let mut order: Vec<usize> = (0..features.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&features[a], &features[b]);
-        (&x.key, x.event_ts, x.created_ts, a).cmp(&(&y.key, y.event_ts, y.created_ts, b))
-    });
-    // The run of `order` holding each key.
-    let mut runs: HashMap<&EntityKey, (usize, usize)> = HashMap::new();
+    // Keys become dense ids, so the sort compares plain integers in one contiguous array
+    // instead of chasing each row's key through an index.
+    let mut ids: HashMap<&EntityKey, u32, ahash::RandomState> =
+        HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+    let mut rows: Vec<(u32, i64, i64, u32)> = features
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let next = ids.len() as u32;
+            let id = *ids.entry(&f.key).or_insert(next);
+            (id, f.event_ts, f.created_ts, i as u32)
+        })
+        .collect();
+    rows.sort_unstable();
+    // The run of `rows` holding each id.
+    let mut runs = vec![(0usize, 0usize); ids.len()];
     let mut start = 0;
-    while start < order.len() {
-        let key = &features[order[start]].key;
-        let end = start + order[start..].partition_point(|&i| features[i].key == *key);
-        runs.insert(key, (start, end));
+    while start < rows.len() {
+        let id = rows[start].0;
+        let end = start + rows[start..].partition_point(|r| r.0 == id);
+        runs[id as usize] = (start, end);
         start = end;
     }
     let ttl_us = ttl.map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
     entities
         .iter()
         .map(|(key, t)| {
-            let &(start, end) = runs.get(key)?;
-            let run = &order[start..end];
+            let (start, end) = runs[*ids.get(key)? as usize];
+            let run = &rows[start..end];
             // Rows with event_ts <= T form a prefix of the run; the last of them is the answer.
-            let visible = run.partition_point(|&i| features[i].event_ts <= *t);
-            let best = run[..visible].last().copied()?;
+            let visible = run.partition_point(|r| r.1 <= *t);
+            let best = run[..visible].last()?;
             match ttl_us {
-                Some(ttl) if features[best].event_ts < t.saturating_sub(ttl) => None,
-                _ => Some(best),
+                Some(ttl) if best.1 < t.saturating_sub(ttl) => None,
+                _ => Some(best.3 as usize),
             }
         })
         .collect()

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Historical retrieval benchmark: ENTITIES entity rows (default 1M) against a feature table of
+# FEATURES rows (default 5M; 100k users over 90 days), with and without a request-time view.
+# Reports wall time and peak RSS (GNU time) of `skewless historical`.
+#
+#   bash benches/historical.sh
+#
+# Needs a release build (`cargo build --release -p skewless-runtime -p skewless-datagen`),
+# GNU time and python3 (to write the entity CSV).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+features=${FEATURES:-5000000}
+entities=${ENTITIES:-1000000}
+bin=target/release
+CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 \
+    -p transaction-features -p request-amount-ratio
+guest=$PWD/target/guests/wasm32-wasip2/guest
+work=$(mktemp -d)
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT; echo "work dir: $work" >&2
+mkdir -p "$work/repo"
+cat > "$work/repo/skewless.toml" <<TOML
+[project]
+name = "bench"
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "int64" }]
+[[batch_view]]
+name = "txn"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+created_timestamp = "ingested_at"
+transform = "$guest/transaction_features.wasm"
+ttl = "30d"
+online = false
+[[request_view]]
+name = "req"
+transform = "$guest/request_amount_ratio.wasm"
+entities = ["user"]
+inputs.request_amount = { request = "amount" }
+inputs.user_last_amount = { feature = "txn:amount_log1p" }
+inputs.user_avg_amount_30d = { feature = "txn:amount_zscore" }
+TOML
+"$bin/skewless-datagen" --rows "$features" --users 100000 --days 90 --out "$work/txns.parquet" >/dev/null
+"$bin/skewless" ingest raw.transactions --repo "$work/repo" --from "$work/txns.parquet" --create >/dev/null
+"$bin/skewless" apply --repo "$work/repo" >/dev/null
+"$bin/skewless" materialize --repo "$work/repo" txn >/dev/null
+python3 - "$entities" > "$work/entities.csv" <<'PY'
+import random, sys, datetime
+random.seed(7)
+end = datetime.datetime(2026, 11, 1, tzinfo=datetime.timezone.utc).timestamp()
+print("user_id,event_timestamp,amount,label")
+for _ in range(int(sys.argv[1])):
+    t = datetime.datetime.fromtimestamp(end - random.random() * 90 * 86400, datetime.timezone.utc)
+    print(f"{random.randint(1, 100000)},{t.strftime('%Y-%m-%dT%H:%M:%S')}Z,{random.randint(1, 5000) / 10},{random.randint(0, 1)}")
+PY
+printf '| entity rows | feature rows | features | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|\n'
+for spec in "txn:*" "txn:*,req:*"; do
+    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$bin/skewless" historical --repo "$work/repo" \
+        --entities "$work/entities.csv" --features "$spec" --out "$work/train.parquet" >/dev/null
+    read -r wall rss < "$work/time.txt"
+    printf '| %s | %s | %s | %s | %.0f |\n' "$entities" "$features" "$spec" "$wall" "$((rss / 1024))"
+done
