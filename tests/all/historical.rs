@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use skewless_runtime::historical::{Request, Retrieval, TrainingSet};
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::{EntityKey, FeatureValue};
-use skewless_runtime::registry::FeatureRef;
+use skewless_runtime::registry::{FeatureRef, RepoContext};
 use skewless_tests::feature_repo::TestRepo;
 
 const REPO: &str = r#"
@@ -118,11 +118,13 @@ fn retrieve(repo: &TestRepo, features: &[&str], as_of_ms: Option<i64>) -> Traini
     let engine = r.engine().unwrap();
     let offline = repo.offline();
     let retrieval = Retrieval {
-        repo: &r,
-        registry: &registry,
-        engine: &engine,
-        offline: &offline,
-        runtime: &repo.rt,
+        context: RepoContext {
+            repo: &r,
+            registry: &registry,
+            engine: &engine,
+            offline: &offline,
+            runtime: &repo.rt,
+        },
     };
     let request = Request {
         features: features

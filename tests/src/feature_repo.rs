@@ -9,7 +9,7 @@ use skewless_runtime::apply::{self, Plan};
 use skewless_runtime::materialize::{Job, Materialized, Options};
 use skewless_runtime::offline::{OfflineStore, ScanOptions, TableName};
 use skewless_runtime::online::OnlineStore;
-use skewless_runtime::registry::FeatureRepo;
+use skewless_runtime::registry::{FeatureRepo, RepoContext};
 use skewless_runtime::{Result, files};
 
 /// A feature repo under a temporary folder.
@@ -108,12 +108,14 @@ impl TestRepo {
         let engine = repo.engine()?;
         let offline = self.offline();
         let job = Job {
-            repo: &repo,
-            registry: &registry,
-            engine: &engine,
-            offline: &offline,
+            context: RepoContext {
+                repo: &repo,
+                registry: &registry,
+                engine: &engine,
+                offline: &offline,
+                runtime: &self.rt,
+            },
             online,
-            runtime: &self.rt,
         };
         job.run(view, options, &|_| {})
     }

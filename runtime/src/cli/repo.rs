@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::materialize::{self, Job, Options};
 use crate::offline::{OfflineStore, TableName};
-use crate::registry::FeatureRepo;
+use crate::registry::{FeatureRepo, RepoContext};
 
 /// `--repo`, shared by the repo commands.
 #[derive(Debug, Args)]
@@ -155,12 +155,14 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
         threads: 0,
     };
     let job = Job {
-        repo: &repo,
-        registry: &registry,
-        engine: &engine,
-        offline: &offline,
+        context: RepoContext {
+            repo: &repo,
+            registry: &registry,
+            engine: &engine,
+            offline: &offline,
+            runtime: &rt,
+        },
         online: online.as_ref(),
-        runtime: &rt,
     };
     for view in views {
         let bar = progress_bar(&view);
@@ -429,11 +431,13 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         as_of_ms,
     };
     let retrieval = Retrieval {
-        repo: &repo,
-        registry: &registry,
-        engine: &engine,
-        offline: &offline,
-        runtime: &rt,
+        context: RepoContext {
+            repo: &repo,
+            registry: &registry,
+            engine: &engine,
+            offline: &offline,
+            runtime: &rt,
+        },
     };
     let set = retrieval
         .run(&entities, &request)

@@ -27,14 +27,12 @@ use arrow_array::types::TimestampMicrosecondType;
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, TimeUnit};
 use futures::TryStreamExt;
-use tokio::runtime::Runtime;
 
 use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
-use crate::engine::TransformEngine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{OfflineStore, ScanOptions};
+use crate::offline::ScanOptions;
 use crate::online::EntityKey;
-use crate::registry::{AppliedRegistry, FeatureRef, FeatureRepo, RepoSpec, ViewKind};
+use crate::registry::{FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
 use asof::{FeatureRowKey, as_of_join};
 
@@ -63,19 +61,11 @@ pub struct TrainingSet {
     pub digests: BTreeMap<String, String>,
 }
 
-/// Everything retrieval needs, opened once.
+/// Historical retrieval over a repo and its stores.
 #[derive(Debug)]
 pub struct Retrieval<'a> {
-    /// The repo.
-    pub repo: &'a FeatureRepo,
-    /// Its applied registry.
-    pub registry: &'a AppliedRegistry,
-    /// The engine (request-time views).
-    pub engine: &'a TransformEngine,
-    /// The offline store.
-    pub offline: &'a OfflineStore,
-    /// Drives the offline store.
-    pub runtime: &'a Runtime,
+    /// The repo and its stores.
+    pub context: RepoContext<'a>,
 }
 
 impl Retrieval<'_> {
@@ -108,7 +98,10 @@ impl Retrieval<'_> {
                 joined.insert((view.clone(), feature.clone()), column);
             }
             snapshots.insert(view.clone(), snapshot);
-            digests.insert(view.clone(), self.registry.views[view].digest.clone());
+            digests.insert(
+                view.clone(),
+                self.context.registry.views[view].digest.clone(),
+            );
         }
         let mut outputs: Vec<(String, ArrayRef)> = Vec::new();
         let mut computed: BTreeMap<String, RecordBatch> = BTreeMap::new();
@@ -120,7 +113,10 @@ impl Retrieval<'_> {
                         let out = self
                             .compute_request_view(&r.view, entities, &joined)
                             .map_err(|e| e.with_context("view", &r.view))?;
-                        digests.insert(r.view.clone(), self.registry.views[&r.view].digest.clone());
+                        digests.insert(
+                            r.view.clone(),
+                            self.context.registry.views[&r.view].digest.clone(),
+                        );
                         computed.insert(r.view.clone(), out);
                     }
                     computed[&r.view]
@@ -148,12 +144,19 @@ impl Retrieval<'_> {
     }
 
     fn kind(&self, view: &str) -> Result<ViewKind> {
-        self.registry
+        self.context
+            .registry
             .views
             .get(view)
             .map(|v| v.kind)
             .ok_or_else(|| {
-                let known: Vec<&str> = self.registry.views.keys().map(String::as_str).collect();
+                let known: Vec<&str> = self
+                    .context
+                    .registry
+                    .views
+                    .keys()
+                    .map(String::as_str)
+                    .collect();
                 Error::new(
                     ErrorKind::NotFound,
                     format!(
@@ -165,7 +168,8 @@ impl Retrieval<'_> {
     }
 
     fn request_view(&self, view: &str) -> Result<&crate::registry::RequestViewSpec> {
-        self.repo
+        self.context
+            .repo
             .spec()
             .request_views
             .iter()
@@ -183,7 +187,7 @@ impl Retrieval<'_> {
         let mut out = Vec::new();
         for r in features {
             self.kind(&r.view)?;
-            let signature = &self.registry.views[&r.view].signature;
+            let signature = &self.context.registry.views[&r.view].signature;
             if r.feature == "*" {
                 out.extend(signature.outputs.iter().map(|f| FeatureRef {
                     view: r.view.clone(),
@@ -217,12 +221,12 @@ impl Retrieval<'_> {
         labels: &[i64],
         as_of_ms: Option<i64>,
     ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
-        let rt = self.runtime;
-        let spec = self.repo.batch_view(view)?;
+        let rt = self.context.runtime;
+        let spec = self.context.repo.batch_view(view)?;
         let ttl = RepoSpec::ttl(spec)?;
-        let keys = join_keys(self.repo, &spec.entities);
-        let table = self.repo.feature_table(view)?;
-        let signature = &self.registry.views[view].signature;
+        let keys = join_keys(self.context.repo, &spec.entities);
+        let table = self.context.repo.feature_table(view)?;
+        let signature = &self.context.registry.views[view].signature;
         let fields: Vec<ArrowField> = features
             .iter()
             .map(|f| {
@@ -233,9 +237,9 @@ impl Retrieval<'_> {
             })
             .collect();
         let snapshot = match as_of_ms {
-            Some(ms) => rt.block_on(self.offline.snapshot_as_of(&table, ms))?,
+            Some(ms) => rt.block_on(self.context.offline.snapshot_as_of(&table, ms))?,
             None => rt
-                .block_on(self.offline.current_snapshot(&table))?
+                .block_on(self.context.offline.current_snapshot(&table))?
                 .map(|s| s.snapshot_id),
         };
         let entity_keys = entity_keys(entities, &keys)?;
@@ -259,7 +263,8 @@ impl Retrieval<'_> {
             scan = scan.time_range(EVENT_TS, min.saturating_sub(ttl_us), max.saturating_add(1));
         }
         let batches: Vec<RecordBatch> = rt.block_on(async {
-            self.offline
+            self.context
+                .offline
                 .scan(&table, scan)
                 .await?
                 .try_collect::<Vec<_>>()
@@ -318,9 +323,11 @@ impl Retrieval<'_> {
         joined: &BTreeMap<(String, String), ArrayRef>,
     ) -> Result<RecordBatch> {
         let spec = self.request_view(view)?;
-        let transform = self
-            .repo
-            .verified_transform(self.engine, self.registry, view)?;
+        let transform = self.context.repo.verified_transform(
+            self.context.engine,
+            self.context.registry,
+            view,
+        )?;
         let mut fields = Vec::new();
         let mut columns = Vec::new();
         for input in &transform.signature().inputs {

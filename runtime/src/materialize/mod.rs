@@ -38,15 +38,13 @@ use std::time::{Duration, Instant};
 use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType as ArrowType, SchemaRef, TimeUnit};
 use futures::StreamExt;
-use tokio::runtime::Runtime;
 
 use crate::apply::{feature_table_schema, join_keys};
-use crate::engine::TransformEngine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{OfflineStore, ScanOptions, SnapshotInfo, TableName};
+use crate::offline::{ScanOptions, SnapshotInfo, TableName};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
-use crate::registry::{AppliedRegistry, FeatureRepo, KeyType};
+use crate::registry::{KeyType, RepoContext};
 use crate::signature::UTC;
 
 /// Summary keys written on every materialization snapshot.
@@ -105,18 +103,10 @@ pub struct Materialized {
 /// Everything a materialization job needs, opened once.
 #[derive(Debug)]
 pub struct Job<'a> {
-    /// The repo.
-    pub repo: &'a FeatureRepo,
-    /// Its applied registry.
-    pub registry: &'a AppliedRegistry,
-    /// The engine.
-    pub engine: &'a TransformEngine,
-    /// The offline store.
-    pub offline: &'a OfflineStore,
+    /// The repo and its stores.
+    pub context: RepoContext<'a>,
     /// The online store.
     pub online: &'a dyn OnlineStore,
-    /// The runtime that drives the offline store.
-    pub runtime: &'a Runtime,
 }
 
 impl Job<'_> {
@@ -138,15 +128,17 @@ impl Job<'_> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Materialized> {
         let started = Instant::now();
-        let rt = self.runtime;
-        let view = self.repo.batch_view(view_name)?;
-        let transform = self
-            .repo
-            .verified_transform(self.engine, self.registry, view_name)?;
+        let rt = self.context.runtime;
+        let view = self.context.repo.batch_view(view_name)?;
+        let transform = self.context.repo.verified_transform(
+            self.context.engine,
+            self.context.registry,
+            view_name,
+        )?;
         let digest = transform.digest().to_owned();
         let source = TableName::parse(&view.source)?;
-        let table = self.repo.feature_table(view_name)?;
-        let history = rt.block_on(self.offline.snapshots(&table))?;
+        let table = self.context.repo.feature_table(view_name)?;
+        let history = rt.block_on(self.context.offline.snapshots(&table))?;
 
         let end = options.end_us.unwrap_or_else(now_us);
         let start = match (options.incremental, options.start_us) {
@@ -174,7 +166,8 @@ impl Job<'_> {
             result.skipped = Some("the window is empty (nothing new since the last run)".into());
             return Ok(result);
         }
-        let Some(source_snapshot) = rt.block_on(self.offline.current_snapshot(&source))? else {
+        let Some(source_snapshot) = rt.block_on(self.context.offline.current_snapshot(&source))?
+        else {
             result.skipped = Some(format!("source table {source} has no data yet"));
             return Ok(result);
         };
@@ -193,7 +186,7 @@ impl Job<'_> {
             return Ok(result);
         }
 
-        let keys = join_keys(self.repo, &view.entities);
+        let keys = join_keys(self.context.repo, &view.entities);
         let schema = feature_table_schema(&keys, transform.signature());
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         columns.push(view.event_timestamp.clone());
@@ -207,7 +200,7 @@ impl Job<'_> {
         if start != i64::MIN || end != i64::MAX {
             scan = scan.time_range(&view.event_timestamp, start, end);
         }
-        let mut stream = rt.block_on(self.offline.scan(&source, scan))?;
+        let mut stream = rt.block_on(self.context.offline.scan(&source, scan))?;
         let batches = std::iter::from_fn(|| rt.block_on(stream.next()));
 
         let layout = Layout {
@@ -217,7 +210,7 @@ impl Job<'_> {
             default_created_us: source_snapshot.timestamp_ms.saturating_mul(1000),
             schema: &schema,
         };
-        let mut job = rt.block_on(self.offline.begin_append(&table))?;
+        let mut job = rt.block_on(self.context.offline.begin_append(&table))?;
         let newest = NewestRows::new();
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -189,6 +189,22 @@ impl FeatureRepo {
     }
 }
 
+/// The handles every job on a repo uses, opened once by the caller: the repo, its applied
+/// registry, the engine, the offline store and the runtime that drives it.
+#[derive(Debug, Clone, Copy)]
+pub struct RepoContext<'a> {
+    /// The repo.
+    pub repo: &'a FeatureRepo,
+    /// Its applied registry.
+    pub registry: &'a AppliedRegistry,
+    /// The engine.
+    pub engine: &'a TransformEngine,
+    /// The offline store.
+    pub offline: &'a crate::offline::OfflineStore,
+    /// The runtime that drives the offline store.
+    pub runtime: &'a tokio::runtime::Runtime,
+}
+
 /// One error listing every problem, one per line.
 pub(crate) fn problems_error(problems: &[String]) -> Error {
     let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
