@@ -78,7 +78,10 @@ fn source(rows: usize, seed: u64, hour_offset: i64) -> RecordBatch {
             Arc::new(TimestampMicrosecondArray::from(event).with_timezone("+00:00")),
             Arc::new(TimestampMicrosecondArray::from(created).with_timezone("+00:00")),
             Arc::new(Float64Array::from(amount)),
-            Arc::new(Float64Array::from(vec![500.0; rows])),
+            // A zero balance makes `amount_to_balance_ratio` null: null feature values occur.
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|i| if i % 7 == 0 { 0.0 } else { 500.0 }),
+            )),
         ],
     )
     .unwrap()
@@ -146,8 +149,15 @@ fn setup(ttl: &str) -> TestRepo {
     repo
 }
 
-/// The definition, literally, over every stored row.
-fn brute_force(stored: &[RecordBatch], user: i64, t: i64, ttl_us: i64) -> Option<f64> {
+/// The definition, literally, over every stored row: the chosen row's `feature` value (null
+/// when there is no row, or when the row holds a null).
+fn brute_force(
+    stored: &[RecordBatch],
+    feature: &str,
+    user: i64,
+    t: i64,
+    ttl_us: i64,
+) -> Option<f64> {
     let mut best: Option<((i64, i64), Option<f64>)> = None;
     for b in stored {
         let users = b
@@ -162,8 +172,8 @@ fn brute_force(stored: &[RecordBatch], user: i64, t: i64, ttl_us: i64) -> Option
             .column_by_name("created_ts")
             .unwrap()
             .as_primitive::<TimestampMicrosecondType>();
-        let zscore = b
-            .column_by_name("amount_zscore")
+        let values = b
+            .column_by_name(feature)
             .unwrap()
             .as_primitive::<Float64Type>();
         for i in 0..b.num_rows() {
@@ -173,7 +183,7 @@ fn brute_force(stored: &[RecordBatch], user: i64, t: i64, ttl_us: i64) -> Option
                 && version.0 >= t.saturating_sub(ttl_us)
                 && best.is_none_or(|(v, _)| version > v)
             {
-                best = Some((version, Some(zscore.value(i))));
+                best = Some((version, values.is_valid(i).then(|| values.value(i))));
             }
         }
     }
@@ -185,34 +195,39 @@ fn the_point_in_time_join_equals_the_brute_force_definition_with_and_without_ttl
     for (ttl, ttl_us) in [("1000w", i64::MAX), ("5h", 5 * HOUR)] {
         let repo = setup(ttl);
         let stored = repo.scan("features.txn", None);
-        let set = retrieve(&repo, &["txn:amount_zscore"], None);
-        let out = set
-            .batch
-            .column_by_name("txn__amount_zscore")
-            .unwrap()
-            .as_primitive::<Float64Type>();
+        let features = ["amount_zscore", "amount_to_balance_ratio"];
+        let set = retrieve(
+            &repo,
+            &["txn:amount_zscore", "txn:amount_to_balance_ratio"],
+            None,
+        );
         let entities = entities();
         let users = entities.column(0).as_primitive::<Int64Type>();
         let times = entities
             .column(1)
             .as_primitive::<TimestampMicrosecondType>();
-        let mut found = 0;
-        for row in 0..entities.num_rows() {
-            let expected = brute_force(&stored, users.value(row), times.value(row), ttl_us);
-            let got = out.is_valid(row).then(|| out.value(row));
-            assert_eq!(
-                got,
-                expected,
-                "ttl {ttl}, row {row}: user {} at {}",
-                users.value(row),
-                times.value(row)
+        for feature in features {
+            let out = set
+                .batch
+                .column_by_name(&format!("txn__{feature}"))
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let mut found = 0;
+            for row in 0..entities.num_rows() {
+                let (user, t) = (users.value(row), times.value(row));
+                let expected = brute_force(&stored, feature, user, t, ttl_us);
+                let got = out.is_valid(row).then(|| out.value(row));
+                assert_eq!(
+                    got, expected,
+                    "ttl {ttl}, {feature}, row {row}: user {user} at {t}"
+                );
+                found += usize::from(got.is_some());
+            }
+            assert!(
+                found > 50 && found < entities.num_rows(),
+                "{feature}: {found} rows matched: the data must exercise both cases"
             );
-            found += usize::from(got.is_some());
         }
-        assert!(
-            found > 50 && found < entities.num_rows(),
-            "{found} rows matched: the data must exercise both cases"
-        );
         // Every input row, in order, with its columns.
         assert_eq!(set.batch.num_rows(), entities.num_rows());
         assert_eq!(set.batch.column(0), entities.column(0));

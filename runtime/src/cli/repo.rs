@@ -228,8 +228,10 @@ fn progress_bar(view: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new_spinner().with_prefix(view.to_owned());
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {prefix}: {human_pos} rows ({per_sec}) {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(
+            "{spinner} {prefix}: {human_pos} rows ({per_sec}) {msg} {elapsed}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(100));
     bar
@@ -439,9 +441,11 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
             runtime: &rt,
         },
     };
-    let set = retrieval
-        .run(&entities, &request)
-        .map_err(|e| e.with_context("entities", args.entities.display()))?;
+    let bar = progress_bar("training set");
+    bar.set_message(format!("{} entity rows", entities.num_rows()));
+    let set = retrieval.run(&entities, &request);
+    bar.finish_and_clear();
+    let set = set.map_err(|e| e.with_context("entities", args.entities.display()))?;
     fn json(value: &impl serde::Serialize) -> String {
         serde_json::to_string(value).unwrap_or_default()
     }
