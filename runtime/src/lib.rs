@@ -7,11 +7,20 @@
 //! a deterministic, bounded sandbox. The same call path serves batch jobs and online
 //! requests, so a feature is computed by the same bytes everywhere.
 //!
+//! It is also the feature store around that engine: a feature repo (`skewless.toml`) declares
+//! entities and feature views; `apply` checks them against the data; `materialize` computes
+//! batch views from Apache Iceberg source tables into Iceberg feature tables and the online
+//! store; `historical` builds point-in-time correct training sets.
+//!
 //! Modules, with dependencies pointing downward only:
 //! - [`cli`]: the `skewless` command line (thin: parse, call, render);
-//! - [`files`]: streaming Parquet / CSV input and Parquet output;
+//! - [`materialize`], [`historical`], [`apply`], [`ingest`]: the jobs;
+//! - [`registry`]: the feature repo, its checks and the applied registry of digests;
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
+//! - [`files`]: streaming Parquet / CSV input and Parquet output;
 //! - [`engine`]: the wasmtime host ([`TransformEngine`], [`Transform`]);
+//! - [`offline`]: Iceberg catalogs and tables (appends as snapshots, pinned scans);
+//! - [`online`]: the [`online::OnlineStore`] trait, embedded (redb) and Redis backends;
 //! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
 //! - [`signature`]: the host's view of a transform's declared inputs and outputs;
 //! - [`error`]: one [`Error`] with a matchable [`ErrorKind`].
