@@ -94,24 +94,27 @@ pub async fn plan(
 ) -> Result<Plan> {
     let spec = repo.spec();
     let mut problems = Vec::new();
-    let mut signatures: BTreeMap<String, (ViewKind, std::path::PathBuf, String, Signature)> =
-        BTreeMap::new();
+    // What each view's component is, as the registry will record it.
+    let mut views: BTreeMap<String, AppliedView> = BTreeMap::new();
     let mut tables = Vec::new();
 
     for view in &spec.batch_views {
         let at = format!("batch view `{}`", view.name);
-        let Some(signature) = load(repo, engine, &at, &view.transform, &mut problems, |s, d| {
-            signatures.insert(
-                view.name.clone(),
-                (ViewKind::Batch, view.transform.clone(), d, s),
-            );
-        }) else {
+        let table = repo.feature_table(&view.name)?;
+        let Some(applied) = load(
+            repo,
+            engine,
+            &at,
+            &view.transform,
+            &mut problems,
+            Some(&table),
+        ) else {
             continue;
         };
-        if let Some(schema) =
-            check_batch_view(repo, offline, view, &signature, &mut problems).await?
-        {
-            let table = repo.feature_table(&view.name)?;
+        let checked =
+            check_batch_view(repo, offline, view, &applied.signature, &mut problems).await?;
+        views.insert(view.name.clone(), applied);
+        if let Some(schema) = checked {
             match offline.table_exists(&table).await? {
                 false => tables.push((table, schema)),
                 true => {
@@ -129,22 +132,18 @@ pub async fn plan(
     }
     for view in &spec.request_views {
         let at = format!("request view `{}`", view.name);
-        let Some(signature) = load(repo, engine, &at, &view.transform, &mut problems, |s, d| {
-            signatures.insert(
-                view.name.clone(),
-                (ViewKind::Request, view.transform.clone(), d, s),
-            );
-        }) else {
+        let Some(applied) = load(repo, engine, &at, &view.transform, &mut problems, None) else {
             continue;
         };
-        check_request_view(view, &signature, &signatures, &mut problems);
+        check_request_view(view, &applied.signature, &views, &mut problems);
+        views.insert(view.name.clone(), applied);
     }
     for service in &spec.feature_services {
         for feature in &service.features {
             let Ok(r) = FeatureRef::parse(feature) else {
                 continue;
             };
-            if let Some((_, _, _, signature)) = signatures.get(&r.view)
+            if let Some(AppliedView { signature, .. }) = views.get(&r.view)
                 && r.feature != "*"
                 && signature.output(&r.feature).is_none()
             {
@@ -160,36 +159,25 @@ pub async fn plan(
     }
 
     let previous = AppliedRegistry::load(&repo.registry_path())?.unwrap_or_default();
-    let mut registry = AppliedRegistry {
-        project: spec.project.name.clone(),
-        views: BTreeMap::new(),
-    };
     let mut changes = Vec::new();
-    for (name, (kind, transform, digest, signature)) in signatures {
-        match previous.views.get(&name) {
+    for (name, view) in &views {
+        match previous.views.get(name) {
             None => changes.push(Change::AddView {
                 view: name.clone(),
-                digest: digest.clone(),
+                digest: view.digest.clone(),
             }),
-            Some(old) if old.digest != digest => changes.push(Change::UpdateView {
+            Some(old) if old.digest != view.digest => changes.push(Change::UpdateView {
                 view: name.clone(),
                 from: old.digest.clone(),
-                to: digest.clone(),
+                to: view.digest.clone(),
             }),
             Some(_) => {}
         }
-        let table = (kind == ViewKind::Batch).then(|| format!("{FEATURE_NS}.{name}"));
-        registry.views.insert(
-            name,
-            AppliedView {
-                kind,
-                transform,
-                digest,
-                signature,
-                table,
-            },
-        );
     }
+    let registry = AppliedRegistry {
+        project: spec.project.name.clone(),
+        views,
+    };
     for name in previous.views.keys() {
         if !registry.views.contains_key(name) {
             changes.push(Change::RemoveView { view: name.clone() });
@@ -205,8 +193,6 @@ pub async fn plan(
         tables,
     })
 }
-
-const FEATURE_NS: &str = crate::registry::FEATURE_NAMESPACE;
 
 /// Checks, then creates the missing feature tables and writes the registry.
 pub async fn apply(
@@ -230,20 +216,28 @@ pub async fn apply(
     Ok(plan)
 }
 
-/// Loads a component, recording a problem (and returning `None`) when it does not load.
+/// Loads a view's component as the registry records it, or records a problem and returns
+/// `None` when it does not load. `table` is the feature table of a batch view.
 fn load(
     repo: &FeatureRepo,
     engine: &TransformEngine,
     at: &str,
     transform: &std::path::Path,
     problems: &mut Vec<String>,
-    record: impl FnOnce(Signature, String),
-) -> Option<Signature> {
+    table: Option<&TableName>,
+) -> Option<AppliedView> {
     match engine.load_file(repo.dir().join(transform)) {
-        Ok(t) => {
-            record(t.signature().clone(), t.digest().to_owned());
-            Some(t.signature().clone())
-        }
+        Ok(t) => Some(AppliedView {
+            kind: if table.is_some() {
+                ViewKind::Batch
+            } else {
+                ViewKind::Request
+            },
+            transform: transform.to_owned(),
+            digest: t.digest().to_owned(),
+            signature: t.signature().clone(),
+            table: table.map(ToString::to_string),
+        }),
         Err(e) => {
             problems.push(format!("{at}: {e}"));
             None
@@ -396,7 +390,7 @@ fn same_columns(a: &Schema, b: &Schema) -> bool {
 fn check_request_view(
     view: &RequestViewSpec,
     signature: &Signature,
-    views: &BTreeMap<String, (ViewKind, std::path::PathBuf, String, Signature)>,
+    views: &BTreeMap<String, AppliedView>,
     problems: &mut Vec<String>,
 ) {
     let at = format!("request view `{}`", view.name);
@@ -414,7 +408,10 @@ fn check_request_view(
         let Ok(r) = FeatureRef::parse(feature) else {
             continue;
         };
-        let Some((_, _, _, stored)) = views.get(&r.view) else {
+        let Some(AppliedView {
+            signature: stored, ..
+        }) = views.get(&r.view)
+        else {
             continue;
         };
         match stored.output(&r.feature) {

@@ -10,7 +10,7 @@ use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use skewless_runtime::historical::{Request, Retrieval, TrainingSet};
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::{EntityKey, FeatureValue};
-use skewless_runtime::registry::{FeatureRef, RepoContext};
+use skewless_runtime::registry::{FeatureRef, OpenedRepo};
 use skewless_tests::feature_repo::TestRepo;
 
 const REPO: &str = r#"
@@ -116,18 +116,9 @@ fn entities() -> RecordBatch {
 }
 
 fn retrieve(repo: &TestRepo, features: &[&str], as_of_ms: Option<i64>) -> TrainingSet {
-    let r = repo.open().unwrap();
-    let registry = r.applied().unwrap();
-    let engine = r.engine().unwrap();
-    let offline = repo.offline();
+    let opened = OpenedRepo::open(repo.path()).unwrap();
     let retrieval = Retrieval {
-        context: RepoContext {
-            repo: &r,
-            registry: &registry,
-            engine: &engine,
-            offline: &offline,
-            runtime: &repo.rt,
-        },
+        context: opened.context(),
     };
     let request = Request {
         features: features

@@ -9,7 +9,7 @@ use skewless_runtime::apply::{self, Plan};
 use skewless_runtime::materialize::{Job, Materialized, Options};
 use skewless_runtime::offline::{OfflineStore, ScanOptions, TableName};
 use skewless_runtime::online::OnlineStore;
-use skewless_runtime::registry::{FeatureRepo, RepoContext};
+use skewless_runtime::registry::{FeatureRepo, OpenedRepo};
 use skewless_runtime::{Result, files};
 
 /// A feature repo under a temporary folder.
@@ -103,18 +103,9 @@ impl TestRepo {
         options: &Options,
         online: &dyn OnlineStore,
     ) -> Result<Materialized> {
-        let repo = self.open()?;
-        let registry = repo.applied()?;
-        let engine = repo.engine()?;
-        let offline = self.offline();
+        let opened = OpenedRepo::open(self.path())?;
         let job = Job {
-            context: RepoContext {
-                repo: &repo,
-                registry: &registry,
-                engine: &engine,
-                offline: &offline,
-                runtime: &self.rt,
-            },
+            context: opened.context(),
             online,
         };
         job.run(view, options, &|_| {})

@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use crate::error::{Error, ErrorKind, Result};
 use crate::materialize::{self, Job, Options};
 use crate::offline::{OfflineStore, TableName};
-use crate::registry::{FeatureRepo, RepoContext};
+use crate::registry::{FeatureRepo, OpenedRepo, RepoContext, new_runtime};
 
 /// `--repo`, shared by the repo commands.
 #[derive(Debug, Args)]
@@ -55,19 +55,6 @@ pub(super) struct MaterializeArgs {
     incremental: bool,
 }
 
-fn runtime() -> Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("could not start the async runtime: {e}"),
-            )
-        })
-}
-
 fn open(repo: &RepoArg, rt: &Runtime) -> Result<(FeatureRepo, OfflineStore)> {
     let repo = FeatureRepo::open(&repo.repo)?;
     let offline = rt.block_on(OfflineStore::open(&repo.offline_config()))?;
@@ -75,7 +62,7 @@ fn open(repo: &RepoArg, rt: &Runtime) -> Result<(FeatureRepo, OfflineStore)> {
 }
 
 pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
-    let rt = runtime()?;
+    let rt = new_runtime()?;
     let (repo, offline) = open(repo, &rt)?;
     let engine = repo.engine()?;
     let plan = match apply {
@@ -105,7 +92,7 @@ pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
 }
 
 pub(super) fn ingest(args: &IngestArgs) -> Result<()> {
-    let rt = runtime()?;
+    let rt = new_runtime()?;
     let (_, offline) = open(&args.repo, &rt)?;
     let table = TableName::parse(&args.table)?;
     let done = rt
@@ -126,10 +113,9 @@ pub(super) fn ingest(args: &IngestArgs) -> Result<()> {
 }
 
 pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
-    let rt = runtime()?;
-    let (repo, offline) = open(&args.repo, &rt)?;
-    let registry = repo.applied()?;
-    let engine = repo.engine()?;
+    let opened = OpenedRepo::open(&args.repo.repo)?;
+    let context = opened.context();
+    let repo = context.repo;
     let online = crate::online::open(&repo.online_config())?;
     let views: Vec<String> = match args.all {
         true => repo
@@ -155,13 +141,7 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
         threads: 0,
     };
     let job = Job {
-        context: RepoContext {
-            repo: &repo,
-            registry: &registry,
-            engine: &engine,
-            offline: &offline,
-            runtime: &rt,
-        },
+        context,
         online: online.as_ref(),
     };
     for view in views {
@@ -378,10 +358,14 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     use crate::registry::FeatureRef;
 
     let started = std::time::Instant::now();
-    let rt = runtime()?;
-    let (repo, offline) = open(&args.repo, &rt)?;
-    let registry = repo.applied()?;
-    let engine = repo.engine()?;
+    let opened = OpenedRepo::open(&args.repo.repo)?;
+    let context = opened.context();
+    let RepoContext {
+        repo,
+        offline,
+        runtime: rt,
+        ..
+    } = context;
     let features = match &args.service {
         Some(name) => {
             let service = repo
@@ -410,7 +394,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     let as_of_ms = match &args.as_of {
         None => None,
         Some(text) => Some(match text.parse::<i64>() {
-            Ok(snapshot) => snapshot_time(&repo, &offline, &rt, &features, snapshot)?,
+            Ok(snapshot) => snapshot_time(repo, offline, rt, &features, snapshot)?,
             Err(_) => parse_time("--as-of", text)? / 1000,
         }),
     };
@@ -432,15 +416,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         full_feature_names: args.full_feature_names,
         as_of_ms,
     };
-    let retrieval = Retrieval {
-        context: RepoContext {
-            repo: &repo,
-            registry: &registry,
-            engine: &engine,
-            offline: &offline,
-            runtime: &rt,
-        },
-    };
+    let retrieval = Retrieval { context };
     let bar = progress_bar("training set");
     bar.set_message(format!("{} entity rows", entities.num_rows()));
     let set = retrieval.run(&entities, &request);

@@ -32,7 +32,7 @@ use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::ScanOptions;
 use crate::online::EntityKey;
-use crate::registry::{FeatureRef, RepoContext, RepoSpec, ViewKind};
+use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
 use asof::{FeatureRowKey, as_of_join};
 
@@ -98,10 +98,7 @@ impl Retrieval<'_> {
                 joined.insert((view.clone(), feature.clone()), column);
             }
             snapshots.insert(view.clone(), snapshot);
-            digests.insert(
-                view.clone(),
-                self.context.registry.views[view].digest.clone(),
-            );
+            digests.insert(view.clone(), self.applied(view)?.digest.clone());
         }
         let mut outputs: Vec<(String, ArrayRef)> = Vec::new();
         let mut computed: BTreeMap<String, RecordBatch> = BTreeMap::new();
@@ -113,10 +110,7 @@ impl Retrieval<'_> {
                         let out = self
                             .compute_request_view(&r.view, entities, &joined)
                             .map_err(|e| e.with_context("view", &r.view))?;
-                        digests.insert(
-                            r.view.clone(),
-                            self.context.registry.views[&r.view].digest.clone(),
-                        );
+                        digests.insert(r.view.clone(), self.applied(&r.view)?.digest.clone());
                         computed.insert(r.view.clone(), out);
                     }
                     computed[&r.view]
@@ -143,28 +137,30 @@ impl Retrieval<'_> {
         })
     }
 
+    /// The applied record of `view`; an error naming the known views (and saying to run
+    /// `apply` when `skewless.toml` names a view the registry does not have yet).
+    fn applied(&self, view: &str) -> Result<&AppliedView> {
+        self.context.registry.views.get(view).ok_or_else(|| {
+            let known: Vec<&str> = self
+                .context
+                .registry
+                .views
+                .keys()
+                .map(String::as_str)
+                .collect();
+            Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "there is no applied view `{view}` (applied views: [{}]); if `skewless.toml` \
+                     declares it, run `skewless apply` first",
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+
     fn kind(&self, view: &str) -> Result<ViewKind> {
-        self.context
-            .registry
-            .views
-            .get(view)
-            .map(|v| v.kind)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self
-                    .context
-                    .registry
-                    .views
-                    .keys()
-                    .map(String::as_str)
-                    .collect();
-                Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "there is no applied view `{view}` (views: [{}])",
-                        known.join(", ")
-                    ),
-                )
-            })
+        Ok(self.applied(view)?.kind)
     }
 
     fn request_view(&self, view: &str) -> Result<&crate::registry::RequestViewSpec> {
@@ -187,7 +183,7 @@ impl Retrieval<'_> {
         let mut out = Vec::new();
         for r in features {
             self.kind(&r.view)?;
-            let signature = &self.context.registry.views[&r.view].signature;
+            let signature = &self.applied(&r.view)?.signature;
             if r.feature == "*" {
                 out.extend(signature.outputs.iter().map(|f| FeatureRef {
                     view: r.view.clone(),
@@ -226,7 +222,7 @@ impl Retrieval<'_> {
         let ttl = RepoSpec::ttl(spec)?;
         let keys = join_keys(self.context.repo, &spec.entities);
         let table = self.context.repo.feature_table(view)?;
-        let signature = &self.context.registry.views[view].signature;
+        let signature = &self.applied(view)?.signature;
         let fields: Vec<ArrowField> = features
             .iter()
             .map(|f| {
@@ -359,13 +355,11 @@ impl Retrieval<'_> {
         let input =
             RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(internal)?;
         // The same call as online serving, in batches of the usual size.
-        let outputs = (0..input.num_rows().max(1))
-            .step_by(crate::files::DEFAULT_BATCH_SIZE)
-            .map(|start| {
-                let len = crate::files::DEFAULT_BATCH_SIZE
-                    .min(input.num_rows() - start.min(input.num_rows()));
-                transform.run(&input.slice(start.min(input.num_rows()), len))
-            })
+        let size = crate::files::DEFAULT_BATCH_SIZE;
+        let rows = input.num_rows();
+        let outputs = (0..rows)
+            .step_by(size)
+            .map(|start| transform.run(&input.slice(start, size.min(rows - start))))
             .collect::<Result<Vec<_>>>()?;
         arrow_select::concat::concat_batches(transform.output_schema(), &outputs).map_err(internal)
     }

@@ -192,7 +192,6 @@ impl Job<'_> {
         columns.push(view.event_timestamp.clone());
         columns.extend(view.created_timestamp.clone());
         columns.extend(transform.signature().inputs.iter().map(|f| f.name.clone()));
-        columns.dedup();
         let mut scan = ScanOptions::default()
             .snapshot(source_snapshot.snapshot_id)
             .columns(unique(columns))

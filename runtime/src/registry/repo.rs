@@ -205,6 +205,61 @@ pub struct RepoContext<'a> {
     pub runtime: &'a tokio::runtime::Runtime,
 }
 
+/// A repo opened for jobs: owns everything a [`RepoContext`] lends out.
+#[derive(Debug)]
+pub struct OpenedRepo {
+    repo: FeatureRepo,
+    registry: AppliedRegistry,
+    engine: TransformEngine,
+    offline: crate::offline::OfflineStore,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl OpenedRepo {
+    /// Opens the repo in `dir` (which must have been applied), its engine and offline store.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let runtime = new_runtime()?;
+        let repo = FeatureRepo::open(dir)?;
+        let registry = repo.applied()?;
+        let engine = repo.engine()?;
+        let offline =
+            runtime.block_on(crate::offline::OfflineStore::open(&repo.offline_config()))?;
+        Ok(OpenedRepo {
+            repo,
+            registry,
+            engine,
+            offline,
+            runtime,
+        })
+    }
+
+    /// The handles, borrowed.
+    pub fn context(&self) -> RepoContext<'_> {
+        RepoContext {
+            repo: &self.repo,
+            registry: &self.registry,
+            engine: &self.engine,
+            offline: &self.offline,
+            runtime: &self.runtime,
+        }
+    }
+}
+
+/// The runtime that drives the offline store: two workers are plenty, the heavy work (scans
+/// and transforms) runs on the jobs' own threads.
+pub fn new_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("could not start the async runtime: {e}"),
+            )
+        })
+}
+
 /// One error listing every problem, one per line.
 pub(crate) fn problems_error(problems: &[String]) -> Error {
     let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
