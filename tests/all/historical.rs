@@ -1,5 +1,7 @@
 //! Historical retrieval on real feature tables: the point-in-time join against a brute-force
-//! reference, time travel with `as_of`, agreement with the online store, request-time views.
+//! reference, time travel with `as_of`, agreement with the online store, request-time views;
+//! each with the default memory budget (one piece in memory) and with a tiny one that
+//! partitions and spills over several rounds.
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use skewless_runtime::historical::{Request, Retrieval, TrainingSet};
+use skewless_runtime::historical::{MemoryBudget, Request, Retrieval, TrainingSet};
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::{EntityKey, FeatureValue};
 use skewless_runtime::registry::{FeatureRef, OpenedRepo};
@@ -115,7 +117,36 @@ fn entities() -> RecordBatch {
     .unwrap()
 }
 
+/// A budget of 2 kB for the ~600 feature rows (~100 kB to join): a few rounds of partitioning
+/// into 3, spilling every round.
+fn tiny_budget() -> MemoryBudget {
+    MemoryBudget {
+        bytes: 2048,
+        fan_out: 3,
+        spill_dir: None,
+    }
+}
+
 fn retrieve(repo: &TestRepo, features: &[&str], as_of_ms: Option<i64>) -> TrainingSet {
+    retrieve_within(repo, features, as_of_ms, MemoryBudget::default())
+}
+
+fn retrieve_within(
+    repo: &TestRepo,
+    features: &[&str],
+    as_of_ms: Option<i64>,
+    memory: MemoryBudget,
+) -> TrainingSet {
+    try_retrieve(repo, &entities(), features, as_of_ms, memory).unwrap()
+}
+
+fn try_retrieve(
+    repo: &TestRepo,
+    entities: &RecordBatch,
+    features: &[&str],
+    as_of_ms: Option<i64>,
+    memory: MemoryBudget,
+) -> skewless_runtime::Result<TrainingSet> {
     let opened = OpenedRepo::open(repo.path()).unwrap();
     let retrieval = Retrieval {
         context: opened.context(),
@@ -127,8 +158,16 @@ fn retrieve(repo: &TestRepo, features: &[&str], as_of_ms: Option<i64>) -> Traini
             .collect(),
         full_feature_names: true,
         as_of_ms,
+        memory,
     };
-    retrieval.run(&entities(), &request).unwrap()
+    retrieval.run(entities, &request)
+}
+
+/// Entries left in the repo's spill folder.
+fn spill_leftovers(repo: &TestRepo) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(repo.path().join(".skewless/tmp"))
+        .map(|dir| dir.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
 }
 
 fn setup(ttl: &str) -> TestRepo {
@@ -187,43 +226,107 @@ fn the_point_in_time_join_equals_the_brute_force_definition_with_and_without_ttl
         let repo = setup(ttl);
         let stored = repo.scan("features.txn", None);
         let features = ["amount_zscore", "amount_to_balance_ratio"];
-        let set = retrieve(
-            &repo,
-            &["txn:amount_zscore", "txn:amount_to_balance_ratio"],
-            None,
+        let requested = ["txn:amount_zscore", "txn:amount_to_balance_ratio"];
+        let whole = retrieve(&repo, &requested, None);
+        assert_eq!(whole.spill_files, 0, "the default budget holds the table");
+        let parts = retrieve_within(&repo, &requested, None, tiny_budget());
+        assert!(
+            parts.spill_files > 9,
+            "{} spill files: the tiny budget must partition over rounds",
+            parts.spill_files
+        );
+        assert_eq!(
+            parts.batch, whole.batch,
+            "the same answers in the same order"
         );
         let entities = entities();
         let users = entities.column(0).as_primitive::<Int64Type>();
         let times = entities
             .column(1)
             .as_primitive::<TimestampMicrosecondType>();
-        for feature in features {
-            let out = set
-                .batch
-                .column_by_name(&format!("txn__{feature}"))
-                .unwrap()
-                .as_primitive::<Float64Type>();
-            let mut found = 0;
-            for row in 0..entities.num_rows() {
-                let (user, t) = (users.value(row), times.value(row));
-                let expected = brute_force(&stored, feature, user, t, ttl_us);
-                let got = out.is_valid(row).then(|| out.value(row));
-                assert_eq!(
-                    got, expected,
-                    "ttl {ttl}, {feature}, row {row}: user {user} at {t}"
+        for (budget, set) in [("default", &whole), ("tiny", &parts)] {
+            for feature in features {
+                let out = set
+                    .batch
+                    .column_by_name(&format!("txn__{feature}"))
+                    .unwrap()
+                    .as_primitive::<Float64Type>();
+                let mut found = 0;
+                for row in 0..entities.num_rows() {
+                    let (user, t) = (users.value(row), times.value(row));
+                    let expected = brute_force(&stored, feature, user, t, ttl_us);
+                    let got = out.is_valid(row).then(|| out.value(row));
+                    assert_eq!(
+                        got, expected,
+                        "{budget} budget, ttl {ttl}, {feature}, row {row}: user {user} at {t}"
+                    );
+                    found += usize::from(got.is_some());
+                }
+                assert!(
+                    found > 50 && found < entities.num_rows(),
+                    "{feature}: {found} rows matched: the data must exercise both cases"
                 );
-                found += usize::from(got.is_some());
             }
-            assert!(
-                found > 50 && found < entities.num_rows(),
-                "{feature}: {found} rows matched: the data must exercise both cases"
-            );
+            // Every input row, in order, with its columns.
+            assert_eq!(set.batch.num_rows(), entities.num_rows());
+            assert_eq!(set.batch.column(0), entities.column(0));
+            assert_eq!(set.batch.column(2), entities.column(2));
         }
-        // Every input row, in order, with its columns.
-        assert_eq!(set.batch.num_rows(), entities.num_rows());
-        assert_eq!(set.batch.column(0), entities.column(0));
-        assert_eq!(set.batch.column(2), entities.column(2));
+        assert_eq!(spill_leftovers(&repo), Vec::<std::path::PathBuf>::new());
     }
+}
+
+#[test]
+fn duplicate_entity_rows_in_any_order_each_get_their_answer_when_partitioned() {
+    let repo = setup("1000w");
+    let ordered = entities();
+    // Reversed and repeated: every row twice, the copies far apart.
+    let n = ordered.num_rows() as u32;
+    let order = arrow_array::UInt32Array::from_iter_values((0..n).rev().chain(0..n));
+    let shuffled = arrow_select::take::take_record_batch(&ordered, &order).unwrap();
+    let whole = try_retrieve(&repo, &ordered, &["txn:*"], None, MemoryBudget::default()).unwrap();
+    let parts = try_retrieve(&repo, &shuffled, &["txn:*"], None, tiny_budget()).unwrap();
+    assert!(parts.spill_files > 0);
+    let expected = arrow_select::take::take_record_batch(&whole.batch, &order).unwrap();
+    assert_eq!(parts.batch, expected);
+}
+
+#[test]
+fn spill_files_are_removed_after_a_retrieval_and_after_a_failed_one() {
+    let repo = setup("1000w");
+    let set = retrieve_within(&repo, &["txn:*"], None, tiny_budget());
+    assert!(set.spill_files > 0 && set.spill_bytes > 0);
+    assert_eq!(spill_leftovers(&repo), Vec::<std::path::PathBuf>::new());
+
+    // The request view reads `amount` from the entity rows: without it, the retrieval fails
+    // after the batch view was joined (and spilled).
+    let entities = entities();
+    let without_amount = entities.project(&[0, 1]).unwrap();
+    let err = try_retrieve(
+        &repo,
+        &without_amount,
+        &["txn:*", "req:*"],
+        None,
+        tiny_budget(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("no column `amount`"), "{err}");
+    assert_eq!(spill_leftovers(&repo), Vec::<std::path::PathBuf>::new());
+
+    // A spill folder of the caller's choosing is used, and removed from it likewise.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let memory = MemoryBudget {
+        spill_dir: Some(elsewhere.path().join("spill")),
+        ..tiny_budget()
+    };
+    let there = retrieve_within(&repo, &["txn:*"], None, memory);
+    assert_eq!(there.batch, set.batch);
+    assert_eq!(
+        std::fs::read_dir(elsewhere.path().join("spill"))
+            .unwrap()
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -253,6 +356,8 @@ fn as_of_rebuilds_the_training_set_from_before_a_later_materialization() {
         pinned.batch, before.batch,
         "as_of gives the older answers exactly"
     );
+    let pinned_parts = retrieve_within(&repo, &["txn:*"], Some(between_ms), tiny_budget());
+    assert_eq!(pinned_parts.batch, before.batch, "also when partitioned");
     assert_eq!(pinned.digests["txn"], before.digests["txn"]);
 }
 
@@ -329,6 +434,17 @@ fn request_time_views_run_the_same_component_over_the_joined_rows() {
         );
     }
     assert!(set.digests["req"].starts_with("sha256:"));
+    let parts = retrieve_within(
+        &repo,
+        &["req:*", "txn:amount_log1p", "txn:amount_to_balance_ratio"],
+        None,
+        tiny_budget(),
+    );
+    assert!(parts.spill_files > 0);
+    assert_eq!(
+        &parts.batch, b,
+        "the same rows reach the component when partitioned"
+    );
     let spikes = b
         .column_by_name("req__is_amount_spike")
         .unwrap()

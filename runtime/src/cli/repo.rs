@@ -348,6 +348,11 @@ pub(super) struct HistoricalArgs {
     /// or a snapshot id of one of the requested views' tables.
     #[arg(long)]
     as_of: Option<String>,
+    /// Memory for the feature rows being joined, MiB; rows beyond it are partitioned by
+    /// entity and spilled to `.skewless/tmp` (entity rows and the output are held whole).
+    #[arg(long, value_name = "MiB", default_value_t = crate::historical::MemoryBudget::DEFAULT_MIB,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    memory_budget: u32,
 }
 
 /// `skewless historical`: a point-in-time correct training set.
@@ -415,6 +420,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         features,
         full_feature_names: args.full_feature_names,
         as_of_ms,
+        memory: crate::historical::MemoryBudget::mib(args.memory_budget as usize),
     };
     let retrieval = Retrieval { context };
     let bar = progress_bar("training set");
@@ -440,8 +446,16 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     let mut sink = crate::files::ParquetSink::create(&args.out, schema)?;
     sink.write(&batch)?;
     let rows = sink.finish()?;
+    let spilled = match set.spill_files {
+        0 => String::new(),
+        files => format!(
+            "; spilled {:.1} MiB in {files} files (--memory-budget {} MiB)",
+            set.spill_bytes as f64 / f64::from(1 << 20),
+            args.memory_budget
+        ),
+    };
     println!(
-        "{rows} rows x {} features -> {} in {:.2} s; snapshots {}",
+        "{rows} rows x {} features -> {} in {:.2} s; snapshots {}{spilled}",
         batch.num_columns() - entities.num_columns(),
         args.out.display(),
         started.elapsed().as_secs_f64(),

@@ -31,9 +31,9 @@ pub struct FeatureRowKey {
 ///
 /// Among rows with equal `(event_ts, created_ts)` the one with the greatest index wins, so the
 /// answer is deterministic for a given feature table scan order.
-pub fn as_of_join(
+pub fn as_of_join<'k>(
     features: &[FeatureRowKey],
-    entities: &[(EntityKey, i64)],
+    entities: impl IntoIterator<Item = (&'k EntityKey, i64)>,
     ttl: Option<Duration>,
 ) -> Vec<Option<usize>> {
     // Keys become dense ids, so the sort compares plain integers in one contiguous array
@@ -61,12 +61,12 @@ pub fn as_of_join(
     }
     let ttl_us = ttl.map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
     entities
-        .iter()
+        .into_iter()
         .map(|(key, t)| {
             let (start, end) = runs[*ids.get(key)? as usize];
             let run = &rows[start..end];
             // Rows with event_ts <= T form a prefix of the run; the last of them is the answer.
-            let visible = run.partition_point(|r| r.1 <= *t);
+            let visible = run.partition_point(|r| r.1 <= t);
             let best = run[..visible].last()?;
             match ttl_us {
                 Some(ttl) if best.1 < t.saturating_sub(ttl) => None,
@@ -124,7 +124,8 @@ mod tests {
                 .collect();
             let entities: Vec<(EntityKey, i64)> = entities.into_iter().map(|(k, t)| (key(k), t)).collect();
             let ttl = ttl.map(Duration::from_micros);
-            prop_assert_eq!(as_of_join(&features, &entities, ttl), brute_force(&features, &entities, ttl));
+            let queries = entities.iter().map(|(k, t)| (k, *t));
+            prop_assert_eq!(as_of_join(&features, queries, ttl), brute_force(&features, &entities, ttl));
         }
     }
 
@@ -137,7 +138,7 @@ mod tests {
         };
         let features = [f(10, 0), f(20, 1), f(20, 2), f(30, 0)];
         let ask = |t, ttl: Option<u64>| {
-            as_of_join(&features, &[(key(1), t)], ttl.map(Duration::from_micros))[0]
+            as_of_join(&features, [(&key(1), t)], ttl.map(Duration::from_micros))[0]
         };
         assert_eq!(ask(9, None), None, "nothing at or before T");
         assert_eq!(
@@ -154,7 +155,7 @@ mod tests {
         assert_eq!(ask(29, Some(9)), Some(2), "event_ts == T - ttl is inside");
         assert_eq!(ask(29, Some(8)), None, "one µs older is outside");
         assert_eq!(
-            as_of_join(&features, &[(key(2), 100)], None),
+            as_of_join(&features, [(&key(2), 100)], None),
             vec![None],
             "unknown entity"
         );

@@ -12,11 +12,20 @@
 //! snapshot ids and component digests used are returned (and written into the output file's
 //! metadata by the CLI).
 //!
-//! Memory: the entity rows, plus, per view, the key, timestamps and requested columns of the
-//! feature rows inside `[min T - ttl, max T]` (pushed down to the scan). Bounding it by a
-//! setting independent of the feature table (partitioned spilling) is not done yet.
+//! Memory is bounded by a setting, [`MemoryBudget`], not by the size of the feature tables:
+//! each batch view's feature rows stream from the scan (the time range `[min T - ttl, max T]`
+//! and the needed columns pushed down) into [`partition`], which joins them in memory when
+//! they fit the budget (one piece, the fast path) and otherwise hash-partitions both sides
+//! by entity key, spilling feature rows to temporary Arrow IPC files (module `spill`) under the
+//! repo's `.skewless/tmp` (removed on success and on failure), and joins partition by
+//! partition. What the budget does not cover, and stays proportional to the entity rows: the
+//! entity rows themselves, their keys and label times, and the output (the entity rows plus
+//! one column per feature), which is built whole before it is written; and the scan's own
+//! read-ahead (a few Parquet row groups, independent of the table size).
 
 pub mod asof;
+pub mod partition;
+mod spill;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -24,7 +33,7 @@ use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, TimeUnit};
 use futures::TryStreamExt;
 
@@ -34,7 +43,8 @@ use crate::offline::ScanOptions;
 use crate::online::EntityKey;
 use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
-use asof::{FeatureRowKey, as_of_join};
+pub use partition::MemoryBudget;
+use spill::SpillDir;
 
 /// The label-time column of an entity file.
 pub const LABEL_TIME: &str = "event_timestamp";
@@ -48,6 +58,8 @@ pub struct Request {
     pub full_feature_names: bool,
     /// Pin every feature table to the snapshot current at this time (ms since the epoch).
     pub as_of_ms: Option<i64>,
+    /// The memory the join of feature rows may use, and where it spills the rest.
+    pub memory: MemoryBudget,
 }
 
 /// A training set and what it was built from.
@@ -59,6 +71,10 @@ pub struct TrainingSet {
     pub snapshots: BTreeMap<String, Option<i64>>,
     /// Component digest per view used.
     pub digests: BTreeMap<String, String>,
+    /// Spill files written (0: every view's feature rows fit the memory budget).
+    pub spill_files: usize,
+    /// Bytes of feature rows written to spill files.
+    pub spill_bytes: u64,
 }
 
 /// Historical retrieval over a repo and its stores.
@@ -71,6 +87,7 @@ pub struct Retrieval<'a> {
 impl Retrieval<'_> {
     /// Builds the training set for `entities`.
     pub fn run(&self, entities: &RecordBatch, request: &Request) -> Result<TrainingSet> {
+        request.memory.check()?;
         let labels = label_times(entities)?;
         let wanted = self.expand(&request.features)?;
         // Stored features that request-time views read, fetched even when not requested.
@@ -87,12 +104,17 @@ impl Retrieval<'_> {
                 }
             }
         }
+        // Dropped (and its folder removed) when `run` returns, whether it succeeds or not.
+        let mut spill = SpillDir::new(match &request.memory.spill_dir {
+            Some(dir) => dir.clone(),
+            None => self.context.repo.state_dir().join("tmp"),
+        });
         let mut joined: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
         let mut digests = BTreeMap::new();
         for (view, features) in &stored {
             let (columns, snapshot) = self
-                .join_batch_view(view, features, entities, &labels, request.as_of_ms)
+                .join_batch_view(view, features, entities, &labels, request, &mut spill)
                 .map_err(|e| e.with_context("view", view))?;
             for (feature, column) in features.iter().zip(columns) {
                 joined.insert((view.clone(), feature.clone()), column);
@@ -130,10 +152,13 @@ impl Retrieval<'_> {
             };
             outputs.push((name, column));
         }
+        let (spill_files, spill_bytes) = spill.spilled();
         Ok(TrainingSet {
             batch: assemble(entities, outputs)?,
             snapshots,
             digests,
+            spill_files,
+            spill_bytes,
         })
     }
 
@@ -215,7 +240,8 @@ impl Retrieval<'_> {
         features: &[String],
         entities: &RecordBatch,
         labels: &[i64],
-        as_of_ms: Option<i64>,
+        request: &Request,
+        spill: &mut SpillDir,
     ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
         let rt = self.context.runtime;
         let spec = self.context.repo.batch_view(view)?;
@@ -232,7 +258,7 @@ impl Retrieval<'_> {
                     .expect("expanded features exist")
             })
             .collect();
-        let snapshot = match as_of_ms {
+        let snapshot = match request.as_of_ms {
             Some(ms) => rt.block_on(self.context.offline.snapshot_as_of(&table, ms))?,
             None => rt
                 .block_on(self.context.offline.current_snapshot(&table))?
@@ -258,56 +284,17 @@ impl Retrieval<'_> {
             });
             scan = scan.time_range(EVENT_TS, min.saturating_sub(ttl_us), max.saturating_add(1));
         }
-        let batches: Vec<RecordBatch> = rt.block_on(async {
-            self.context
-                .offline
-                .scan(&table, scan)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        })?;
-        let schema = batches.first().map(RecordBatch::schema);
-        let stored = match schema {
-            Some(schema) => {
-                arrow_select::concat::concat_batches(&schema, &batches).map_err(internal)?
-            }
-            None => RecordBatch::new_empty(Arc::new(Schema::new(fields.to_vec()))),
+        let mut stream = rt.block_on(self.context.offline.scan(&table, scan))?;
+        // The scan, a batch at a time: only what the budget allows is ever held.
+        let mut batches = std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose());
+        let query = partition::Query {
+            keys: &entity_keys,
+            labels,
+            ttl,
+            key_columns: &keys,
+            fields: &fields,
         };
-        let row_keys: Vec<FeatureRowKey> = if stored.num_rows() == 0 {
-            Vec::new()
-        } else {
-            let stored_keys = entity_keys_of(&stored, &keys)?;
-            let event = stored
-                .column_by_name(EVENT_TS)
-                .ok_or_else(|| missing(EVENT_TS))?
-                .as_primitive::<TimestampMicrosecondType>();
-            let created = stored
-                .column_by_name(CREATED_TS)
-                .ok_or_else(|| missing(CREATED_TS))?
-                .as_primitive::<TimestampMicrosecondType>();
-            stored_keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, key)| FeatureRowKey {
-                    key,
-                    event_ts: event.value(i),
-                    created_ts: created.value(i),
-                })
-                .collect()
-        };
-        let queries: Vec<(EntityKey, i64)> = entity_keys
-            .into_iter()
-            .zip(labels.iter().copied())
-            .collect();
-        let picks = as_of_join(&row_keys, &queries, ttl);
-        let indices: UInt32Array = picks.iter().map(|p| p.map(|i| i as u32)).collect();
-        let columns = fields
-            .iter()
-            .map(|f| match stored.column_by_name(f.name()) {
-                Some(c) => arrow_select::take::take(c.as_ref(), &indices, None).map_err(internal),
-                None => Ok(arrow_array::new_null_array(f.data_type(), labels.len())),
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let columns = partition::join(&query, &mut batches, &request.memory, spill)?;
         Ok((columns, Some(snapshot_id)))
     }
 
@@ -419,6 +406,7 @@ fn entity_keys(
     entity_keys_of(entities, keys)
 }
 
+/// The entity keys of `batch`'s rows under `keys` (integers widened to `Int64`).
 fn entity_keys_of(
     batch: &RecordBatch,
     keys: &[(String, crate::registry::KeyType)],
