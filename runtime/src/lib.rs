@@ -23,6 +23,8 @@
 //! - [`online`]: the [`online::OnlineStore`] trait, embedded (redb) and Redis backends;
 //! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
 //! - [`signature`]: the host's view of a transform's declared inputs and outputs;
+//! - [`toolchain`]: building transform projects (Rust, Python, JavaScript, C) into components,
+//!   and scaffolding them (`skewless new` / `skewless build`);
 //! - [`error`]: one [`Error`] with a matchable [`ErrorKind`].
 //!
 //! ```no_run
@@ -52,6 +54,7 @@ pub mod online;
 pub mod pipeline;
 pub mod registry;
 pub mod signature;
+pub mod toolchain;
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};
 pub use error::{Error, ErrorKind, Result};

@@ -4,7 +4,9 @@
 //! Each command lives in its own module and returns a `Result`; [`main`] renders errors
 //! (message, context, causes) and maps them to the exit code.
 
+mod build;
 mod inspect;
+mod new;
 mod repo;
 mod run;
 mod show;
@@ -29,6 +31,15 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a transform project (source, build configuration, a sample input).
+    #[command(
+        after_help = "Examples:\n  skewless new order-features --lang python\n  skewless new order-features --lang rust --dir transforms"
+    )]
+    New(new::NewArgs),
+    /// Build a transform project into a component with its language's toolchain; prints the
+    /// component's path, size and digest.
+    #[command(after_help = "Example:\n  skewless build order-features")]
+    Build(build::BuildArgs),
     /// Show a component's name, version, digest, inputs and outputs.
     #[command(
         after_help = "Example:\n  skewless inspect target/guests/wasm32-wasip2/guest/transaction_features.wasm --json"
@@ -141,6 +152,8 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> crate::Result<()> {
     match cli.command {
+        Command::New(args) => new::new(&args),
+        Command::Build(args) => build::build(&args),
         Command::Inspect(args) => inspect::inspect(&cli.engine.build()?, &args),
         Command::Run(args) => run::run(&cli.engine.build()?, &args),
         Command::Show(args) => show::show(&args),

@@ -41,6 +41,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use transform::Transform;
 
+pub(crate) use load::digest;
+
 use crate::error::{Error, ErrorKind, Result};
 use cache::CompiledCache;
 use epoch::EpochTicker;

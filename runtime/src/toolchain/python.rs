@@ -1,0 +1,54 @@
+//! Python: componentize-py snapshots CPython with the project's modules into a component.
+//!
+//! `componentize-py -d <wit> -w feature-transform componentize app -p <project> -p <helpers>`
+//! imports `app.py` at build time and exports its `WitWorld` class, which `skewless_guest`'s
+//! decorators define. WASI stays linked (not `--stub-wasi`): the sandbox stubs it
+//! deterministically, and `print` then reaches the host's log instead of vanishing.
+
+use std::path::{Path, PathBuf};
+
+use super::assets::{self, PYTHON_HELPER, WIT, WORLD};
+use super::process::{self, Tools};
+use super::stamp::Stamp;
+use crate::error::Result;
+
+/// How to install the tool, as the missing-tool error says it.
+pub(super) const INSTALL: &str = "install it with `pip install componentize-py==0.25.1`";
+
+pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
+    let tool = tools.require("componentize-py", INSTALL)?;
+    let out = target_dir.join(format!("{}.wasm", super::component_stem(project)));
+    let mut stamp = Stamp::new("python");
+    stamp.text(&tool.to_string_lossy());
+    stamp.text(&process::version(tools, &tool));
+    stamp.text(WIT);
+    stamp.text(PYTHON_HELPER);
+    stamp.project(project)?;
+    if stamp.is_fresh(&out) {
+        return Ok((out, false));
+    }
+
+    let stage = target_dir.join("skewless");
+    let wit = assets::write_wit(stage.join("wit"))?;
+    let helpers = stage.join("python");
+    assets::write_if_changed(&helpers.join("skewless_guest.py"), PYTHON_HELPER.as_bytes())?;
+    let tmp = super::temporary(&out);
+    process::run(
+        tools
+            .command(&tool)
+            .current_dir(project)
+            // Keep the project free of `__pycache__` directories.
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", WORLD, "componentize", "app", "-p"])
+            .arg(project)
+            .arg("-p")
+            .arg(&helpers)
+            .arg("-o")
+            .arg(&tmp),
+        "componentize-py",
+    )?;
+    super::finish(&tmp, &out, &stamp)?;
+    Ok((out, true))
+}

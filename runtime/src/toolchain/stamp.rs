@@ -1,0 +1,109 @@
+//! Skipping builds whose inputs did not change.
+//!
+//! Interpreted-language builds take several seconds (componentize-py and componentize-js
+//! snapshot a whole interpreter) and produce a new component each time. A build records a
+//! digest of everything it depends on in `<component>.inputs`; the next build with the same
+//! digest reuses the component. The digest covers every file of the project (outside
+//! `target/`, hidden directories, `__pycache__` and `node_modules`), the embedded WIT and
+//! helpers, and the tool's path and version.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Directories of a project that are outputs or caches, not sources.
+const SKIPPED_DIRS: [&str; 3] = ["target", "__pycache__", "node_modules"];
+
+/// A digest of a build's inputs.
+#[derive(Debug)]
+pub(super) struct Stamp {
+    hasher: Sha256,
+}
+
+impl Stamp {
+    pub(super) fn new(kind: &str) -> Self {
+        let mut stamp = Stamp {
+            hasher: Sha256::new(),
+        };
+        stamp.text(kind);
+        stamp
+    }
+
+    /// Adds a labelled piece of text (a helper, a tool version).
+    pub(super) fn text(&mut self, text: &str) {
+        self.bytes(text.as_bytes());
+    }
+
+    fn bytes(&mut self, bytes: &[u8]) {
+        // Length-prefixed, so that no two sequences of pieces hash alike.
+        self.hasher.update((bytes.len() as u64).to_le_bytes());
+        self.hasher.update(bytes);
+    }
+
+    /// Adds every source file under `project`: relative path and contents, in sorted order.
+    pub(super) fn project(&mut self, project: &Path) -> Result<()> {
+        for relative in source_files(project)? {
+            let path = project.join(&relative);
+            let contents = std::fs::read(&path)
+                .map_err(|e| Error::from(e).with_context("file", path.display()))?;
+            self.text(&relative.to_string_lossy());
+            self.bytes(&contents);
+        }
+        Ok(())
+    }
+
+    fn digest(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+
+    /// Whether `component` exists and was built from these inputs.
+    pub(super) fn is_fresh(&self, component: &Path) -> bool {
+        component.exists()
+            && std::fs::read_to_string(stamp_path(component))
+                .is_ok_and(|recorded| recorded.trim() == self.digest())
+    }
+
+    /// Records that `component` was built from these inputs.
+    pub(super) fn record(&self, component: &Path) -> Result<()> {
+        let path = stamp_path(component);
+        std::fs::write(&path, self.digest())
+            .map_err(|e| Error::from(e).with_context("file", path.display()))
+    }
+}
+
+fn stamp_path(component: &Path) -> PathBuf {
+    let mut name = component.file_name().unwrap_or_default().to_os_string();
+    name.push(".inputs");
+    component.with_file_name(name)
+}
+
+/// Every source file under `project`, relative to it (outputs, caches and hidden directories
+/// left out).
+pub(super) fn source_files(project: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    collect(project, project, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::from(e).with_context("directory", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let file_type = entry.file_type()?;
+        if file_type.is_dir() {
+            if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_ref()) {
+                collect(root, &entry.path(), files)?;
+            }
+        } else if file_type.is_file() {
+            let path = entry.path();
+            files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
