@@ -96,6 +96,13 @@ impl Error {
         }
     }
 
+    /// The same error under another kind, for a caller that knows better who is at fault
+    /// (an output that does not fit its signature is the component's fault, not the input's).
+    pub fn with_kind(mut self, kind: ErrorKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Adds a `key: value` pair naming what was at fault (`"column"`, `"transform"`, `"file"`).
     /// A key already present keeps its first value: the innermost context is the most precise.
     pub fn with_context(mut self, key: &'static str, value: impl fmt::Display) -> Self {

@@ -10,11 +10,13 @@
 //! It is also the feature store around that engine: a feature repo (`skewless.toml`) declares
 //! entities and feature views; `apply` checks them against the data; `materialize` computes
 //! batch views from Apache Iceberg source tables into Iceberg feature tables and the online
-//! store; `historical` builds point-in-time correct training sets.
+//! store; `historical` builds point-in-time correct training sets; `serve` answers online feature
+//! requests over HTTP.
 //!
 //! Modules, with dependencies pointing downward only:
 //! - [`cli`]: the `skewless` command line (thin: parse, call, render);
-//! - [`materialize`], [`historical`], [`apply`], [`ingest`]: the jobs;
+//! - [`server`]: the online HTTP server (axum; thin: parse, call, render);
+//! - [`materialize`], [`historical`], [`serving`], [`apply`], [`ingest`]: the jobs;
 //! - [`registry`]: the feature repo, its checks and the applied registry of digests;
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
@@ -53,6 +55,8 @@ pub mod offline;
 pub mod online;
 pub mod pipeline;
 pub mod registry;
+pub mod server;
+pub mod serving;
 pub mod signature;
 pub mod toolchain;
 

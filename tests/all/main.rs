@@ -10,3 +10,4 @@ mod offline;
 mod online;
 mod round_trip;
 mod sandbox;
+mod server;

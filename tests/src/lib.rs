@@ -10,6 +10,7 @@ use skewless_runtime::{Transform, TransformEngine};
 pub use skewless_test_components as components;
 
 pub mod feature_repo;
+pub mod http;
 
 pub mod redis_server;
 
@@ -130,4 +131,16 @@ pub fn all_types_batch(f64s: &[f64]) -> RecordBatch {
         ),
         ("c_vec", Arc::new(vec.finish())),
     ])
+}
+
+/// Microseconds since the epoch of an RFC 3339 timestamp.
+pub fn parse_rfc3339(text: &str) -> i64 {
+    use arrow_array::cast::AsArray;
+    let ts = arrow_cast::cast(
+        &arrow_array::StringArray::from(vec![text]),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+    )
+    .expect("an RFC 3339 timestamp");
+    ts.as_primitive::<arrow_array::types::TimestampMicrosecondType>()
+        .value(0)
 }

@@ -9,6 +9,7 @@ mod inspect;
 mod new;
 mod repo;
 mod run;
+mod serve;
 mod show;
 
 use std::path::PathBuf;
@@ -78,6 +79,12 @@ enum Command {
         after_help = "Example:\n  skewless historical --entities labels.parquet --service fraud_model_v1 --out train.parquet --as-of 2026-11-01T00:00:00Z"
     )]
     Historical(repo::HistoricalArgs),
+    /// Serve online features over HTTP (Feast-compatible), computing request-time views with
+    /// the same components batch jobs run.
+    #[command(
+        after_help = "Example:\n  skewless serve --repo examples/feature-repo --addr 127.0.0.1:6566\n  curl -s localhost:6566/get-online-features -d '{\"features\": [\"user_transaction_features:amount_log1p\"], \"entities\": {\"user_id\": [42]}}'"
+    )]
+    Serve(serve::ServeArgs),
 }
 
 /// Engine settings shared by every command.
@@ -163,6 +170,7 @@ fn run(cli: Cli) -> crate::Result<()> {
         Command::Materialize(args) => repo::materialize(&args),
         Command::Get(args) => repo::get(&args),
         Command::Historical(args) => repo::historical(&args),
+        Command::Serve(args) => serve::serve(&cli.engine, &args),
     }
 }
 

@@ -132,6 +132,17 @@ pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     })
 }
 
+/// Opens the online store `config` describes without waiting for a server: a Redis store
+/// connects on first use (a server that is down now can come up later), so a long-running
+/// process can start and report itself not ready instead of failing. An invalid URL is still
+/// an error at once.
+pub fn open_lazily(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
+    Ok(match config {
+        OnlineConfig::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+        OnlineConfig::Redis { url } => Arc::new(RedisStore::connect_lazily(url)?),
+    })
+}
+
 /// The rows of one write call reduced to the newest per key (by [`replaces`]; the first of
 /// equal versions), with their encoded keys, in first-seen order; and how many were dropped.
 fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> (Vec<(Vec<u8>, &StoredRow)>, usize) {

@@ -87,6 +87,14 @@ impl RedisStore {
     /// answers. A malformed URL is `InvalidInput`; a server that does not answer within 2 s
     /// is `Unavailable`.
     pub fn connect(url: &str) -> Result<Self> {
+        let store = Self::connect_lazily(url)?;
+        store.ping()?;
+        Ok(store)
+    }
+
+    /// Like [`RedisStore::connect`], but without checking that the server answers: the first
+    /// call connects. A malformed URL is still `InvalidInput`.
+    pub fn connect_lazily(url: &str) -> Result<Self> {
         let redacted = redact(url);
         let client = redis::Client::open(url).map_err(|e| {
             Error::new(
@@ -104,7 +112,6 @@ impl RedisStore {
             script: Script::new(WRITE_SCRIPT),
             idle: Mutex::new(Vec::new()),
         };
-        store.ping()?;
         Ok(store)
     }
 

@@ -1,0 +1,93 @@
+//! `skewless serve`: the online feature server over a feature repo.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::EngineArgs;
+use crate::engine::TransformEngine;
+use crate::error::{Error, ErrorKind, Result};
+use crate::registry::FeatureRepo;
+use crate::server::{AppState, Limits};
+use crate::serving::{DEFAULT_MAX_ROWS, OnlineServing};
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// The feature repo: a folder with a `skewless.toml`, applied and materialized.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    repo: PathBuf,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6566")]
+    addr: SocketAddr,
+    /// The most entity rows one request may carry.
+    #[arg(long, default_value_t = DEFAULT_MAX_ROWS as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    max_rows: u32,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_body_bytes)]
+    max_body_bytes: usize,
+    /// The deadline of one request, in milliseconds (component calls get the same deadline,
+    /// or the global --deadline-ms if shorter).
+    #[arg(long, value_name = "MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
+}
+
+/// Loads the repo's views (refusing a component whose digest differs from the registry),
+/// connects to the online store, and serves until Ctrl-C or SIGTERM.
+pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
+    let repo = FeatureRepo::open(&args.repo)?;
+    let registry = repo.applied()?;
+    let request_timeout = Duration::from_millis(args.request_timeout_ms);
+    let engine = TransformEngine::builder()
+        .cache_dir(repo.state_dir().join("compiled"))
+        .memory_limit(engine_args.memory_limit_mib.saturating_mul(1 << 20))
+        .deadline(request_timeout.min(Duration::from_millis(engine_args.deadline_ms)))
+        .build()?;
+    let store = crate::online::open_lazily(&repo.online_config())?;
+    if let Err(e) = store.ping() {
+        tracing::warn!(error = %e, "the online store does not answer yet; /ready reports 503 until it does");
+    }
+    let serving = OnlineServing::open(&repo, &registry, &engine, store)?
+        .with_max_rows(args.max_rows as usize);
+    for (name, kind, digest) in serving.views() {
+        eprintln!("loaded {kind:?} view {name} ({digest})");
+    }
+    let state = AppState::new(
+        serving,
+        Limits {
+            max_body_bytes: args.max_body_bytes,
+            request_timeout,
+        },
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("could not start the async runtime: {e}"),
+            )
+        })?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("could not listen on {}: {e}", args.addr),
+                )
+                .with_source(e)
+            })?;
+        let addr = listener.local_addr().unwrap_or(args.addr);
+        eprintln!("serving on http://{addr} (POST /get-online-features; GET /openapi.json)");
+        crate::server::serve(
+            listener,
+            crate::server::router(state),
+            crate::server::shutdown_signal(),
+        )
+        .await?;
+        eprintln!("stopped: requests in flight finished");
+        Ok(())
+    })
+}

@@ -1,0 +1,298 @@
+//! The online feature server: HTTP/JSON over [`OnlineServing`], with axum.
+//!
+//! | endpoint | what |
+//! |---|---|
+//! | `POST /get-online-features` | Feast-compatible features (request and response as Feast's feature server) |
+//! | `POST /v1/online-features` | the same, natively: per value its component digest and exact event time |
+//! | `GET /v1/views` | the views served, their kind and component digest |
+//! | `GET /health` | liveness: the process answers |
+//! | `GET /ready` | readiness: the online store answers (503 while it does not; recovers by itself) |
+//! | `GET /metrics` | Prometheus metrics ([`metrics`]) |
+//! | `GET /openapi.json` | an OpenAPI 3.1 description of every endpoint and error |
+//!
+//! The handlers are thin: read the body (up to a size limit), parse, run the blocking work
+//! (store reads, component calls) on tokio's blocking pool under a per-request deadline,
+//! render. A failing request (bad input, a trapping or slow component, a dead store) gets a
+//! JSON error ([`error`]) and never disturbs the others: a panic in the blocking work becomes a
+//! 500 for that request only, and a component that runs past the deadline is stopped by the
+//! engine's own epoch deadline.
+
+pub mod error;
+pub mod metrics;
+mod render;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::json;
+
+pub use error::ApiError;
+pub use metrics::Metrics;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
+
+/// The OpenAPI description served at `GET /openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Limits of the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// The deadline of one request, from the body read to the rendered answer (504 beyond).
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    serving: Arc<OnlineServing>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+}
+
+impl AppState {
+    /// The state of a server over `serving` with `limits`.
+    pub fn new(serving: OnlineServing, limits: Limits) -> Self {
+        let metrics = Metrics::new(serving.store().backend());
+        AppState {
+            serving: Arc::new(serving),
+            metrics: Arc::new(metrics),
+            limits,
+        }
+    }
+}
+
+/// The router of every endpoint; no socket needed (tests drive it with `tower::ServiceExt`).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/get-online-features", post(feast_features))
+        .route("/v1/online-features", post(native_features))
+        .route("/v1/views", get(views))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; requests in flight then finish
+/// before this returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Io, format!("the server stopped: {e}")).with_source(e))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+async fn feast_features(State(state): State<AppState>, body: Body) -> Response {
+    features(&state, "get-online-features", body, |f| {
+        serde_json::to_vec(&render::Feast(f))
+    })
+    .await
+}
+
+async fn native_features(State(state): State<AppState>, body: Body) -> Response {
+    features(&state, "online-features", body, |f| {
+        serde_json::to_vec(&render::Native(f))
+    })
+    .await
+}
+
+/// The shared path of both feature endpoints: answer, render, record metrics.
+async fn features(
+    state: &AppState,
+    endpoint: &'static str,
+    body: Body,
+    render: impl FnOnce(&OnlineFeatures) -> serde_json::Result<Vec<u8>>,
+) -> Response {
+    let started = Instant::now();
+    let response = match answer(state, body).await {
+        Ok(features) => {
+            let rows = features.join_keys.first().map_or(0, |(_, k)| k.len());
+            state.metrics.served(endpoint, rows, &features.timings);
+            match render(&features) {
+                Ok(bytes) => json_bytes(StatusCode::OK, bytes),
+                Err(e) => failed(
+                    state,
+                    endpoint,
+                    Error::new(ErrorKind::Internal, format!("rendering the answer: {e}")).into(),
+                ),
+            }
+        }
+        Err(e) => failed(state, endpoint, e),
+    };
+    state
+        .metrics
+        .request(endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Reads and parses the body, then runs the request on the blocking pool under the deadline.
+async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError> {
+    let limits = state.limits;
+    let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::too_large(limits.max_body_bytes))?;
+    let request = FeatureRequest::from_json(&bytes)?;
+    let serving = state.serving.clone();
+    let work = tokio::task::spawn_blocking(move || serving.get(&request));
+    match tokio::time::timeout(limits.request_timeout, work).await {
+        Ok(Ok(result)) => Ok(result?),
+        Ok(Err(join)) => Err(Error::new(
+            ErrorKind::Internal,
+            format!("the request failed unexpectedly: {join}"),
+        )
+        .into()),
+        Err(_) => Err(Error::new(
+            ErrorKind::DeadlineExceeded,
+            format!(
+                "the request did not finish within its deadline of {} ms",
+                limits.request_timeout.as_millis()
+            ),
+        )
+        .into()),
+    }
+}
+
+fn failed(state: &AppState, endpoint: &'static str, e: ApiError) -> Response {
+    state.metrics.error(endpoint, e.error.kind());
+    e.into_response()
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => json_bytes(status, bytes),
+        Err(e) => ApiError::from(Error::new(ErrorKind::Internal, e.to_string())).into_response(),
+    }
+}
+
+async fn views(State(state): State<AppState>) -> Response {
+    let views: Vec<_> = state
+        .serving
+        .views()
+        .map(|(name, kind, digest)| json!({"name": name, "kind": kind, "digest": digest}))
+        .collect();
+    json_value(StatusCode::OK, &json!({ "views": views }))
+}
+
+async fn health() -> Response {
+    json_value(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// 200 when the online store answers a ping within the request deadline, 503 otherwise.
+async fn ready(State(state): State<AppState>) -> Response {
+    let store = state.serving.store().clone();
+    let backend = store.backend();
+    let ping = tokio::task::spawn_blocking(move || store.ping());
+    let outcome = match tokio::time::timeout(state.limits.request_timeout, ping).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(join)) => Err(Error::new(ErrorKind::Internal, join.to_string())),
+        Err(_) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("the {backend} online store did not answer a ping in time"),
+        )),
+    };
+    match outcome {
+        Ok(()) => json_value(
+            StatusCode::OK,
+            &json!({"status": "ready", "online_store": backend}),
+        ),
+        Err(e) => {
+            let mut body = ApiError::from(e).body();
+            body["status"] = "unavailable".into();
+            body["online_store"] = backend.into();
+            json_value(StatusCode::SERVICE_UNAVAILABLE, &body)
+        }
+    }
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    ApiError::no_route(
+        StatusCode::METHOD_NOT_ALLOWED,
+        request.method().as_str(),
+        request.uri().path(),
+    )
+    .into_response()
+}
+
+async fn no_route(request: Request) -> Response {
+    ApiError::no_route(
+        StatusCode::NOT_FOUND,
+        request.method().as_str(),
+        request.uri().path(),
+    )
+    .into_response()
+}

@@ -1,0 +1,753 @@
+//! Online serving: feature vectors for entity rows, read from the online store and computed by
+//! request-time views, with no HTTP in sight (`server` renders it).
+//!
+//! [`OnlineServing::open`] loads every view of the applied registry (refusing a component whose
+//! bytes changed since `apply`, naming the view and both digests) and warms one instance of
+//! each request-time view. [`OnlineServing::get`] answers one [`FeatureRequest`]:
+//!
+//! 1. The features are resolved (`view:feature`, `view:*`, or a feature service) and checked
+//!    against the applied signatures; their output names must not collide.
+//! 2. The entity columns are checked: every join key of every view involved and every request
+//!    field of every request-time view must be there, with values of the declared type (a wrong
+//!    or missing one names the field, the row and what was expected); an unknown column is an
+//!    error too, since it is usually a typo.
+//! 3. One store read per batch view involved. A stored value is then judged exactly as
+//!    historical retrieval judges it ([`status_at`] at `T = now`, the view's TTL included):
+//!    present, null, not found, or outside its max age (served as null).
+//! 4. Request-time views run their component once over all rows (stored inputs that are not
+//!    present are null, as in historical retrieval), through [`Transform::run`], the call batch
+//!    jobs make.
+//!
+//! Every value carries its status, its event time and the digest of the component that
+//! computed it, so a caller can prove which code produced what it was served.
+
+mod request;
+mod values;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{Field as ArrowField, Schema};
+use serde_json::Value;
+
+pub use request::FeatureRequest;
+pub(crate) use values::{JsonValue, format_timestamp};
+
+use crate::engine::{Transform, TransformEngine};
+use crate::error::{Error, ErrorKind, Result};
+use crate::online::{
+    EntityKey, FeatureValue, KeyValue, OnlineStore, ReadStatus, StoredRow, status_at,
+};
+use crate::registry::{AppliedRegistry, FeatureRef, FeatureRepo, KeyType, RepoSpec, ViewKind};
+use crate::signature::{DataType, Signature};
+
+/// The most entity rows one request may carry, unless configured otherwise.
+pub const DEFAULT_MAX_ROWS: usize = 1_000;
+
+/// The features of one request, column-major, with what produced them.
+#[derive(Debug, Clone)]
+pub struct OnlineFeatures {
+    /// The join keys of the views involved, in first-use order, with each row's value.
+    pub join_keys: Vec<(String, Vec<KeyValue>)>,
+    /// One column per requested feature, in request order.
+    pub features: Vec<FeatureColumn>,
+    /// The time the request was answered at (`T = now`), µs since the epoch.
+    pub now_us: i64,
+    /// Where the time went.
+    pub timings: Timings,
+}
+
+/// One served feature, one element per entity row in each vector.
+#[derive(Debug, Clone)]
+pub struct FeatureColumn {
+    /// The output name (`feature`, or `view__feature` with full feature names).
+    pub name: String,
+    /// The view.
+    pub view: String,
+    /// The feature within the view.
+    pub feature: String,
+    /// Its type.
+    pub data_type: DataType,
+    /// The values; null unless the status is `Present`.
+    pub values: Vec<FeatureValue>,
+    /// Each value's status.
+    pub statuses: Vec<ReadStatus>,
+    /// The event time of the row each value comes from (the request time for request-time
+    /// features); `None` when no row was found.
+    pub event_ts: Vec<Option<i64>>,
+    /// The digest of the component that computed each value; `None` when no row was found.
+    pub digests: Vec<Option<Arc<str>>>,
+}
+
+/// Time spent in the online store and in each request-time view's component.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    /// Online store reads, per batch view.
+    pub store: Vec<(String, Duration)>,
+    /// Component calls, per request-time view.
+    pub transforms: Vec<(String, Duration)>,
+}
+
+/// One view as served.
+#[derive(Debug)]
+struct ServedView {
+    kind: ViewKind,
+    signature: Signature,
+    digest: Arc<str>,
+    join_keys: Vec<(String, KeyType)>,
+    ttl: Option<Duration>,
+    /// Batch views materialized to the online store (`online = true`).
+    online: bool,
+    transform: Transform,
+    /// Request-time views: where each transform input comes from, in input order.
+    inputs: Vec<InputSource>,
+}
+
+#[derive(Debug, Clone)]
+enum InputSource {
+    /// A request field (an entity column).
+    Request(String),
+    /// A stored feature: the view and the feature's index in its outputs.
+    Feature(String, usize),
+}
+
+/// A feature selected by a request.
+#[derive(Debug, Clone)]
+struct Selected {
+    name: String,
+    view: String,
+    index: usize,
+}
+
+/// Online serving over one applied feature repo and its online store.
+#[derive(Debug)]
+pub struct OnlineServing {
+    views: BTreeMap<String, ServedView>,
+    services: BTreeMap<String, Vec<String>>,
+    store: Arc<dyn OnlineStore>,
+    max_rows: usize,
+}
+
+impl OnlineServing {
+    /// Loads every view `skewless.toml` declares from the applied `registry` (a view not
+    /// applied yet, or whose component's digest differs from the registry, is an error naming
+    /// it) and warms one instance of each request-time view.
+    pub fn open(
+        repo: &FeatureRepo,
+        registry: &AppliedRegistry,
+        engine: &TransformEngine,
+        store: Arc<dyn OnlineStore>,
+    ) -> Result<Self> {
+        let spec = repo.spec();
+        let mut views = BTreeMap::new();
+        for batch in &spec.batch_views {
+            let transform = load(repo, registry, engine, &batch.name)?;
+            views.insert(
+                batch.name.clone(),
+                ServedView {
+                    kind: ViewKind::Batch,
+                    signature: transform.signature().clone(),
+                    digest: transform.digest().into(),
+                    join_keys: crate::apply::join_keys(repo, &batch.entities),
+                    ttl: RepoSpec::ttl(batch)?,
+                    online: batch.online,
+                    transform,
+                    inputs: Vec::new(),
+                },
+            );
+        }
+        for view in &spec.request_views {
+            let transform = load(repo, registry, engine, &view.name)?;
+            let mut inputs = Vec::new();
+            let mut join_keys = crate::apply::join_keys(repo, &view.entities);
+            for input in &transform.signature().inputs {
+                let source = view.inputs.get(&input.name).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::SchemaMismatch,
+                        format!(
+                            "request view `{}` does not say where input `{}` comes from; run \
+                             `skewless plan`",
+                            view.name, input.name
+                        ),
+                    )
+                })?;
+                inputs.push(match (&source.request, &source.feature) {
+                    (Some(field), _) => InputSource::Request(field.clone()),
+                    (None, Some(feature)) => {
+                        let r = FeatureRef::parse(feature)?;
+                        let stored = views.get(&r.view).ok_or_else(|| {
+                            not_found(format!(
+                                "request view `{}` reads `{feature}`, but there is no batch view `{}`",
+                                view.name, r.view
+                            ))
+                        })?;
+                        let index = output_index(stored, &r)?;
+                        for key in &stored.join_keys {
+                            if !join_keys.iter().any(|(k, _)| k == &key.0) {
+                                join_keys.push(key.clone());
+                            }
+                        }
+                        InputSource::Feature(r.view, index)
+                    }
+                    (None, None) => {
+                        return Err(Error::new(
+                            ErrorKind::SchemaMismatch,
+                            format!(
+                                "input `{}` of request view `{}` names neither a request field \
+                                 nor a feature",
+                                input.name, view.name
+                            ),
+                        ));
+                    }
+                });
+            }
+            // One call on an empty batch instantiates and pools an instance, so the first
+            // request does not pay for it.
+            transform
+                .run(&RecordBatch::new_empty(
+                    transform.signature().input_schema(),
+                ))
+                .map_err(|e| e.with_context("view", &view.name))?;
+            views.insert(
+                view.name.clone(),
+                ServedView {
+                    kind: ViewKind::Request,
+                    signature: transform.signature().clone(),
+                    digest: transform.digest().into(),
+                    join_keys,
+                    ttl: None,
+                    online: true,
+                    transform,
+                    inputs,
+                },
+            );
+        }
+        let services = spec
+            .feature_services
+            .iter()
+            .map(|s| (s.name.clone(), s.features.clone()))
+            .collect();
+        Ok(OnlineServing {
+            views,
+            services,
+            store,
+            max_rows: DEFAULT_MAX_ROWS,
+        })
+    }
+
+    /// Sets the most entity rows one request may carry.
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
+    }
+
+    /// The online store.
+    pub fn store(&self) -> &Arc<dyn OnlineStore> {
+        &self.store
+    }
+
+    /// Each view's name, kind and component digest.
+    pub fn views(&self) -> impl Iterator<Item = (&str, ViewKind, &str)> {
+        self.views
+            .iter()
+            .map(|(name, v)| (name.as_str(), v.kind, &*v.digest))
+    }
+
+    /// Answers `request` at the current time. Blocking: it reads the store and runs
+    /// components.
+    pub fn get(&self, request: &FeatureRequest) -> Result<OnlineFeatures> {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        self.get_at(request, now_us)
+    }
+
+    /// Answers `request` as if it were `now_us` (µs since the epoch): the TTL and "rows from
+    /// the future" are judged against it.
+    pub fn get_at(&self, request: &FeatureRequest, now_us: i64) -> Result<OnlineFeatures> {
+        let selected = self.select(request)?;
+        let (columns, rows) = request.columns()?;
+        if rows > self.max_rows {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the request has {rows} entity rows; the limit is {} per request",
+                    self.max_rows
+                ),
+            )
+            .with_context("field", "entities"));
+        }
+        let columns: HashMap<&str, &[Value]> = columns.into_iter().collect();
+
+        // The views involved: those selected, and the batch views request views read.
+        let mut involved: Vec<&str> = Vec::new();
+        for s in &selected {
+            let view = &self.views[&s.view];
+            if view.kind == ViewKind::Request {
+                for input in &view.inputs {
+                    if let InputSource::Feature(stored, _) = input {
+                        push_unique(&mut involved, stored);
+                    }
+                }
+            }
+            push_unique(&mut involved, &s.view);
+        }
+        let expected = self.expected_columns(&involved);
+        if let Some(unknown) = columns.keys().find(|c| !expected.contains(*c)) {
+            let mut names: Vec<&str> = expected.into_iter().collect();
+            names.sort_unstable();
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "`entities.{unknown}` is neither a join key nor a request field of the \
+                     features requested (expected: [{}])",
+                    names.join(", ")
+                ),
+            )
+            .with_context("field", format!("entities.{unknown}")));
+        }
+
+        // Join keys, parsed once per column.
+        let mut join_keys: Vec<(String, Vec<KeyValue>)> = Vec::new();
+        for view in &involved {
+            for (name, key_type) in &self.views[*view].join_keys {
+                if join_keys.iter().any(|(k, _)| k == name) {
+                    continue;
+                }
+                let values = column(&columns, name, "join key")?;
+                let keys = values
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| {
+                        values::key_from_json(v, *key_type).map_err(|expected| {
+                            invalid_value(name, row, v, &format!("{expected} (join key)"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                join_keys.push((name.clone(), keys));
+            }
+        }
+
+        // One read per batch view.
+        let mut timings = Timings::default();
+        let mut stored: HashMap<&str, Vec<Option<StoredRow>>> = HashMap::new();
+        for name in &involved {
+            let view = &self.views[*name];
+            if view.kind != ViewKind::Batch {
+                continue;
+            }
+            let keys: Vec<EntityKey> = (0..rows)
+                .map(|row| {
+                    EntityKey(
+                        view.join_keys
+                            .iter()
+                            .map(|(k, _)| {
+                                let (_, values) = join_keys
+                                    .iter()
+                                    .find(|(n, _)| n == k)
+                                    .expect("parsed above");
+                                values[row].clone()
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            let started = Instant::now();
+            let read = self
+                .store
+                .read(name, &keys)
+                .map_err(|e| e.with_context("view", name))?;
+            timings.store.push(((*name).to_owned(), started.elapsed()));
+            stored.insert(name, read);
+        }
+
+        // Request-time views, each run once over all rows.
+        let mut computed: HashMap<&str, RecordBatch> = HashMap::new();
+        for name in &involved {
+            let view = &self.views[*name];
+            if view.kind != ViewKind::Request {
+                continue;
+            }
+            let input = self.request_view_input(name, view, &columns, &stored, rows, now_us)?;
+            let started = Instant::now();
+            let output = view.transform.run(&input).map_err(|e| {
+                // The input was checked against the signature above: a schema mismatch now
+                // is an output that does not fit it, the component's fault.
+                let e = match e.kind() {
+                    ErrorKind::SchemaMismatch | ErrorKind::InvalidInput => {
+                        e.with_kind(ErrorKind::InvalidComponent)
+                    }
+                    _ => e,
+                };
+                e.with_context("view", name)
+            })?;
+            timings
+                .transforms
+                .push(((*name).to_owned(), started.elapsed()));
+            computed.insert(name, output);
+        }
+
+        let features = selected
+            .iter()
+            .map(|s| {
+                let view = &self.views[&s.view];
+                match view.kind {
+                    ViewKind::Batch => Ok(stored_column(s, view, &stored[s.view.as_str()], now_us)),
+                    ViewKind::Request => {
+                        computed_column(s, view, &computed[s.view.as_str()], now_us)
+                    }
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(OnlineFeatures {
+            join_keys,
+            features,
+            now_us,
+            timings,
+        })
+    }
+
+    /// The features a request selects, expanded and named; errors name the unknown view,
+    /// feature or service, and colliding output names.
+    fn select(&self, request: &FeatureRequest) -> Result<Vec<Selected>> {
+        let (refs, field): (&[String], &str) = match (&request.features, &request.feature_service) {
+            (Some(features), None) => (features, "features"),
+            (None, Some(service)) => {
+                let features = self.services.get(service).ok_or_else(|| {
+                    let known: Vec<&str> = self.services.keys().map(String::as_str).collect();
+                    not_found(format!(
+                        "there is no feature service `{service}` (feature services: [{}])",
+                        known.join(", ")
+                    ))
+                    .with_context("field", "feature_service")
+                })?;
+                (features, "feature_service")
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "give either `features` or `feature_service`, not both",
+                )
+                .with_context("field", "features"));
+            }
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "the request names no features: give `features` \
+                         ([\"view:feature\", ...]) or `feature_service`",
+                )
+                .with_context("field", "features"));
+            }
+        };
+        let mut selected: Vec<Selected> = Vec::new();
+        for (i, text) in refs.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            let r = FeatureRef::parse(text).map_err(|e| e.with_context("field", &at))?;
+            let view = self.views.get(&r.view).ok_or_else(|| {
+                let known: Vec<&str> = self.views.keys().map(String::as_str).collect();
+                not_found(format!(
+                    "there is no feature view `{}` (views: [{}])",
+                    r.view,
+                    known.join(", ")
+                ))
+                .with_context("field", &at)
+            })?;
+            if !view.online {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "view `{}` is not materialized to the online store (`online = false` in \
+                         skewless.toml)",
+                        r.view
+                    ),
+                )
+                .with_context("field", &at));
+            }
+            let indices: Vec<usize> = if r.feature == "*" {
+                (0..view.signature.outputs.len()).collect()
+            } else {
+                vec![output_index(view, &r).map_err(|e| e.with_context("field", &at))?]
+            };
+            for index in indices {
+                let feature = &view.signature.outputs[index].name;
+                let name = match request.full_feature_names {
+                    true => format!("{}__{feature}", r.view),
+                    false => feature.clone(),
+                };
+                if let Some(twin) = selected.iter().find(|s| s.name == name) {
+                    if twin.view == r.view && twin.index == index {
+                        continue;
+                    }
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "feature name `{name}` is served by both `{}` and `{}`; set \
+                             \"full_feature_names\": true to tell them apart",
+                            twin.view, r.view
+                        ),
+                    )
+                    .with_context("field", &at));
+                }
+                selected.push(Selected {
+                    name,
+                    view: r.view.clone(),
+                    index,
+                });
+            }
+        }
+        Ok(selected)
+    }
+
+    /// Every entity column the views involved read: join keys and request fields, with what
+    /// uses them.
+    fn expected_columns<'a>(&'a self, involved: &[&'a str]) -> HashSet<&'a str> {
+        let mut expected = HashSet::new();
+        for name in involved {
+            let view = &self.views[*name];
+            for (key, _) in &view.join_keys {
+                expected.insert(key.as_str());
+            }
+            for input in &view.inputs {
+                if let InputSource::Request(field) = input {
+                    expected.insert(field.as_str());
+                }
+            }
+        }
+        expected
+    }
+
+    /// The input batch of a request-time view: request fields typed by the transform's
+    /// inputs, stored features when present (null otherwise, as in historical retrieval).
+    fn request_view_input(
+        &self,
+        name: &str,
+        view: &ServedView,
+        columns: &HashMap<&str, &[Value]>,
+        stored: &HashMap<&str, Vec<Option<StoredRow>>>,
+        rows: usize,
+        now_us: i64,
+    ) -> Result<RecordBatch> {
+        let mut fields = Vec::with_capacity(view.inputs.len());
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(view.inputs.len());
+        for (input, source) in view.signature.inputs.iter().zip(&view.inputs) {
+            let values: Vec<FeatureValue> = match source {
+                InputSource::Request(field) => {
+                    let json = column(columns, field, "request field")?;
+                    json.iter()
+                        .enumerate()
+                        .map(|(row, v)| {
+                            let value =
+                                values::from_json(v, input.data_type).map_err(|expected| {
+                                    invalid_value(
+                                        field,
+                                        row,
+                                        v,
+                                        &format!(
+                                            "{expected} (input `{}` of request view `{name}`)",
+                                            input.name
+                                        ),
+                                    )
+                                })?;
+                            if value.is_null() && !input.nullable {
+                                return Err(invalid_value(
+                                    field,
+                                    row,
+                                    v,
+                                    &format!(
+                                        "expected a value (input `{}` of request view `{name}` \
+                                         is not nullable)",
+                                        input.name
+                                    ),
+                                ));
+                            }
+                            Ok(value)
+                        })
+                        .collect::<Result<_>>()?
+                }
+                InputSource::Feature(source, index) => {
+                    let ttl = self.views[source].ttl;
+                    stored[source.as_str()]
+                        .iter()
+                        .map(|row| match status_at(row.as_ref(), *index, ttl, now_us) {
+                            ReadStatus::Present => row
+                                .as_ref()
+                                .and_then(|r| r.values.get(*index))
+                                .cloned()
+                                .unwrap_or(FeatureValue::Null),
+                            _ => FeatureValue::Null,
+                        })
+                        .collect()
+                }
+            };
+            debug_assert_eq!(values.len(), rows);
+            fields.push(ArrowField::new(
+                &input.name,
+                input.data_type.to_arrow(),
+                input.nullable,
+            ));
+            arrays.push(values::to_arrow(input.data_type, values.iter()));
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
+            Error::new(
+                ErrorKind::SchemaMismatch,
+                format!("the inputs of request view `{name}` do not fit its signature: {e}"),
+            )
+            .with_context("view", name)
+        })
+    }
+}
+
+/// Loads the component of `view`, refusing one that differs from the applied registry.
+fn load(
+    repo: &FeatureRepo,
+    registry: &AppliedRegistry,
+    engine: &TransformEngine,
+    view: &str,
+) -> Result<Transform> {
+    if !registry.views.contains_key(view) {
+        return Err(not_found(format!(
+            "view `{view}` is declared in skewless.toml but not applied; run `skewless apply`"
+        ))
+        .with_context("view", view));
+    }
+    repo.verified_transform(engine, registry, view)
+        .map_err(|e| e.with_context("view", view))
+}
+
+fn output_index(view: &ServedView, r: &FeatureRef) -> Result<usize> {
+    view.signature
+        .outputs
+        .iter()
+        .position(|f| f.name == r.feature)
+        .ok_or_else(|| {
+            let names: Vec<&str> = view
+                .signature
+                .outputs
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            not_found(format!(
+                "view `{}` has no feature `{}` (features: [{}])",
+                r.view,
+                r.feature,
+                names.join(", ")
+            ))
+        })
+}
+
+/// A served column of a batch view's feature from the rows read.
+fn stored_column(
+    s: &Selected,
+    view: &ServedView,
+    rows: &[Option<StoredRow>],
+    now_us: i64,
+) -> FeatureColumn {
+    let n = rows.len();
+    let mut column = FeatureColumn {
+        name: s.name.clone(),
+        view: s.view.clone(),
+        feature: view.signature.outputs[s.index].name.clone(),
+        data_type: view.signature.outputs[s.index].data_type,
+        values: Vec::with_capacity(n),
+        statuses: Vec::with_capacity(n),
+        event_ts: Vec::with_capacity(n),
+        digests: Vec::with_capacity(n),
+    };
+    let mut last_digest: Option<Arc<str>> = None;
+    for row in rows {
+        let status = status_at(row.as_ref(), s.index, view.ttl, now_us);
+        let value = match (status, row) {
+            (ReadStatus::Present, Some(row)) => row.values[s.index].clone(),
+            _ => FeatureValue::Null,
+        };
+        let visible = !matches!(status, ReadStatus::NotFound);
+        let (event_ts, digest) = match row {
+            Some(row) if visible => {
+                // Rows of one view almost always share a digest: share its allocation.
+                let digest = match &last_digest {
+                    Some(d) if **d == *row.digest => d.clone(),
+                    _ => Arc::<str>::from(row.digest.as_str()),
+                };
+                last_digest = Some(digest.clone());
+                (Some(row.event_ts), Some(digest))
+            }
+            _ => (None, None),
+        };
+        column.values.push(value);
+        column.statuses.push(status);
+        column.event_ts.push(event_ts);
+        column.digests.push(digest);
+    }
+    column
+}
+
+/// A served column of a request-time view's output.
+fn computed_column(
+    s: &Selected,
+    view: &ServedView,
+    output: &RecordBatch,
+    now_us: i64,
+) -> Result<FeatureColumn> {
+    let array = output.column(s.index);
+    let n = output.num_rows();
+    let values = (0..n)
+        .map(|row| crate::materialize::feature_value(array, row))
+        .collect::<Result<Vec<_>>>()?;
+    let statuses = values
+        .iter()
+        .map(|v| match v.is_null() {
+            true => ReadStatus::NullValue,
+            false => ReadStatus::Present,
+        })
+        .collect();
+    Ok(FeatureColumn {
+        name: s.name.clone(),
+        view: s.view.clone(),
+        feature: view.signature.outputs[s.index].name.clone(),
+        data_type: view.signature.outputs[s.index].data_type,
+        values,
+        statuses,
+        event_ts: vec![Some(now_us); n],
+        digests: vec![Some(view.digest.clone()); n],
+    })
+}
+
+/// The values of entity column `name`; an error naming it when the request lacks it.
+fn column<'a>(columns: &HashMap<&str, &'a [Value]>, name: &str, what: &str) -> Result<&'a [Value]> {
+    columns.get(name).copied().ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "the request lacks {what} `{name}`: add `\"{name}\": [...]` to `entities`, one \
+                 value per row"
+            ),
+        )
+        .with_context("field", format!("entities.{name}"))
+    })
+}
+
+fn invalid_value(field: &str, row: usize, value: &Value, expected: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "`entities.{field}[{row}]` is {}, {expected}",
+            match value {
+                Value::Null => "null".to_owned(),
+                other => format!("{} ({other})", request::json_kind(other)),
+            }
+        ),
+    )
+    .with_context("field", format!("entities.{field}[{row}]"))
+}
+
+fn not_found(message: String) -> Error {
+    Error::new(ErrorKind::NotFound, message)
+}
+
+fn push_unique<'a>(list: &mut Vec<&'a str>, item: &'a str) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
