@@ -276,6 +276,39 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
             .unwrap();
         assert_eq!(ids(&jan_2), [4, 5]);
         assert_eq!(jan_2[0].num_columns(), 2);
+        // A projection in another order than the table's: every column keeps its own values.
+        let reordered = store
+            .scan_collect(
+                &table,
+                ScanOptions::default()
+                    .columns(["label", "amount", "event_ts", "entity_id"])
+                    .time_range("event_ts", JAN_1_US - DAY_US, JAN_1_US + 9 * DAY_US),
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = reordered[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["label", "amount", "event_ts", "entity_id"]);
+        for batch in &reordered {
+            let ids = batch
+                .column_by_name("entity_id")
+                .unwrap()
+                .as_primitive::<Int64Type>();
+            let amounts = batch
+                .column_by_name("amount")
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let labels = batch.column_by_name("label").unwrap().as_string::<i32>();
+            for row in 0..batch.num_rows() {
+                let id = ids.value(row);
+                assert_eq!(amounts.value(row), id as f64 * 1.5, "amount of entity {id}");
+                assert_eq!(labels.value(row), format!("e{id}"), "label of entity {id}");
+            }
+        }
         // Bounds: start inclusive, end exclusive, to the microsecond.
         let edge = store
             .scan_collect(
@@ -758,5 +791,68 @@ fn unreachable_rest_catalog_is_unavailable_at_open_and_named() {
         assert_eq!(e.context_value("catalog"), Some(uri.as_str()), "{e}");
         assert!(e.to_string().contains(&uri), "{e}");
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
+    });
+}
+
+/// Columns of equal type asked for out of the table's order keep their own values (the scan
+/// asks Iceberg in field order and reorders by name: iceberg-rust 0.10 would relabel them).
+#[test]
+fn a_projection_out_of_table_order_keeps_each_columns_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.same_types");
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("a", DataType::Float64, true),
+        Field::new("b", DataType::Float64, true),
+        Field::new("c", DataType::Float64, true),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema.clone()),
+        vec![
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(Float64Array::from(vec![10.0, 20.0])),
+            Arc::new(Float64Array::from(vec![100.0, 200.0])),
+            Arc::new(Float64Array::from(vec![1000.0, 2000.0])),
+        ],
+    )
+    .unwrap();
+    runtime().block_on(async {
+        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        store
+            .create_table(&table, &schema, None, HashMap::new())
+            .await
+            .unwrap();
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(batch).await.unwrap();
+        job.commit(HashMap::new()).await.unwrap();
+        for columns in [
+            vec!["c", "a"],
+            vec!["b", "id", "a"],
+            vec!["c", "b", "a", "id"],
+        ] {
+            let batches = store
+                .scan_collect(&table, ScanOptions::default().columns(columns.clone()))
+                .await
+                .unwrap();
+            let names: Vec<&str> = batches[0]
+                .schema_ref()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            assert_eq!(names, columns);
+            let value = |name: &str| {
+                batches[0]
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .value(1)
+            };
+            for (name, expected) in [("a", 20.0), ("b", 200.0), ("c", 2000.0)] {
+                if columns.contains(&name) {
+                    assert_eq!(value(name), expected, "{name} of {columns:?}");
+                }
+            }
+        }
     });
 }

@@ -113,11 +113,22 @@ pub(super) async fn scan(
     if let Some(id) = options.snapshot_id {
         builder = builder.snapshot_id(id);
     }
+    // The columns asked for, and the same columns in the table's field order, which is the
+    // order the scan is asked for: iceberg-rust 0.10 relabels rather than reorders a
+    // projection whose columns are out of field order but of equal types (two float64 columns
+    // asked for as `[b, a]` come back as `b` holding `a`'s values). The batches are put in
+    // the requested order by name below.
+    let mut reorder: Option<Vec<String>> = None;
     if let Some(columns) = &options.columns {
         if let Some(column) = columns.iter().find(|c| schema.field_by_name(c).is_none()) {
             return Err(missing_column(column));
         }
-        builder = builder.select(columns.iter());
+        let mut in_field_order = columns.clone();
+        in_field_order.sort_by_key(|c| schema.field_by_name(c).map(|f| f.id));
+        if in_field_order != *columns {
+            reorder = Some(columns.clone());
+        }
+        builder = builder.select(in_field_order.iter());
     }
     if let Some(range) = &options.time_range {
         let field = schema
@@ -162,7 +173,34 @@ pub(super) async fn scan(
         .await
         .map_err(|e| convert_error(e, name, "starting the scan"))?;
     let name = name.clone();
-    Ok(Box::pin(stream.map_err(move |e| {
-        convert_error(e, &name, "reading the table")
-    })))
+    let stream = stream.map_err(move |e| convert_error(e, &name, "reading the table"));
+    Ok(match reorder {
+        None => Box::pin(stream),
+        Some(columns) => Box::pin(
+            stream.and_then(move |batch| std::future::ready(in_requested_order(&batch, &columns))),
+        ),
+    })
+}
+
+/// `batch`'s columns in the order of `columns` (names it holds).
+fn in_requested_order(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let indices = columns
+        .iter()
+        .map(|c| {
+            schema.index_of(c).map_err(|_| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("the scan returned no column `{c}`"),
+                )
+                .with_context("column", c)
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    batch.project(&indices).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("reordering scanned columns: {e}"),
+        )
+    })
 }
