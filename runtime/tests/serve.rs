@@ -1,0 +1,176 @@
+//! The `skewless` binary end to end on a feature repo: `ingest`, `apply`, `materialize` and
+//! `get`, then `serve` on a real socket, answered over HTTP, and stopped by SIGTERM after the
+//! requests in flight finish.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use skewless_test_components::TRANSACTION_FEATURES;
+
+fn skewless(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+#[test]
+fn repo_commands_then_serve_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    std::fs::write(
+        repo.join("skewless.toml"),
+        format!(
+            r#"
+[project]
+name = "cli"
+
+[[entity]]
+name = "user"
+join_keys = [{{ name = "user_id", type = "int64" }}]
+
+[[batch_view]]
+name = "txn"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+transform = "{TRANSACTION_FEATURES}"
+ttl = "7d"
+"#
+        ),
+    )
+    .unwrap();
+    // Yesterday for users 1 and 2, a month ago for user 3 (outside the 7-day TTL).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let day = 86_400;
+    let csv = format!(
+        "user_id,event_ts,amount,balance_before\n1,{},120.5,1000.0\n2,{},80.0,400.0\n3,{},9.0,50.0",
+        rfc3339(now - day),
+        rfc3339(now - day),
+        rfc3339(now - 30 * day)
+    );
+    std::fs::write(repo.join("txns.csv"), csv + "\n").unwrap();
+    let txns = repo.join("txns.csv");
+    ok(skewless(
+        repo,
+        &[
+            "ingest",
+            "raw.transactions",
+            "--from",
+            txns.to_str().unwrap(),
+            "--create",
+        ],
+    ));
+    ok(skewless(repo, &["apply"]));
+    ok(skewless(repo, &["materialize", "--all"]));
+    let got = ok(skewless(repo, &["get", "txn", "1", "3"]));
+    assert!(got.contains("present"), "{got}");
+    assert!(got.contains("outside_max_age"), "{got}");
+
+    let mut server = Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--repo"])
+        .arg(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(server.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert_ne!(log.read_line(&mut line).unwrap(), 0, "serve exited early");
+        if let Some(rest) = line.strip_prefix("serving on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    assert_eq!(http(&addr, "GET", "/ready", "").0, 200);
+    let (status, body) = http(
+        &addr,
+        "POST",
+        "/get-online-features",
+        r#"{"features": ["txn:amount_log1p"], "entities": {"user_id": [1, 3, 4]}}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#""statuses":["PRESENT","OUTSIDE_MAX_AGE","NOT_FOUND"]"#),
+        "{body}"
+    );
+    assert!(body.contains(&format!("{}", 120.5f64.ln_1p())), "{body}");
+    let (status, body) = http(&addr, "POST", "/get-online-features", "{");
+    assert_eq!(status, 400, "{body}");
+
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "serve did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    log.read_to_string(&mut rest).unwrap();
+    assert!(status.success(), "exit {status:?}: {rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+}
+
+#[test]
+fn serve_refuses_an_unapplied_repo_and_names_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("skewless.toml"),
+        "[project]\nname = \"x\"\n",
+    )
+    .unwrap();
+    let out = skewless(dir.path(), &["serve", "--addr", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run `skewless apply` first"), "{err}");
+}
+
+/// `secs` since the epoch as `2026-11-24T10:00:00Z`.
+fn rfc3339(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .expect("a time in range")
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
