@@ -19,7 +19,7 @@ fn skewless(repo: &Path, args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-fn ok(out: Output) -> String {
+fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}: {}",
@@ -86,7 +86,7 @@ ttl = "7d"
     );
     std::fs::write(repo.join("txns.csv"), csv + "\n").unwrap();
     let txns = repo.join("txns.csv");
-    ok(skewless(
+    ok(&skewless(
         repo,
         &[
             "ingest",
@@ -96,9 +96,9 @@ ttl = "7d"
             "--create",
         ],
     ));
-    ok(skewless(repo, &["apply"]));
-    ok(skewless(repo, &["materialize", "--all"]));
-    let got = ok(skewless(repo, &["get", "txn", "1", "3"]));
+    ok(&skewless(repo, &["apply"]));
+    ok(&skewless(repo, &["materialize", "--all"]));
+    let got = ok(&skewless(repo, &["get", "txn", "1", "3"]));
     assert!(got.contains("present"), "{got}");
     assert!(got.contains("outside_max_age"), "{got}");
 
