@@ -97,6 +97,7 @@ conformance!(
     the_newest_row_for_a_key_within_one_batch_wins,
     two_concurrent_writers_never_regress_a_value,
     views_are_isolated,
+    reading_several_views_at_once_answers_each_in_order,
     a_large_batch_round_trips,
 );
 
@@ -394,6 +395,42 @@ fn views_are_isolated(backend: &dyn Backend) {
     store.write("v", &[(key(1), row(0, 0))]).unwrap();
     assert_eq!(version_of(&*store, "v", &key(1)), Some((0, 0)));
     store.delete_view("never_written").unwrap();
+}
+
+fn reading_several_views_at_once_answers_each_in_order(backend: &dyn Backend) {
+    let store = backend.store();
+    store
+        .write("a", &[(key(1), row(10, 0)), (key(2), row(20, 0))])
+        .unwrap();
+    store.write("b", &[(key(2), row(200, 0))]).unwrap();
+    let a_keys = [key(2), key(3), key(1)];
+    let b_keys = [key(1), key(2)];
+    let answers = store
+        .read_many(&[
+            ("a", &a_keys),
+            ("b", &b_keys),
+            ("never_written", &[key(1)]),
+            ("a", &[]),
+        ])
+        .unwrap();
+    let versions: Vec<Vec<Option<i64>>> = answers
+        .iter()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.as_ref().map(|r| r.event_ts))
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            vec![Some(20), None, Some(10)],
+            vec![None, Some(200)],
+            vec![None],
+            vec![],
+        ]
+    );
+    assert_eq!(store.read_many(&[]).unwrap().len(), 0);
 }
 
 fn a_large_batch_round_trips(backend: &dyn Backend) {

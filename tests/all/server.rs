@@ -574,7 +574,7 @@ fn health_metrics_and_openapi() {
         for needle in [
             "skewless_http_request_duration_seconds_count{endpoint=\"get-online-features\",status=\"200\"} 1",
             "skewless_transform_duration_seconds_count{view=\"req\"} 1",
-            "skewless_store_read_duration_seconds_count{backend=\"embedded\",view=\"txn\"} 1",
+            "skewless_store_read_duration_seconds_count{backend=\"embedded\"} 1",
             "skewless_served_rows_total{endpoint=\"get-online-features\"} 1",
         ] {
             assert!(

@@ -86,6 +86,15 @@ pub trait OnlineStore: Send + Sync + Debug {
     /// The stored row of each key of `view`, in the order of `keys` (`None` if never written).
     fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>>;
 
+    /// [`OnlineStore::read`] of several views at once, answers in the order of `requests`.
+    /// A backend behind a network does it in one round trip.
+    fn read_many(&self, requests: &[(&str, &[EntityKey])]) -> Result<Vec<Vec<Option<StoredRow>>>> {
+        requests
+            .iter()
+            .map(|(view, keys)| self.read(view, keys))
+            .collect()
+    }
+
     /// Removes every row of `view`.
     fn delete_view(&self, view: &str) -> Result<()>;
 

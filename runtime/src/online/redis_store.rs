@@ -287,18 +287,43 @@ impl OnlineStore for RedisStore {
     }
 
     fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>> {
-        let prefix = format!("skewless:{view}:");
-        let mut out = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(CHUNK) {
+        Ok(self.read_many(&[(view, keys)])?.pop().unwrap_or_default())
+    }
+
+    /// Every view's keys in one pipeline (one round trip per [`CHUNK`] keys in all).
+    fn read_many(&self, requests: &[(&str, &[EntityKey])]) -> Result<Vec<Vec<Option<StoredRow>>>> {
+        let prefixes: Vec<String> = requests
+            .iter()
+            .map(|(view, _)| format!("skewless:{view}:"))
+            .collect();
+        let flat: Vec<(usize, &EntityKey)> = requests
+            .iter()
+            .enumerate()
+            .flat_map(|(i, (_, keys))| keys.iter().map(move |k| (i, k)))
+            .collect();
+        let mut out: Vec<Vec<Option<StoredRow>>> = requests
+            .iter()
+            .map(|(_, keys)| Vec::with_capacity(keys.len()))
+            .collect();
+        let views = || {
+            requests
+                .iter()
+                .map(|(view, _)| *view)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for chunk in flat.chunks(CHUNK) {
             let mut pipe = redis::pipe();
-            for key in chunk {
-                pipe.cmd("GET").arg(Self::redis_key(&prefix, &key.encode()));
+            for (i, key) in chunk {
+                pipe.cmd("GET")
+                    .arg(Self::redis_key(&prefixes[*i], &key.encode()));
             }
             let values: Vec<Option<Vec<u8>>> = self
                 .with_connection("read from", |conn| pipe.query(conn))
-                .map_err(|e| e.with_context("view", view))?;
-            for (key, value) in chunk.iter().zip(values) {
-                out.push(
+                .map_err(|e| e.with_context("view", views()))?;
+            for ((i, key), value) in chunk.iter().zip(values) {
+                let view = requests[*i].0;
+                out[*i].push(
                     value
                         .map(|bytes| decode_row(&bytes))
                         .transpose()

@@ -3,7 +3,8 @@
 //! - `skewless_http_request_duration_seconds{endpoint, status}`: histogram per endpoint and
 //!   status code, from the first byte of the handler to the rendered response;
 //! - `skewless_transform_duration_seconds{view}`: one component call of a request-time view;
-//! - `skewless_store_read_duration_seconds{backend, view}`: one online store read;
+//! - `skewless_store_read_duration_seconds{backend}`: the online store read of a request
+//!   (every batch view involved at once);
 //! - `skewless_errors_total{endpoint, kind}`: failed requests by error kind;
 //! - `skewless_served_rows_total{endpoint}`: entity rows answered.
 //!
@@ -36,7 +37,6 @@ struct ViewLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StoreLabels {
     backend: &'static str,
-    view: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -135,11 +135,10 @@ impl Metrics {
         self.rows
             .get_or_create(&EndpointLabels { endpoint })
             .inc_by(rows as u64);
-        for (view, elapsed) in &timings.store {
+        if let Some(elapsed) = timings.store {
             self.store_reads
                 .get_or_create(&StoreLabels {
                     backend: self.backend,
-                    view: view.clone(),
                 })
                 .observe(elapsed.as_secs_f64());
         }

@@ -84,8 +84,8 @@ pub struct FeatureColumn {
 /// Time spent in the online store and in each request-time view's component.
 #[derive(Debug, Clone, Default)]
 pub struct Timings {
-    /// Online store reads, per batch view.
-    pub store: Vec<(String, Duration)>,
+    /// The online store read (one for all batch views), if any.
+    pub store: Option<Duration>,
     /// Component calls, per request-time view.
     pub transforms: Vec<(String, Duration)>,
 }
@@ -330,38 +330,52 @@ impl OnlineServing {
             }
         }
 
-        // One read per batch view.
-        let mut timings = Timings::default();
-        let mut stored: HashMap<&str, Vec<Option<StoredRow>>> = HashMap::new();
-        for name in &involved {
-            let view = &self.views[*name];
-            if view.kind != ViewKind::Batch {
-                continue;
-            }
-            let keys: Vec<EntityKey> = (0..rows)
-                .map(|row| {
-                    EntityKey(
-                        view.join_keys
-                            .iter()
-                            .map(|(k, _)| {
-                                let (_, values) = join_keys
-                                    .iter()
-                                    .find(|(n, _)| n == k)
-                                    .expect("parsed above");
-                                values[row].clone()
-                            })
-                            .collect(),
-                    )
-                })
-                .collect();
-            let started = Instant::now();
-            let read = self
-                .store
-                .read(name, &keys)
-                .map_err(|e| e.with_context("view", name))?;
-            timings.store.push(((*name).to_owned(), started.elapsed()));
-            stored.insert(name, read);
-        }
+        // One store read for every batch view involved (one round trip on Redis).
+        let batch_views: Vec<&str> = involved
+            .iter()
+            .copied()
+            .filter(|name| self.views[*name].kind == ViewKind::Batch)
+            .collect();
+        let keys: Vec<Vec<EntityKey>> = batch_views
+            .iter()
+            .map(|name| {
+                let view = &self.views[*name];
+                (0..rows)
+                    .map(|row| {
+                        EntityKey(
+                            view.join_keys
+                                .iter()
+                                .map(|(k, _)| {
+                                    let (_, values) = join_keys
+                                        .iter()
+                                        .find(|(n, _)| n == k)
+                                        .expect("parsed above");
+                                    values[row].clone()
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let requests: Vec<(&str, &[EntityKey])> = batch_views
+            .iter()
+            .zip(&keys)
+            .map(|(name, keys)| (*name, keys.as_slice()))
+            .collect();
+        let started = Instant::now();
+        let read = if requests.is_empty() {
+            Vec::new()
+        } else {
+            self.store.read_many(&requests)?
+        };
+        let timings_store = started.elapsed();
+        let stored: HashMap<&str, Vec<Option<StoredRow>>> =
+            batch_views.iter().copied().zip(read).collect();
+        let mut timings = Timings {
+            store: (!requests.is_empty()).then_some(timings_store),
+            transforms: Vec::new(),
+        };
 
         // Request-time views, each run once over all rows.
         let mut computed: HashMap<&str, RecordBatch> = HashMap::new();
