@@ -507,7 +507,7 @@ def transform(name, version, description=None):
     """Per-row transform: ``fn(row: Input) -> Output`` over two dataclasses.
 
     The signature comes from the dataclasses' fields (name, type, ``Optional`` = nullable)
-    and the description from ``description`` or the function's docstring.
+    and the description from ``description`` or the first paragraph of the docstring.
     """
 
     def decorate(fn):
@@ -525,11 +525,14 @@ def transform(name, version, description=None):
             )
         in_cls, out_cls = hints[params[0]], hints["return"]
         inputs, outputs = _row_columns(in_cls, "input"), _row_columns(out_cls, "output")
-        doc = (fn.__doc__ or "").strip().splitlines()
+        # The docstring's first paragraph, on one line (as the Rust SDK takes the doc comment's).
+        doc = " ".join(
+            line.strip() for line in (fn.__doc__ or "").strip().split("\n\n")[0].splitlines()
+        )
         signature = Signature(
             name,
             version,
-            description if description is not None else (doc[0] if doc else ""),
+            description if description is not None else doc,
             [Field(n, t, nullable) for n, t, nullable, _, _ in inputs],
             [Field(n, t, nullable) for n, t, nullable, _, _ in outputs],
         )

@@ -5,6 +5,7 @@ mod examples;
 mod feature_repo;
 mod historical;
 mod hostile;
+mod languages;
 mod loading;
 mod offline;
 mod online;

@@ -23,6 +23,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("merchant-category", "examples/merchant-category"),
     ("time-features", "examples/time-features"),
     ("request-amount-ratio", "examples/request-amount-ratio"),
+    ("order-features", "examples/order-features"),
     ("echo-guest", "tests/guests/echo"),
     ("hostile-guest", "tests/guests/hostile"),
     ("wrong-world-guest", "tests/guests/wrong-world"),

@@ -10,6 +10,7 @@ use skewless_runtime::{Transform, TransformEngine};
 pub use skewless_test_components as components;
 
 pub mod feature_repo;
+pub mod languages;
 pub mod http;
 
 pub mod redis_server;

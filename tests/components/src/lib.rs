@@ -18,6 +18,7 @@
 //! | [`MERCHANT_CATEGORY`] | `examples/merchant-category` | columnar string features |
 //! | [`TIME_FEATURES`] | `examples/time-features` | per-row calendar features |
 //! | [`REQUEST_AMOUNT_RATIO`] | `examples/request-amount-ratio` | per-row request-time features |
+//! | [`ORDER_FEATURES`] | `examples/order-features` | per-row, exact arithmetic; the reference of the other languages |
 //! | [`ECHO_GUEST`] | `tests/guests/echo` | copies one nullable column of every type |
 //! | [`HOSTILE_GUEST`] | `tests/guests/hostile` | misbehaves as its `mode` column says |
 //! | [`WRONG_WORLD_GUEST`] | `tests/guests/wrong-world` | a component of another WIT world |
@@ -33,7 +34,7 @@ mod tests {
 
     #[test]
     fn every_component_is_built_as_a_component() {
-        assert_eq!(ALL.len(), 7);
+        assert_eq!(ALL.len(), 8);
         for (name, path) in ALL {
             let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {path}: {e}"));
             assert!(
