@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Historical retrieval benchmark: ENTITIES entity rows (default 1M) against a feature table of
-# FEATURES rows (default 5M; 100k users over 90 days), with and without a request-time view.
-# Reports wall time and peak RSS (GNU time) of `skewless historical`.
+# FEATURES rows (default 5M; 100k users over 90 days), with and without a request-time view,
+# under each memory budget in BUDGETS (MiB; default "1024 256": the default, which holds the
+# table, and one that partitions and spills). Reports wall time and peak RSS (GNU time) of
+# `skewless historical`.
 #
 #   bash benches/historical.sh
 #
@@ -11,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 features=${FEATURES:-5000000}
 entities=${ENTITIES:-1000000}
+budgets=${BUDGETS:-1024 256}
 bin=target/release
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 \
     -p transaction-features -p request-amount-ratio
@@ -54,10 +57,15 @@ for _ in range(int(sys.argv[1])):
     t = datetime.datetime.fromtimestamp(end - random.random() * 90 * 86400, datetime.timezone.utc)
     print(f"{random.randint(1, 100000)},{t.strftime('%Y-%m-%dT%H:%M:%S')}Z,{random.randint(1, 5000) / 10},{random.randint(0, 1)}")
 PY
-printf '| entity rows | feature rows | features | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|\n'
-for spec in "txn:*" "txn:*,req:*"; do
-    /usr/bin/time -f "%e %M" -o "$work/time.txt" "$bin/skewless" historical --repo "$work/repo" \
-        --entities "$work/entities.csv" --features "$spec" --out "$work/train.parquet" >/dev/null
-    read -r wall rss < "$work/time.txt"
-    printf '| %s | %s | %s | %s | %.0f |\n' "$entities" "$features" "$spec" "$wall" "$((rss / 1024))"
+printf '| entity rows | feature rows | features | budget (MiB) | spilled | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n'
+for budget in $budgets; do
+    for spec in "txn:*" "txn:*,req:*"; do
+        /usr/bin/time -f "%e %M" -o "$work/time.txt" "$bin/skewless" historical --repo "$work/repo" \
+            --entities "$work/entities.csv" --features "$spec" --out "$work/train.parquet" \
+            --memory-budget "$budget" > "$work/summary.txt"
+        read -r wall rss < "$work/time.txt"
+        spilled=$(grep -o 'spilled [0-9.]* MiB in [0-9]* files' "$work/summary.txt" || echo no)
+        printf '| %s | %s | %s | %s | %s | %s | %.0f |\n' "$entities" "$features" "$spec" "$budget" \
+            "$spilled" "$wall" "$((rss / 1024))"
+    done
 done

@@ -17,13 +17,14 @@
 //! and the needed columns pushed down) into [`partition`], which joins them in memory when
 //! they fit the budget (one piece, the fast path) and otherwise hash-partitions both sides
 //! by entity key, spilling feature rows to temporary Arrow IPC files (module `spill`) under the
-//! repo's `.skewless/tmp` (removed on success and on failure), and joins partition by
-//! partition. What the budget does not cover, and stays proportional to the entity rows: the
+//! repo's `.skewless/tmp` (removed on success and on failure; only a killed process leaves
+//! its `historical-*` folder behind, safe to delete), and joins partition by partition. What the budget does not cover, and stays proportional to the entity rows: the
 //! entity rows themselves, their keys and label times, and the output (the entity rows plus
 //! one column per feature), which is built whole before it is written; and the scan's own
 //! read-ahead (a few Parquet row groups, independent of the table size).
 
 pub mod asof;
+mod keys;
 pub mod partition;
 mod spill;
 
@@ -40,9 +41,9 @@ use futures::TryStreamExt;
 use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::ScanOptions;
-use crate::online::EntityKey;
 use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
+use keys::entity_keys;
 pub use partition::MemoryBudget;
 use spill::SpillDir;
 
@@ -73,7 +74,7 @@ pub struct TrainingSet {
     pub digests: BTreeMap<String, String>,
     /// Spill files written (0: every view's feature rows fit the memory budget).
     pub spill_files: usize,
-    /// Bytes of feature rows written to spill files.
+    /// Bytes written to spill files (Arrow IPC, uncompressed).
     pub spill_bytes: u64,
 }
 
@@ -275,9 +276,12 @@ impl Retrieval<'_> {
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         columns.extend([EVENT_TS.to_owned(), CREATED_TS.to_owned()]);
         columns.extend(features.iter().cloned());
+        // Batches of the usual size rather than the reader's default of 1024 rows: a
+        // partitioning round splits each batch `fan_out` ways.
         let mut scan = ScanOptions::default()
             .snapshot(snapshot_id)
-            .columns(columns);
+            .columns(columns)
+            .batch_size(crate::files::DEFAULT_BATCH_SIZE);
         if let (Some(min), Some(max)) = (labels.iter().min(), labels.iter().max()) {
             let ttl_us = ttl.map_or(i64::MAX, |t: Duration| {
                 i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
@@ -387,67 +391,6 @@ fn label_times(entities: &RecordBatch) -> Result<Vec<i64>> {
         .with_context("column", LABEL_TIME));
     }
     Ok(times.values().to_vec())
-}
-
-/// The entity keys of the entity rows (nulls make a key that matches nothing).
-fn entity_keys(
-    entities: &RecordBatch,
-    keys: &[(String, crate::registry::KeyType)],
-) -> Result<Vec<EntityKey>> {
-    for (name, _) in keys {
-        if entities.column_by_name(name).is_none() {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!("the entity rows have no join key column `{name}`"),
-            )
-            .with_context("column", name));
-        }
-    }
-    entity_keys_of(entities, keys)
-}
-
-/// The entity keys of `batch`'s rows under `keys` (integers widened to `Int64`).
-fn entity_keys_of(
-    batch: &RecordBatch,
-    keys: &[(String, crate::registry::KeyType)],
-) -> Result<Vec<EntityKey>> {
-    use crate::registry::KeyType;
-    let columns = keys
-        .iter()
-        .map(|(name, t)| {
-            let column = batch.column_by_name(name).ok_or_else(|| missing(name))?;
-            let to = match t {
-                KeyType::Utf8 => ArrowType::Utf8,
-                KeyType::Int32 | KeyType::Int64 => ArrowType::Int64,
-            };
-            arrow_cast::cast(column, &to).map_err(|e| {
-                Error::new(
-                    ErrorKind::SchemaMismatch,
-                    format!(
-                        "join key `{name}` is {}, expected {t:?}: {e}",
-                        column.data_type()
-                    ),
-                )
-                .with_context("column", name)
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((0..batch.num_rows())
-        .map(|row| {
-            // A null key component is kept as an empty string: it matches no stored key,
-            // which are never null.
-            EntityKey(
-                columns
-                    .iter()
-                    .map(|c| {
-                        crate::materialize::key_value(c, row).unwrap_or_else(|| {
-                            crate::online::KeyValue::Utf8(String::from("\u{0}null"))
-                        })
-                    })
-                    .collect(),
-            )
-        })
-        .collect())
 }
 
 /// Input columns, then the feature columns; a name clash is an error that says what to do.

@@ -26,8 +26,9 @@ use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::Field as ArrowField;
 
 use super::asof::{FeatureRowKey, as_of_join};
+use super::keys::{PartitionHash, entity_keys_of, key_columns};
 use super::spill::{self, PartitionWriter, SpillDir};
-use super::{entity_keys_of, internal, missing};
+use super::{internal, missing};
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::online::{EntityKey, KeyValue};
@@ -47,6 +48,8 @@ pub const MAX_ROUNDS: usize = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemoryBudget {
     /// Bytes of feature rows (with the join's index over them) held in memory at a time.
+    /// An estimate, and while a round switches to partitioning the rows already held and the
+    /// write buffers (half the budget) coexist: the peak is up to about 1.5 times this.
     pub bytes: usize,
     /// Partitions per round when the feature rows do not fit: the number of spill files
     /// open at once.
@@ -168,7 +171,7 @@ struct Joiner<'q, 'a> {
 struct Partitioning {
     writer: PartitionWriter,
     rows: Vec<Vec<u32>>,
-    hash: ahash::RandomState,
+    hash: PartitionHash,
 }
 
 impl Joiner<'_, '_> {
@@ -195,7 +198,7 @@ impl Joiner<'_, '_> {
             held_bytes += join_bytes(&batch, self.query.key_columns.len());
             held.push(batch);
             if held_bytes > self.budget.bytes && round < MAX_ROUNDS {
-                let mut p = self.partitioning(round, &rows, held[0].schema());
+                let mut p = self.partitioning(round, &rows, &held[0]);
                 for batch in held.drain(..) {
                     self.scatter(&mut p, &batch)?;
                 }
@@ -231,23 +234,18 @@ impl Joiner<'_, '_> {
     }
 
     /// Starts partitioning a round: splits the entity rows by the round's hash.
-    fn partitioning(
-        &self,
-        round: usize,
-        rows: &[u32],
-        schema: arrow_schema::SchemaRef,
-    ) -> Partitioning {
+    fn partitioning(&self, round: usize, rows: &[u32], first: &RecordBatch) -> Partitioning {
         let fan_out = self.budget.fan_out;
-        // A seed per round: rows that shared a partition in one round spread in the next.
-        let hash = ahash::RandomState::with_seeds(round as u64, 0x5eed, 0xfea7, 0x5ca1e);
+        let hash = PartitionHash::new(round);
         let mut parts = vec![Vec::new(); fan_out];
         for &row in rows {
-            parts[partition_of(&hash, &self.query.keys[row as usize], fan_out)].push(row);
+            parts[partition_of(hash.key(&self.query.keys[row as usize]), fan_out)].push(row);
         }
+        // Half the budget buffers writes; the other half is for the rows held when the round
+        // switched to partitioning.
+        let row_bytes = arrow_bytes(first).div_ceil(first.num_rows().max(1));
         Partitioning {
-            // Half the budget buffers writes; the other half is for the rows held when the
-            // round switched to partitioning.
-            writer: PartitionWriter::new(schema, fan_out, self.budget.bytes / 2),
+            writer: PartitionWriter::new(first.schema(), fan_out, self.budget.bytes / 2, row_bytes),
             rows: parts,
             hash,
         }
@@ -257,24 +255,47 @@ impl Joiner<'_, '_> {
     /// in that partition.
     fn scatter(&mut self, p: &mut Partitioning, batch: &RecordBatch) -> Result<()> {
         let fan_out = self.budget.fan_out;
-        let mut indices: Vec<Vec<u32>> = vec![Vec::new(); fan_out];
-        for (i, key) in entity_keys_of(batch, self.query.key_columns)?
-            .iter()
-            .enumerate()
-        {
-            let part = partition_of(&p.hash, key, fan_out);
+        let keys = key_columns(batch, self.query.key_columns)?;
+        let parts: Vec<usize> = p
+            .hash
+            .rows(&keys, batch.num_rows())
+            .into_iter()
+            .map(|h| partition_of(h, fan_out))
+            .collect();
+        // A counting sort of the row numbers by partition, so one `take` groups the batch and
+        // each partition gets a slice of it.
+        let mut counts = vec![0usize; fan_out];
+        for &part in &parts {
             if !p.rows[part].is_empty() {
-                indices[part].push(i as u32);
+                counts[part] += 1;
             }
         }
-        for (part, indices) in indices.into_iter().enumerate() {
-            if indices.is_empty() {
-                continue;
+        let mut next: Vec<usize> = counts
+            .iter()
+            .scan(0, |start, &count| {
+                let this = *start;
+                *start += count;
+                Some(this)
+            })
+            .collect();
+        let starts = next.clone();
+        let mut order = vec![0u32; counts.iter().sum()];
+        for (i, &part) in parts.iter().enumerate() {
+            if !p.rows[part].is_empty() {
+                order[next[part]] = i as u32;
+                next[part] += 1;
             }
-            let rows = arrow_select::take::take_record_batch(batch, &UInt32Array::from(indices))
-                .map_err(internal)?;
-            let bytes = arrow_bytes(&rows);
-            p.writer.write(self.spill, part, rows, bytes)?;
+        }
+        if order.is_empty() {
+            return Ok(());
+        }
+        let grouped = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))
+            .map_err(internal)?;
+        for (part, (&start, &count)) in starts.iter().zip(&counts).enumerate() {
+            if count > 0 {
+                p.writer
+                    .write(self.spill, part, &grouped.slice(start, count))?;
+            }
         }
         Ok(())
     }
@@ -401,8 +422,8 @@ impl Joiner<'_, '_> {
     }
 }
 
-fn partition_of(hash: &ahash::RandomState, key: &EntityKey, fan_out: usize) -> usize {
-    (hash.hash_one(key) % fan_out as u64) as usize
+fn partition_of(hash: u64, fan_out: usize) -> usize {
+    (hash % fan_out as u64) as usize
 }
 
 fn timestamps<'b>(

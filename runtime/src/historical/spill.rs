@@ -3,8 +3,8 @@
 //! A [`SpillDir`] is a fresh temporary folder, made on first use under the configured root and
 //! removed with everything in it when dropped — on success, on an error and on a panic that
 //! unwinds — so a retrieval leaves nothing behind unless the process is killed. A
-//! [`PartitionWriter`] holds one file per partition of one round of partitioning, and buffers
-//! a little per partition so that files get batches of a useful size rather than a sliver of
+//! [`PartitionWriter`] holds one file per partition of one round of partitioning, and gathers
+//! rows per partition so that files get batches of a useful size rather than a sliver of
 //! every scanned batch.
 //!
 //! Arrow IPC, uncompressed: the bytes are the in-memory layout, so writing and reading back are
@@ -18,6 +18,7 @@ use arrow_array::RecordBatch;
 use arrow_ipc::reader::StreamReader;
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::SchemaRef;
+use arrow_select::coalesce::BatchCoalescer;
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -41,7 +42,7 @@ impl SpillDir {
         }
     }
 
-    /// Spill files created and bytes of Arrow data written to them so far.
+    /// Spill files created and bytes written to them so far.
     pub(super) fn spilled(&self) -> (usize, u64) {
         (self.files, self.bytes)
     }
@@ -69,54 +70,65 @@ impl SpillDir {
 #[derive(Debug)]
 pub(super) struct PartitionWriter {
     schema: SchemaRef,
-    /// Buffered bytes at which a partition's pending batches go to its file.
-    flush_bytes: usize,
+    /// Rows a partition gathers before they go to its file as one batch.
+    batch_rows: usize,
     parts: Vec<Part>,
 }
 
 #[derive(Default)]
 struct Part {
-    pending: Vec<RecordBatch>,
-    pending_bytes: usize,
+    /// Rows not yet written, copied out of the batches they came in (so that a slice does
+    /// not keep its whole batch alive).
+    pending: Option<BatchCoalescer>,
     file: Option<(PathBuf, StreamWriter<BufWriter<File>>)>,
 }
 
 impl std::fmt::Debug for Part {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Part")
-            .field("pending", &self.pending.len())
-            .field("pending_bytes", &self.pending_bytes)
+            .field(
+                "pending",
+                &self.pending.as_ref().map(BatchCoalescer::get_buffered_rows),
+            )
             .field("file", &self.file.as_ref().map(|(path, _)| path))
             .finish()
     }
 }
 
 impl PartitionWriter {
-    /// `partitions` files for batches of `schema`; at most about `buffer_bytes` are held in
-    /// memory across all partitions.
-    pub(super) fn new(schema: SchemaRef, partitions: usize, buffer_bytes: usize) -> Self {
+    /// `partitions` files for batches of `schema`, whose rows take about `row_bytes` each;
+    /// at most about `buffer_bytes` are held in memory across all partitions.
+    pub(super) fn new(
+        schema: SchemaRef,
+        partitions: usize,
+        buffer_bytes: usize,
+        row_bytes: usize,
+    ) -> Self {
+        // Large enough batches that the IPC framing is noise, small enough to fit the buffer.
+        const MAX_BATCH_ROWS: usize = 65_536;
+        let batch_rows = (buffer_bytes / partitions / row_bytes.max(1)).clamp(1, MAX_BATCH_ROWS);
         PartitionWriter {
             schema,
-            flush_bytes: (buffer_bytes / partitions).max(1),
+            batch_rows,
             parts: (0..partitions).map(|_| Part::default()).collect(),
         }
     }
 
-    /// Appends `batch` (of `bytes` bytes) to partition `part`.
+    /// Appends the rows of `batch` to partition `part`.
     pub(super) fn write(
         &mut self,
         dir: &mut SpillDir,
         part: usize,
-        batch: RecordBatch,
-        bytes: usize,
+        batch: &RecordBatch,
     ) -> Result<()> {
         let p = &mut self.parts[part];
-        p.pending_bytes += bytes;
-        p.pending.push(batch);
-        if p.pending_bytes >= self.flush_bytes {
-            flush(p, dir, &self.schema)?;
-        }
-        Ok(())
+        let pending = p
+            .pending
+            .get_or_insert_with(|| BatchCoalescer::new(self.schema.clone(), self.batch_rows));
+        pending
+            .push_batch(batch.clone())
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("buffering spill rows: {e}")))?;
+        write_completed(p, dir, &self.schema)
     }
 
     /// Writes what is pending and closes every file: the file of each partition, `None` for
@@ -125,13 +137,24 @@ impl PartitionWriter {
         self.parts
             .iter_mut()
             .map(|p| {
-                flush(p, dir, &self.schema)?;
+                if let Some(pending) = &mut p.pending {
+                    pending.finish_buffered_batch().map_err(|e| {
+                        Error::new(ErrorKind::Internal, format!("buffering spill rows: {e}"))
+                    })?;
+                }
+                write_completed(p, dir, &self.schema)?;
                 match p.file.take() {
                     None => Ok(None),
-                    Some((path, mut writer)) => {
-                        writer
-                            .finish()
-                            .map_err(|e| arrow_io_error(&path, "write", e))?;
+                    Some((path, writer)) => {
+                        // Finished, flushed and closed here, so a write error is not lost in
+                        // a drop.
+                        let file = writer
+                            .into_inner()
+                            .map_err(|e| arrow_io_error(&path, "write", e))?
+                            .into_inner()
+                            .map_err(|e| io_error(&path, "write", e.into_error()))?;
+                        let size = file.metadata().map_err(|e| io_error(&path, "write", e))?;
+                        dir.bytes += size.len();
                         Ok(Some(path))
                     }
                 }
@@ -140,29 +163,26 @@ impl PartitionWriter {
     }
 }
 
-fn flush(p: &mut Part, dir: &mut SpillDir, schema: &SchemaRef) -> Result<()> {
-    if p.pending.is_empty() {
+/// Writes the partition's completed batches to its file (created on the first).
+fn write_completed(p: &mut Part, dir: &mut SpillDir, schema: &SchemaRef) -> Result<()> {
+    let Some(pending) = &mut p.pending else {
         return Ok(());
-    }
-    dir.bytes += p.pending_bytes as u64;
-    let (path, writer) = match &mut p.file {
-        Some(file) => file,
-        none => {
-            let path = dir.next_path()?;
-            let file = File::create(&path).map_err(|e| io_error(&path, "create", e))?;
-            let writer = StreamWriter::try_new(BufWriter::new(file), schema)
-                .map_err(|e| arrow_io_error(&path, "write", e))?;
-            none.insert((path, writer))
-        }
     };
-    // One batch per flush: fewer, larger IPC messages than one per scanned sliver.
-    let batch = arrow_select::concat::concat_batches(schema, &p.pending)
-        .map_err(|e| arrow_io_error(path, "write", e))?;
-    writer
-        .write(&batch)
-        .map_err(|e| arrow_io_error(path, "write", e))?;
-    p.pending.clear();
-    p.pending_bytes = 0;
+    while let Some(batch) = pending.next_completed_batch() {
+        let (path, writer) = match &mut p.file {
+            Some(file) => file,
+            none => {
+                let path = dir.next_path()?;
+                let file = File::create(&path).map_err(|e| io_error(&path, "create", e))?;
+                let writer = StreamWriter::try_new(BufWriter::new(file), schema)
+                    .map_err(|e| arrow_io_error(&path, "write", e))?;
+                none.insert((path, writer))
+            }
+        };
+        writer
+            .write(&batch)
+            .map_err(|e| arrow_io_error(path, "write", e))?;
+    }
     Ok(())
 }
 
