@@ -290,7 +290,7 @@ impl OnlineStore for RedisStore {
         Ok(self.read_many(&[(view, keys)])?.pop().unwrap_or_default())
     }
 
-    /// Every view's keys in one pipeline (one round trip per [`CHUNK`] keys in all).
+    /// Every view's keys in one pipeline (one round trip per 10,000 keys in all).
     fn read_many(&self, requests: &[(&str, &[EntityKey])]) -> Result<Vec<Vec<Option<StoredRow>>>> {
         let prefixes: Vec<String> = requests
             .iter()
