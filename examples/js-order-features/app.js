@@ -17,6 +17,7 @@ import { rowTransform } from "./skewless_guest.js";
 const BULK_QUANTITY = 10n;
 const COUNTRY_BUCKETS = 64;
 const CENTS_LIMIT = 9007199254740992; // 2 ** 53
+const encoder = new TextEncoder();
 
 export const { describe, transform } = rowTransform(
   {
@@ -56,7 +57,7 @@ export const { describe, transform } = rowTransform(
       amount_sqrt: amount !== null && amount >= 0 ? Math.sqrt(amount) : null,
       amount_cents: cents,
       country_code: code,
-      country_bucket: code === null ? null : fnv1a32(new TextEncoder().encode(code)) % COUNTRY_BUCKETS,
+      country_bucket: code === null ? null : fnv1a32(encoder.encode(code)) % COUNTRY_BUCKETS,
       is_bulk: quantity !== null && quantity >= BULK_QUANTITY,
     };
   },

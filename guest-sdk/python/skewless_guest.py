@@ -59,6 +59,7 @@ import sys
 import types as _pytypes
 import typing
 from itertools import accumulate
+from operator import attrgetter
 
 from componentize_py_types import Err
 from wit_world.imports import types as wit
@@ -302,21 +303,25 @@ class BatchBuilder:
         self._columns.append(wit.Column(name, wit_values, validity))
         return self
 
-    def _numbers(self, name, values, kind, zero, check):
+    def _numbers(self, name, values, kind, zero, allowed):
         self._check_length(name, values)
         has_nulls = None in values
         dense = [zero if v is None else v for v in values] if has_nulls else list(values)
-        if type(zero) is float and not all(type(v) is float for v in dense):
+        # Type checks on the whole column at C speed (`map(type, ...)`); a Python loop only to
+        # name the first bad row.
+        types = set(map(type, dense))
+        if type(zero) is float and int in types:
             # An int (say a literal `0`) in a float column is converted, as Python would in
             # arithmetic; the conversion rounds to nearest, like every language's.
             dense = [float(v) if type(v) is int else v for v in dense]
-        for i, v in enumerate(dense):
-            if not check(v):
-                raise TransformError(
-                    f"output column `{name}` expects {kind} values, row {i} holds {v!r}",
-                    column=name,
-                    row=i,
-                )
+            types = set(map(type, dense))
+        if not types <= {allowed}:
+            i = next(i for i, v in enumerate(dense) if type(v) is not allowed)
+            raise TransformError(
+                f"output column `{name}` expects {kind} values, row {i} holds {dense[i]!r}",
+                column=name,
+                row=i,
+            )
         if kind in _INT_RANGES and dense:
             low, high = _INT_RANGES[kind]
             if min(dense) < low or max(dense) > high:
@@ -342,20 +347,20 @@ class BatchBuilder:
         )
 
     def int32(self, name, values):
-        return self._numbers(name, values, "int32", 0, _is_int)
+        return self._numbers(name, values, "int32", 0, int)
 
     def int64(self, name, values):
-        return self._numbers(name, values, "int64", 0, _is_int)
+        return self._numbers(name, values, "int64", 0, int)
 
     def timestamp(self, name, values):
         """Microseconds since the Unix epoch, UTC."""
-        return self._numbers(name, values, "timestamp", 0, _is_int)
+        return self._numbers(name, values, "timestamp", 0, int)
 
     def float32(self, name, values):
-        return self._numbers(name, values, "float32", 0.0, _is_float)
+        return self._numbers(name, values, "float32", 0.0, float)
 
     def float64(self, name, values):
-        return self._numbers(name, values, "float64", 0.0, _is_float)
+        return self._numbers(name, values, "float64", 0.0, float)
 
     def _var_len(self, name, values, kind, encode):
         self._check_length(name, values)
@@ -398,14 +403,6 @@ class BatchBuilder:
 
     def finish(self):
         return wit.Batch(self.num_rows, self._columns)
-
-
-def _is_int(v):
-    return type(v) is int
-
-
-def _is_float(v):
-    return type(v) is float
 
 
 def _is_var_len(v, kind):
@@ -563,7 +560,8 @@ def transform(name, version, description=None):
                 raise
             except Exception as e:  # noqa: BLE001 - a bug in one row fails the batch
                 raise TransformError(f"{type(e).__name__}: {e}", row=row) from e
-            for i, result in enumerate(results):
+            bad = set(map(type, results)) - {out_cls}
+            for i, result in enumerate(results if bad else ()):
                 if type(result) is not out_cls:
                     raise TransformError(
                         f"{fn.__name__} returned {type(result).__name__} for row {i}, "
@@ -572,7 +570,7 @@ def transform(name, version, description=None):
                     )
             builder = BatchBuilder(n)
             for col_name, _, nullable, _, write in outputs:
-                values = [getattr(r, col_name) for r in results]
+                values = list(map(attrgetter(col_name), results))
                 if not nullable and None in values:
                     i = values.index(None)
                     raise TransformError(

@@ -147,7 +147,8 @@ impl Language {
 
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, not `write_str`: honours width and alignment (`{:<12}` in tables).
+        f.pad(match self {
             Language::Rust => "Rust",
             Language::Python => "Python",
             Language::JavaScript => "JavaScript",
