@@ -10,8 +10,8 @@ use skewless_runtime::{Transform, TransformEngine};
 pub use skewless_test_components as components;
 
 pub mod feature_repo;
-pub mod languages;
 pub mod http;
+pub mod languages;
 
 pub mod redis_server;
 
