@@ -9,7 +9,7 @@ use clap::Args;
 use super::EngineArgs;
 use crate::engine::TransformEngine;
 use crate::error::{Error, ErrorKind, Result};
-use crate::registry::FeatureRepo;
+use crate::registry::{FeatureRepo, ViewKind};
 use crate::server::{AppState, Limits};
 use crate::serving::{DEFAULT_MAX_ROWS, OnlineServing};
 
@@ -51,7 +51,11 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
     let serving = OnlineServing::open(&repo, &registry, &engine, store)?
         .with_max_rows(args.max_rows as usize);
     for (name, kind, digest) in serving.views() {
-        eprintln!("loaded {kind:?} view {name} ({digest})");
+        let kind = match kind {
+            ViewKind::Batch => "batch view",
+            ViewKind::Request => "request-time view",
+        };
+        eprintln!("loaded {kind} {name} ({digest})");
     }
     let state = AppState::new(
         serving,
