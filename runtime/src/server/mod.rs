@@ -154,8 +154,9 @@ async fn features(
     let started = Instant::now();
     let response = match answer(state, body).await {
         Ok(features) => {
-            let rows = features.join_keys.first().map_or(0, |(_, k)| k.len());
-            state.metrics.served(endpoint, rows, &features.timings);
+            state
+                .metrics
+                .served(endpoint, features.rows, &features.timings);
             match render(&features) {
                 Ok(bytes) => json_bytes(StatusCode::OK, bytes),
                 Err(e) => failed(
@@ -186,7 +187,8 @@ async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError
         ApiError::from(Error::new(
             ErrorKind::DeadlineExceeded,
             format!(
-                "the request did not finish within its deadline of {} ms",
+                "the request did not finish within its deadline of {} ms; send fewer rows per \
+                 request, or raise the server's --request-timeout-ms",
                 limits.request_timeout.as_millis()
             ),
         ))

@@ -49,6 +49,8 @@ pub const DEFAULT_MAX_ROWS: usize = 1_000;
 /// The features of one request, column-major, with what produced them.
 #[derive(Debug, Clone)]
 pub struct OnlineFeatures {
+    /// The number of entity rows answered.
+    pub rows: usize,
     /// The join keys of the views involved, in first-use order, with each row's value.
     pub join_keys: Vec<(String, Vec<KeyValue>)>,
     /// One column per requested feature, in request order.
@@ -339,22 +341,20 @@ impl OnlineServing {
         let keys: Vec<Vec<EntityKey>> = batch_views
             .iter()
             .map(|name| {
-                let view = &self.views[*name];
-                (0..rows)
-                    .map(|row| {
-                        EntityKey(
-                            view.join_keys
-                                .iter()
-                                .map(|(k, _)| {
-                                    let (_, values) = join_keys
-                                        .iter()
-                                        .find(|(n, _)| n == k)
-                                        .expect("parsed above");
-                                    values[row].clone()
-                                })
-                                .collect(),
-                        )
+                // The view's key columns, found once, not per row.
+                let columns: Vec<&[KeyValue]> = self.views[*name]
+                    .join_keys
+                    .iter()
+                    .map(|(k, _)| {
+                        let (_, values) = join_keys
+                            .iter()
+                            .find(|(n, _)| n == k)
+                            .expect("parsed above");
+                        values.as_slice()
                     })
+                    .collect();
+                (0..rows)
+                    .map(|row| EntityKey(columns.iter().map(|c| c[row].clone()).collect()))
                     .collect()
             })
             .collect();
@@ -416,6 +416,7 @@ impl OnlineServing {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(OnlineFeatures {
+            rows,
             join_keys,
             features,
             now_us,
@@ -584,14 +585,7 @@ impl OnlineServing {
                     let ttl = self.views[source].ttl;
                     stored[source.as_str()]
                         .iter()
-                        .map(|row| match status_at(row.as_ref(), *index, ttl, now_us) {
-                            ReadStatus::Present => row
-                                .as_ref()
-                                .and_then(|r| r.values.get(*index))
-                                .cloned()
-                                .unwrap_or(FeatureValue::Null),
-                            _ => FeatureValue::Null,
-                        })
+                        .map(|row| visible(row.as_ref(), *index, ttl, now_us).1)
                         .collect()
                 }
             };
@@ -651,6 +645,23 @@ fn output_index(view: &ServedView, r: &FeatureRef) -> Result<usize> {
         })
 }
 
+/// The status of feature `index` of a stored row at `now_us`, and the value served for it:
+/// the stored value when present, null otherwise (expired values are not served). Both the
+/// served columns and the inputs of request-time views take values through this rule.
+fn visible(
+    row: Option<&StoredRow>,
+    index: usize,
+    ttl: Option<Duration>,
+    now_us: i64,
+) -> (ReadStatus, FeatureValue) {
+    let status = status_at(row, index, ttl, now_us);
+    let value = match (status, row) {
+        (ReadStatus::Present, Some(row)) => row.values[index].clone(),
+        _ => FeatureValue::Null,
+    };
+    (status, value)
+}
+
 /// A served column of a batch view's feature from the rows read.
 fn stored_column(
     s: &Selected,
@@ -671,11 +682,7 @@ fn stored_column(
     };
     let mut last_digest: Option<Arc<str>> = None;
     for row in rows {
-        let status = status_at(row.as_ref(), s.index, view.ttl, now_us);
-        let value = match (status, row) {
-            (ReadStatus::Present, Some(row)) => row.values[s.index].clone(),
-            _ => FeatureValue::Null,
-        };
+        let (status, value) = visible(row.as_ref(), s.index, view.ttl, now_us);
         let visible = !matches!(status, ReadStatus::NotFound);
         let (event_ts, digest) = match row {
             Some(row) if visible => {
