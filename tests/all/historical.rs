@@ -454,3 +454,31 @@ fn request_time_views_run_the_same_component_over_the_joined_rows() {
         "the data must exercise the spike branch"
     );
 }
+
+/// `skewless.toml` edited after `apply` so that a request view reads a feature its view does
+/// not have: an error naming the feature and what to run, not a panic.
+#[test]
+fn a_request_view_input_edited_after_apply_is_an_error_that_says_to_apply() {
+    let repo = setup("30d");
+    let toml = std::fs::read_to_string(repo.path().join("skewless.toml")).unwrap();
+    std::fs::write(
+        repo.path().join("skewless.toml"),
+        toml.replace("txn:amount_log1p", "txn:no_such_feature"),
+    )
+    .unwrap();
+    let e = try_retrieve(
+        &repo,
+        &entities(),
+        &["req:*"],
+        None,
+        MemoryBudget::default(),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), skewless_runtime::ErrorKind::NotFound, "{e}");
+    assert!(
+        e.message().contains("has no feature `no_such_feature`"),
+        "{e}"
+    );
+    assert_eq!(e.context_value("view"), Some("req"), "{e}");
+    assert!(e.to_string().contains("skewless apply"), "{e}");
+}

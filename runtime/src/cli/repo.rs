@@ -379,9 +379,18 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
                 .iter()
                 .find(|s| s.name == *name)
                 .ok_or_else(|| {
+                    let known: Vec<&str> = repo
+                        .spec()
+                        .feature_services
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect();
                     Error::new(
                         ErrorKind::NotFound,
-                        format!("there is no feature service `{name}`"),
+                        format!(
+                            "there is no feature service `{name}` (feature services: [{}])",
+                            known.join(", ")
+                        ),
                     )
                 })?;
             service

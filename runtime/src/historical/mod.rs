@@ -100,6 +100,12 @@ impl Retrieval<'_> {
                 for source in self.request_view(&r.view)?.inputs.values() {
                     if let Some(f) = &source.feature {
                         let f = FeatureRef::parse(f)?;
+                        // `skewless.toml` may have changed since `apply`: the input must
+                        // still name an applied feature.
+                        self.expand(std::slice::from_ref(&f)).map_err(|e| {
+                            e.with_context("view", &r.view)
+                                .with_context("hint", "run `skewless apply` to check the repo")
+                        })?;
                         push_unique(stored.entry(f.view.clone()).or_default(), &f.feature);
                     }
                 }
@@ -208,7 +214,6 @@ impl Retrieval<'_> {
     fn expand(&self, features: &[FeatureRef]) -> Result<Vec<FeatureRef>> {
         let mut out = Vec::new();
         for r in features {
-            self.kind(&r.view)?;
             let signature = &self.applied(&r.view)?.signature;
             if r.feature == "*" {
                 out.extend(signature.outputs.iter().map(|f| FeatureRef {
@@ -253,12 +258,14 @@ impl Retrieval<'_> {
         let fields: Vec<ArrowField> = features
             .iter()
             .map(|f| {
-                signature
-                    .output(f)
-                    .map(|f| f.to_arrow())
-                    .expect("expanded features exist")
+                signature.output(f).map(|f| f.to_arrow()).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("view `{view}` has no applied feature `{f}`; run `skewless apply`"),
+                    )
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let snapshot = match request.as_of_ms {
             Some(ms) => rt.block_on(self.context.offline.snapshot_as_of(&table, ms))?,
             None => rt
@@ -318,10 +325,18 @@ impl Retrieval<'_> {
         let mut fields = Vec::new();
         let mut columns = Vec::new();
         for input in &transform.signature().inputs {
-            let source = spec
-                .inputs
-                .get(&input.name)
-                .ok_or_else(|| missing(&input.name))?;
+            let no_source = || {
+                Error::new(
+                    ErrorKind::SchemaMismatch,
+                    format!(
+                        "request view `{view}`: the transform's input `{}` has no source; add \
+                         `inputs.{0} = {{ request = \"...\" }}` or `{{ feature = \"view:feature\" }}` \
+                         to skewless.toml and run `skewless apply`",
+                        input.name
+                    ),
+                )
+            };
+            let source = spec.inputs.get(&input.name).ok_or_else(no_source)?;
             let column = match (&source.request, &source.feature) {
                 (Some(field), _) => entities.column_by_name(field).cloned().ok_or_else(|| {
                     Error::new(
@@ -334,7 +349,7 @@ impl Retrieval<'_> {
                     let r = FeatureRef::parse(feature)?;
                     joined[&(r.view, r.feature)].clone()
                 }
-                (None, None) => return Err(missing(&input.name)),
+                (None, None) => return Err(no_source()),
             };
             fields.push(ArrowField::new(
                 &input.name,
