@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
+use skewless_runtime::TransformEngine;
 use skewless_runtime::toolchain::{self, BuildOptions, Built, Language};
-use skewless_runtime::{ErrorKind, TransformEngine};
 
 /// The Rust original every other language is compared with.
 pub use skewless_test_components::ORDER_FEATURES as RUST_ORDER_FEATURES;
@@ -69,7 +69,9 @@ pub fn build_or_skip(project: &Path, target_name: &str) -> Option<Built> {
     };
     match toolchain::build(project, &options) {
         Ok(built) => Some(built),
-        Err(e) if e.kind() == ErrorKind::NotFound && !toolchains_required() => {
+        // Only a missing tool skips (its error names the tool); a project that is not there or
+        // not a transform project is a failure like any other.
+        Err(e) if e.context_value("tool").is_some() && !toolchains_required() => {
             eprintln!(
                 "SKIPPED: {} needs a toolchain that is missing here: {e}\n(set \
                  SKEWLESS_REQUIRE_TOOLCHAINS=1 to make this a failure, as CI does)",

@@ -28,7 +28,7 @@ const TARGET: &str = "--target=wasm32-wasi";
 
 pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
     let clang = find_clang(tools)?;
-    let out = target_dir.join(format!("{}.wasm", super::component_stem(project)));
+    let out = super::component_path(project, target_dir);
     let sources: Vec<PathBuf> = stamp::source_files(project)?
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "c"))
@@ -74,7 +74,7 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     let tmp = super::temporary(&out);
     std::fs::write(&tmp, component)
         .map_err(|e| Error::from(e).with_context("file", tmp.display()))?;
-    super::finish(&tmp, &out, &stamp)?;
+    super::finish("wit-component", &tmp, &out, &stamp)?;
     Ok((out, true))
 }
 

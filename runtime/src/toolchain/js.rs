@@ -23,7 +23,7 @@ const STAGED_EXTENSIONS: [&str; 3] = ["js", "mjs", "json"];
 
 pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
     let tool = tools.require("componentize-js", INSTALL)?;
-    let out = target_dir.join(format!("{}.wasm", super::component_stem(project)));
+    let out = super::component_path(project, target_dir);
     let mut stamp = Stamp::new("js");
     stamp.text(&tool.to_string_lossy());
     stamp.text(&process::version(tools, &tool));
@@ -73,6 +73,6 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
             .arg(&tmp),
         "componentize-js",
     )?;
-    super::finish(&tmp, &out, &stamp)?;
+    super::finish("componentize-js", &tmp, &out, &stamp)?;
     Ok((out, true))
 }

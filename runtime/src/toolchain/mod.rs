@@ -213,9 +213,11 @@ pub fn build(project: &Path, options: &BuildOptions) -> Result<Built> {
         Some(dir) => dir.clone(),
         None => project.join("target"),
     };
-    std::fs::create_dir_all(&target_dir).map_err(|e| {
-        context(Error::from(e).with_context("target directory", target_dir.display()))
-    })?;
+    std::fs::create_dir_all(&target_dir)
+        .and_then(|()| stamp::mark_as_output(&target_dir))
+        .map_err(|e| {
+            context(Error::from(e).with_context("target directory", target_dir.display()))
+        })?;
     let tools = process::Tools::new(options.search_path.clone());
     let (path, rebuilt) = match language {
         Language::Rust => rust::build(&project, &target_dir, &tools),
@@ -242,16 +244,21 @@ fn temporary(out: &Path) -> PathBuf {
 
 /// Moves a freshly written component into place and records the inputs it was built from.
 /// A concurrent reader sees the old component or the new one, never half of one.
-fn finish(tmp: &Path, out: &Path, stamp: &stamp::Stamp) -> Result<()> {
+fn finish(tool: &str, tmp: &Path, out: &Path, stamp: &stamp::Stamp) -> Result<()> {
     if !tmp.exists() {
         return Err(Error::new(
             ErrorKind::Internal,
-            "the toolchain reported success but wrote no component",
+            format!("{tool} reported success but wrote no component"),
         )
         .with_context("expected", tmp.display()));
     }
     std::fs::rename(tmp, out).map_err(|e| Error::from(e).with_context("file", out.display()))?;
     stamp.record(out)
+}
+
+/// Where a project's component is written in `target_dir`.
+fn component_path(project: &Path, target_dir: &Path) -> PathBuf {
+    target_dir.join(format!("{}.wasm", component_stem(project)))
 }
 
 /// The file name (without extension) of a project's component: its directory name, with `-`

@@ -17,7 +17,7 @@ pub(super) const INSTALL: &str = "install it with `pip install componentize-py==
 
 pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
     let tool = tools.require("componentize-py", INSTALL)?;
-    let out = target_dir.join(format!("{}.wasm", super::component_stem(project)));
+    let out = super::component_path(project, target_dir);
     let mut stamp = Stamp::new("python");
     stamp.text(&tool.to_string_lossy());
     stamp.text(&process::version(tools, &tool));
@@ -49,6 +49,6 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
             .arg(&tmp),
         "componentize-py",
     )?;
-    super::finish(&tmp, &out, &stamp)?;
+    super::finish("componentize-py", &tmp, &out, &stamp)?;
     Ok((out, true))
 }

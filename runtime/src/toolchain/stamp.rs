@@ -16,6 +16,24 @@ use crate::error::{Error, Result};
 /// Directories of a project that are outputs or caches, not sources.
 const SKIPPED_DIRS: [&str; 3] = ["target", "__pycache__", "node_modules"];
 
+/// The file that marks a build's target directory (the cache-directory convention cargo also
+/// follows), so that a `--target-dir` inside the project is never read as sources: neither
+/// hashed into the stamp nor, for C, compiled.
+const OUTPUT_MARKER: &str = "CACHEDIR.TAG";
+
+/// Marks `dir` as a build output directory (see [`OUTPUT_MARKER`]), once.
+pub(super) fn mark_as_output(dir: &Path) -> std::io::Result<()> {
+    let marker = dir.join(OUTPUT_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    std::fs::write(
+        marker,
+        "Signature: 8a477f597d28d172789f06886806bc55\n\
+         # A skewless build directory: outputs, not sources.\n",
+    )
+}
+
 /// A digest of a build's inputs.
 #[derive(Debug)]
 pub(super) struct Stamp {
@@ -91,13 +109,15 @@ pub(super) fn source_files(project: &Path) -> Result<Vec<PathBuf>> {
 fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir)
         .map_err(|e| Error::from(e).with_context("directory", dir.display()))?;
+    let in_dir = |e: std::io::Error| Error::from(e).with_context("directory", dir.display());
     for entry in entries {
-        let entry = entry?;
+        let entry = entry.map_err(in_dir)?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let file_type = entry.file_type()?;
+        let file_type = entry.file_type().map_err(in_dir)?;
         if file_type.is_dir() {
-            if !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_ref()) {
+            let output = entry.path().join(OUTPUT_MARKER).exists();
+            if !output && !name.starts_with('.') && !SKIPPED_DIRS.contains(&name.as_ref()) {
                 collect(root, &entry.path(), files)?;
             }
         } else if file_type.is_file() {
