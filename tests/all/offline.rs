@@ -61,6 +61,17 @@ fn feature_schema() -> Schema {
     ])
 }
 
+/// A store in `dir` with `table` created from [`feature_schema`], partitioned by day of
+/// `event_ts`.
+async fn store_with_feature_table(dir: &tempfile::TempDir, table: &TableName) -> OfflineStore {
+    let store = OfflineStore::open(&config(dir)).await.unwrap();
+    store
+        .create_table(table, &feature_schema(), Some("event_ts"), HashMap::new())
+        .await
+        .unwrap();
+    store
+}
+
 /// Rows `(entity_id, event_ts_us)`; amount = id * 1.5, label = "e{id}", embedding = [id, -id].
 /// `tz` is the timestamp's label ("UTC" or "+00:00": both must be accepted).
 fn feature_batch(rows: &[(i64, i64)], tz: &str) -> RecordBatch {
@@ -218,11 +229,7 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
     ]);
     let rt = runtime();
     let (first_id, second_id) = rt.block_on(async {
-        let store = OfflineStore::open(&config(&dir)).await.unwrap();
-        store
-            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
-            .await
-            .unwrap();
+        let store = store_with_feature_table(&dir, &table).await;
         assert!(store.table_exists(&table).await.unwrap());
         assert!(store.snapshots(&table).await.unwrap().is_empty());
         assert!(
@@ -415,11 +422,7 @@ fn a_dropped_or_aborted_job_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let table = name("features.dropped");
     runtime().block_on(async {
-        let store = OfflineStore::open(&config(&dir)).await.unwrap();
-        store
-            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
-            .await
-            .unwrap();
+        let store = store_with_feature_table(&dir, &table).await;
         let mut job = store.begin_append(&table).await.unwrap();
         job.write(feature_batch(&FIRST[..2], "UTC")).await.unwrap();
         job.commit(summary(&[("skewless.view", "v")]))
@@ -739,11 +742,7 @@ fn interleaved_jobs_on_one_table_both_commit() {
     let dir = tempfile::tempdir().unwrap();
     let table = name("features.interleaved");
     runtime().block_on(async {
-        let store = OfflineStore::open(&config(&dir)).await.unwrap();
-        store
-            .create_table(&table, &feature_schema(), Some("event_ts"), HashMap::new())
-            .await
-            .unwrap();
+        let store = store_with_feature_table(&dir, &table).await;
         // Both jobs start from the same table version; the second commit is rebased.
         let mut a = store.begin_append(&table).await.unwrap();
         let mut b = store.begin_append(&table).await.unwrap();
