@@ -44,20 +44,39 @@ pub(super) fn entity_keys_of(
     batch: &RecordBatch,
     keys: &[(String, KeyType)],
 ) -> Result<Vec<EntityKey>> {
-    let columns = key_columns(batch, keys)?;
+    let cast = key_columns(batch, keys)?;
+    let columns = typed(&cast);
     Ok((0..batch.num_rows())
-        .map(|row| {
-            EntityKey(
-                columns
-                    .iter()
-                    .map(|c| {
-                        crate::materialize::key_value(c, row)
-                            .unwrap_or_else(|| KeyValue::Utf8(NULL_KEY.to_owned()))
-                    })
-                    .collect(),
-            )
-        })
+        .map(|row| EntityKey(columns.iter().map(|c| c.value(row)).collect()))
         .collect())
+}
+
+/// A cast key column, typed once so that per-row access needs no type dispatch.
+enum KeyColumn<'a> {
+    Int(&'a Int64Array),
+    Str(&'a StringArray),
+}
+
+impl KeyColumn<'_> {
+    /// The key value at `row`; null stands for [`NULL_KEY`].
+    fn value(&self, row: usize) -> KeyValue {
+        match self {
+            KeyColumn::Int(c) if c.is_valid(row) => KeyValue::Int64(c.value(row)),
+            KeyColumn::Str(c) if c.is_valid(row) => KeyValue::Utf8(c.value(row).to_owned()),
+            _ => KeyValue::Utf8(NULL_KEY.to_owned()),
+        }
+    }
+}
+
+/// The columns [`key_columns`] returns (`Int64` or `Utf8`), typed.
+fn typed(key_columns: &[ArrayRef]) -> Vec<KeyColumn<'_>> {
+    key_columns
+        .iter()
+        .map(|c| match c.data_type() {
+            ArrowType::Int64 => KeyColumn::Int(c.as_primitive::<Int64Type>()),
+            _ => KeyColumn::Str(c.as_string::<i32>()),
+        })
+        .collect()
 }
 
 /// `keys`' columns of `batch`, cast to `Int64` (integer keys) or `Utf8` (string keys).
@@ -116,24 +135,14 @@ impl PartitionHash {
 
     /// The hash of each row's key, from `key_columns` (as [`key_columns`] returns them).
     pub(super) fn rows(&self, key_columns: &[ArrayRef], rows: usize) -> Vec<u64> {
-        enum Column<'a> {
-            Int(&'a Int64Array),
-            Str(&'a StringArray),
-        }
-        let columns: Vec<Column<'_>> = key_columns
-            .iter()
-            .map(|c| match c.data_type() {
-                ArrowType::Int64 => Column::Int(c.as_primitive::<Int64Type>()),
-                _ => Column::Str(c.as_string::<i32>()),
-            })
-            .collect();
+        let columns = typed(key_columns);
         (0..rows)
             .map(|row| {
                 let mut h = self.0.build_hasher();
                 for column in &columns {
                     match column {
-                        Column::Int(c) if c.is_valid(row) => write_int(&mut h, c.value(row)),
-                        Column::Str(c) if c.is_valid(row) => write_str(&mut h, c.value(row)),
+                        KeyColumn::Int(c) if c.is_valid(row) => write_int(&mut h, c.value(row)),
+                        KeyColumn::Str(c) if c.is_valid(row) => write_str(&mut h, c.value(row)),
                         _ => write_str(&mut h, NULL_KEY),
                     }
                 }

@@ -27,7 +27,7 @@
 mod newest;
 mod values;
 
-pub(crate) use values::{feature_value, key_value};
+pub(crate) use values::feature_value;
 
 use newest::NewestRows;
 
