@@ -24,6 +24,8 @@ struct TransformInner {
     engine: Arc<EngineInner>,
     digest: String,
     signature: Signature,
+    /// `name@version`, kept so calls do not format it.
+    id: String,
     output_schema: SchemaRef,
     pre: FeatureTransformPre<HostState>,
     pool: Mutex<Vec<WarmInstance>>,
@@ -40,7 +42,7 @@ struct WarmInstance {
 impl std::fmt::Debug for Transform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transform")
-            .field("id", &self.inner.signature.id())
+            .field("id", &self.inner.id)
             .field("digest", &self.inner.digest)
             .finish_non_exhaustive()
     }
@@ -69,6 +71,7 @@ impl Transform {
         Ok(Transform {
             inner: Arc::new(TransformInner {
                 output_schema: signature.output_schema(),
+                id: signature.id(),
                 signature,
                 digest,
                 pre,
@@ -105,7 +108,7 @@ impl Transform {
     /// Batch jobs and online serving both call this; they differ only in batch size.
     pub fn run(&self, input: &RecordBatch) -> Result<RecordBatch> {
         self.run_inner(input).map_err(|e| {
-            e.with_context("transform", self.inner.signature.id())
+            e.with_context("transform", &self.inner.id)
                 .with_context("digest", &self.inner.digest)
         })
     }
@@ -118,7 +121,7 @@ impl Transform {
         let result = instance
             .bindings
             .call_transform(&mut instance.store, &wit_input);
-        drain_output(&inner.signature.id(), &mut instance.store);
+        drain_output(&inner.id, &mut instance.store);
         let output = match result {
             Ok(output) => output,
             // A trapped instance may be in any state: drop it, never reuse it.

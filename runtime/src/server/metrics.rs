@@ -144,7 +144,9 @@ impl Metrics {
         }
         for (view, elapsed) in &timings.transforms {
             self.transforms
-                .get_or_create(&ViewLabels { view: view.clone() })
+                .get_or_create(&ViewLabels {
+                    view: view.to_string(),
+                })
                 .observe(elapsed.as_secs_f64());
         }
     }

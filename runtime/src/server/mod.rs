@@ -132,14 +132,14 @@ pub async fn shutdown_signal() {
 
 async fn feast_features(State(state): State<AppState>, body: Body) -> Response {
     features(&state, "get-online-features", body, |f| {
-        serde_json::to_vec(&render::Feast(f))
+        render::to_json(&render::Feast(f), f)
     })
     .await
 }
 
 async fn native_features(State(state): State<AppState>, body: Body) -> Response {
     features(&state, "online-features", body, |f| {
-        serde_json::to_vec(&render::Native(f))
+        render::to_json(&render::Native(f), f)
     })
     .await
 }

@@ -31,6 +31,15 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use crate::online::{FeatureValue, KeyValue, ReadStatus};
 use crate::serving::{FeatureColumn, JsonValue, OnlineFeatures, format_timestamp};
 
+/// `body` as JSON, into a buffer sized for the answer `f` up front (growing it as the answer
+/// is written copied it several times).
+pub(crate) fn to_json(body: &impl Serialize, f: &OnlineFeatures) -> serde_json::Result<Vec<u8>> {
+    let columns = f.join_keys.len() + f.features.len();
+    let mut out = Vec::with_capacity(64 + columns * (96 + 64 * f.rows));
+    serde_json::to_writer(&mut out, body)?;
+    Ok(out)
+}
+
 /// Feast's name of a status.
 pub(crate) fn feast_status(status: ReadStatus) -> &'static str {
     match status {
@@ -54,7 +63,7 @@ impl Serialize for Feast<'_> {
             .join_keys
             .iter()
             .map(|(name, _)| name.as_str())
-            .chain(f.features.iter().map(|c| c.name.as_str()))
+            .chain(f.features.iter().map(|c| &*c.name))
             .collect();
         let mut map = s.serialize_map(Some(2))?;
         map.serialize_entry(

@@ -24,14 +24,15 @@
 mod request;
 mod values;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field as ArrowField, Schema};
+use arrow_schema::SchemaRef;
 use serde_json::Value;
 
+use request::EntityColumns;
 pub use request::FeatureRequest;
 pub(crate) use values::{JsonValue, format_timestamp};
 
@@ -65,11 +66,11 @@ pub struct OnlineFeatures {
 #[derive(Debug, Clone)]
 pub struct FeatureColumn {
     /// The output name (`feature`, or `view__feature` with full feature names).
-    pub name: String,
+    pub name: Arc<str>,
     /// The view.
-    pub view: String,
+    pub view: Arc<str>,
     /// The feature within the view.
-    pub feature: String,
+    pub feature: Arc<str>,
     /// Its type.
     pub data_type: DataType,
     /// The values; null unless the status is `Present`.
@@ -89,14 +90,18 @@ pub struct Timings {
     /// The online store read (one for all batch views), if any.
     pub store: Option<Duration>,
     /// Component calls, per request-time view.
-    pub transforms: Vec<(String, Duration)>,
+    pub transforms: Vec<(Arc<str>, Duration)>,
 }
 
-/// One view as served.
+/// One view as served. Names are shared (`Arc<str>`) with every column served from it, so a
+/// request allocates none of them.
 #[derive(Debug)]
 struct ServedView {
+    name: Arc<str>,
     kind: ViewKind,
     signature: Signature,
+    /// Each output's name, plain and full (`view__feature`), in output order.
+    outputs: Vec<OutputName>,
     digest: Arc<str>,
     join_keys: Vec<(String, KeyType)>,
     ttl: Option<Duration>,
@@ -105,6 +110,56 @@ struct ServedView {
     transform: Transform,
     /// Request-time views: where each transform input comes from, in input order.
     inputs: Vec<InputSource>,
+    /// Request-time views: the Arrow schema of the transform's input.
+    input_schema: SchemaRef,
+}
+
+/// Views are told apart by name.
+impl PartialEq for ServedView {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+#[derive(Debug)]
+struct OutputName {
+    plain: Arc<str>,
+    full: Arc<str>,
+}
+
+impl ServedView {
+    fn new(
+        name: &str,
+        kind: ViewKind,
+        transform: Transform,
+        join_keys: Vec<(String, KeyType)>,
+        ttl: Option<Duration>,
+        online: bool,
+        inputs: Vec<InputSource>,
+    ) -> Self {
+        let signature = transform.signature().clone();
+        let outputs = signature
+            .outputs
+            .iter()
+            .map(|f| OutputName {
+                plain: f.name.as_str().into(),
+                full: format!("{name}__{}", f.name).into(),
+            })
+            .collect();
+        ServedView {
+            name: name.into(),
+            kind,
+            input_schema: signature.input_schema(),
+            signature,
+            outputs,
+            digest: transform.digest().into(),
+            join_keys,
+            ttl,
+            online,
+            transform,
+            inputs,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -116,10 +171,10 @@ enum InputSource {
 }
 
 /// A feature selected by a request.
-#[derive(Debug, Clone)]
-struct Selected {
-    name: String,
-    view: String,
+#[derive(Debug)]
+struct Selected<'a> {
+    name: Arc<str>,
+    view: &'a ServedView,
     index: usize,
 }
 
@@ -128,6 +183,10 @@ struct Selected {
 pub struct OnlineServing {
     views: BTreeMap<String, ServedView>,
     services: BTreeMap<String, Vec<String>>,
+    /// Every reference a request may name (`view:feature`, `view:*`) for the views served
+    /// online: the view and the output indices it selects. Anything else is resolved the
+    /// slow way, to say what is wrong with it.
+    refs: HashMap<String, (String, Vec<usize>)>,
     store: Arc<dyn OnlineStore>,
     max_rows: usize,
 }
@@ -146,19 +205,16 @@ impl OnlineServing {
         let mut views = BTreeMap::new();
         for batch in &spec.batch_views {
             let transform = load(repo, registry, engine, &batch.name)?;
-            views.insert(
-                batch.name.clone(),
-                ServedView {
-                    kind: ViewKind::Batch,
-                    signature: transform.signature().clone(),
-                    digest: transform.digest().into(),
-                    join_keys: crate::apply::join_keys(repo, &batch.entities),
-                    ttl: RepoSpec::ttl(batch)?,
-                    online: batch.online,
-                    transform,
-                    inputs: Vec::new(),
-                },
+            let view = ServedView::new(
+                &batch.name,
+                ViewKind::Batch,
+                transform,
+                crate::apply::join_keys(repo, &batch.entities),
+                RepoSpec::ttl(batch)?,
+                batch.online,
+                Vec::new(),
             );
+            views.insert(batch.name.clone(), view);
         }
         for view in &spec.request_views {
             let transform = load(repo, registry, engine, &view.name)?;
@@ -212,28 +268,39 @@ impl OnlineServing {
                     transform.signature().input_schema(),
                 ))
                 .map_err(|e| e.with_context("view", &view.name))?;
-            views.insert(
-                view.name.clone(),
-                ServedView {
-                    kind: ViewKind::Request,
-                    signature: transform.signature().clone(),
-                    digest: transform.digest().into(),
-                    join_keys,
-                    ttl: None,
-                    online: true,
-                    transform,
-                    inputs,
-                },
+            let served = ServedView::new(
+                &view.name,
+                ViewKind::Request,
+                transform,
+                join_keys,
+                None,
+                true,
+                inputs,
             );
+            views.insert(view.name.clone(), served);
         }
         let services = spec
             .feature_services
             .iter()
             .map(|s| (s.name.clone(), s.features.clone()))
             .collect();
+        let mut refs = HashMap::new();
+        for (name, view) in views.iter().filter(|(_, v)| v.online) {
+            refs.insert(
+                format!("{name}:*"),
+                (name.clone(), (0..view.outputs.len()).collect()),
+            );
+            for (index, output) in view.outputs.iter().enumerate() {
+                refs.insert(
+                    format!("{name}:{}", output.plain),
+                    (name.clone(), vec![index]),
+                );
+            }
+        }
         Ok(OnlineServing {
             views,
             services,
+            refs,
             store,
             max_rows: DEFAULT_MAX_ROWS,
         })
@@ -281,24 +348,22 @@ impl OnlineServing {
             )
             .with_context("field", "entities"));
         }
-        let columns: HashMap<&str, &[Value]> = columns.into_iter().collect();
 
         // The views involved: those selected, and the batch views request views read.
-        let mut involved: Vec<&str> = Vec::new();
+        let mut involved: Vec<&ServedView> = Vec::new();
         for s in &selected {
-            let view = &self.views[&s.view];
-            if view.kind == ViewKind::Request {
-                for input in &view.inputs {
+            if s.view.kind == ViewKind::Request {
+                for input in &s.view.inputs {
                     if let InputSource::Feature(stored, _) = input {
-                        push_unique(&mut involved, stored);
+                        push_unique(&mut involved, &self.views[stored]);
                     }
                 }
             }
-            push_unique(&mut involved, &s.view);
+            push_unique(&mut involved, s.view);
         }
-        let expected = self.expected_columns(&involved);
-        if let Some(unknown) = columns.keys().find(|c| !expected.contains(*c)) {
-            let mut names: Vec<&str> = expected.into_iter().collect();
+        let expected = expected_columns(&involved);
+        if let Some((unknown, _)) = columns.iter().find(|(c, _)| !expected.contains(c)) {
+            let mut names = expected;
             names.sort_unstable();
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -314,7 +379,7 @@ impl OnlineServing {
         // Join keys, parsed once per column.
         let mut join_keys: Vec<(String, Vec<KeyValue>)> = Vec::new();
         for view in &involved {
-            for (name, key_type) in &self.views[*view].join_keys {
+            for (name, key_type) in &view.join_keys {
                 if join_keys.iter().any(|(k, _)| k == name) {
                     continue;
                 }
@@ -333,16 +398,16 @@ impl OnlineServing {
         }
 
         // One store read for every batch view involved (one round trip on Redis).
-        let batch_views: Vec<&str> = involved
+        let batch_views: Vec<&ServedView> = involved
             .iter()
             .copied()
-            .filter(|name| self.views[*name].kind == ViewKind::Batch)
+            .filter(|view| view.kind == ViewKind::Batch)
             .collect();
         let keys: Vec<Vec<EntityKey>> = batch_views
             .iter()
-            .map(|name| {
+            .map(|view| {
                 // The view's key columns, found once, not per row.
-                let columns: Vec<&[KeyValue]> = self.views[*name]
+                let columns: Vec<&[KeyValue]> = view
                     .join_keys
                     .iter()
                     .map(|(k, _)| {
@@ -361,7 +426,7 @@ impl OnlineServing {
         let requests: Vec<(&str, &[EntityKey])> = batch_views
             .iter()
             .zip(&keys)
-            .map(|(name, keys)| (*name, keys.as_slice()))
+            .map(|(view, keys)| (&*view.name, keys.as_slice()))
             .collect();
         let started = Instant::now();
         let read = if requests.is_empty() {
@@ -370,21 +435,20 @@ impl OnlineServing {
             self.store.read_many(&requests)?
         };
         let timings_store = started.elapsed();
-        let stored: HashMap<&str, Vec<Option<StoredRow>>> =
-            batch_views.iter().copied().zip(read).collect();
+        let stored: Vec<(&str, Vec<Option<StoredRow>>)> = batch_views
+            .iter()
+            .map(|view| &*view.name)
+            .zip(read)
+            .collect();
         let mut timings = Timings {
             store: (!requests.is_empty()).then_some(timings_store),
             transforms: Vec::new(),
         };
 
         // Request-time views, each run once over all rows.
-        let mut computed: HashMap<&str, RecordBatch> = HashMap::new();
-        for name in &involved {
-            let view = &self.views[*name];
-            if view.kind != ViewKind::Request {
-                continue;
-            }
-            let input = self.request_view_input(name, view, &columns, &stored, rows, now_us)?;
+        let mut computed: Vec<(&str, RecordBatch)> = Vec::new();
+        for view in involved.iter().filter(|v| v.kind == ViewKind::Request) {
+            let input = self.request_view_input(view, &columns, &stored, rows, now_us)?;
             let started = Instant::now();
             let output = view.transform.run(&input).map_err(|e| {
                 // The input was checked against the signature above: a schema mismatch now
@@ -395,26 +459,21 @@ impl OnlineServing {
                     }
                     _ => e,
                 };
-                e.with_context("view", name)
+                e.with_context("view", &view.name)
             })?;
             timings
                 .transforms
-                .push(((*name).to_owned(), started.elapsed()));
-            computed.insert(name, output);
+                .push((view.name.clone(), started.elapsed()));
+            computed.push((&view.name, output));
         }
 
-        let features = selected
-            .iter()
-            .map(|s| {
-                let view = &self.views[&s.view];
-                match view.kind {
-                    ViewKind::Batch => Ok(stored_column(s, view, &stored[s.view.as_str()], now_us)),
-                    ViewKind::Request => {
-                        computed_column(s, view, &computed[s.view.as_str()], now_us)
-                    }
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut features = Vec::with_capacity(selected.len());
+        for s in &selected {
+            features.push(match s.view.kind {
+                ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
+                ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
+            });
+        }
         Ok(OnlineFeatures {
             rows,
             join_keys,
@@ -426,7 +485,7 @@ impl OnlineServing {
 
     /// The features a request selects, expanded and named; errors name the unknown view,
     /// feature or service, and colliding output names.
-    fn select(&self, request: &FeatureRequest) -> Result<Vec<Selected>> {
+    fn select(&self, request: &FeatureRequest) -> Result<Vec<Selected<'_>>> {
         let (refs, field): (&[String], &str) = match (&request.features, &request.feature_service) {
             (Some(features), None) => (features, "features"),
             (None, Some(service)) => {
@@ -456,43 +515,21 @@ impl OnlineServing {
                 .with_context("field", "features"));
             }
         };
-        let mut selected: Vec<Selected> = Vec::new();
+        let mut selected: Vec<Selected<'_>> = Vec::with_capacity(refs.len());
         for (i, text) in refs.iter().enumerate() {
-            let at = format!("{field}[{i}]");
-            let r = FeatureRef::parse(text).map_err(|e| e.with_context("field", &at))?;
-            let view = self.views.get(&r.view).ok_or_else(|| {
-                let known: Vec<&str> = self.views.keys().map(String::as_str).collect();
-                not_found(format!(
-                    "there is no feature view `{}` (views: [{}])",
-                    r.view,
-                    known.join(", ")
-                ))
-                .with_context("field", &at)
-            })?;
-            if !view.online {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "view `{}` is not materialized to the online store (`online = false` in \
-                         skewless.toml)",
-                        r.view
-                    ),
-                )
-                .with_context("field", &at));
-            }
-            let indices: Vec<usize> = if r.feature == "*" {
-                (0..view.signature.outputs.len()).collect()
-            } else {
-                vec![output_index(view, &r).map_err(|e| e.with_context("field", &at))?]
+            let Some((view, indices)) = self.refs.get(text.as_str()) else {
+                let error = self.unresolved(text);
+                return Err(error.with_context("field", format!("{field}[{i}]")));
             };
-            for index in indices {
-                let feature = &view.signature.outputs[index].name;
+            let view = &self.views[view];
+            for &index in indices {
+                let output = &view.outputs[index];
                 let name = match request.full_feature_names {
-                    true => format!("{}__{feature}", r.view),
-                    false => feature.clone(),
+                    true => &output.full,
+                    false => &output.plain,
                 };
-                if let Some(twin) = selected.iter().find(|s| s.name == name) {
-                    if twin.view == r.view && twin.index == index {
+                if let Some(twin) = selected.iter().find(|s| s.name == *name) {
+                    if twin.view == view && twin.index == index {
                         continue;
                     }
                     return Err(Error::new(
@@ -500,14 +537,14 @@ impl OnlineServing {
                         format!(
                             "feature name `{name}` is served by both `{}` and `{}`; set \
                              \"full_feature_names\": true to tell them apart",
-                            twin.view, r.view
+                            twin.view.name, view.name
                         ),
                     )
-                    .with_context("field", &at));
+                    .with_context("field", format!("{field}[{i}]")));
                 }
                 selected.push(Selected {
-                    name,
-                    view: r.view.clone(),
+                    name: name.clone(),
+                    view,
                     index,
                 });
             }
@@ -515,36 +552,50 @@ impl OnlineServing {
         Ok(selected)
     }
 
-    /// Every entity column the views involved read: join keys and request fields, with what
-    /// uses them.
-    fn expected_columns<'a>(&'a self, involved: &[&'a str]) -> HashSet<&'a str> {
-        let mut expected = HashSet::new();
-        for name in involved {
-            let view = &self.views[*name];
-            for (key, _) in &view.join_keys {
-                expected.insert(key.as_str());
-            }
-            for input in &view.inputs {
-                if let InputSource::Request(field) = input {
-                    expected.insert(field.as_str());
-                }
-            }
+    /// What is wrong with a feature reference that does not name a feature served online.
+    fn unresolved(&self, text: &str) -> Error {
+        let r = match FeatureRef::parse(text) {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+        let Some(view) = self.views.get(&r.view) else {
+            let known: Vec<&str> = self.views.keys().map(String::as_str).collect();
+            return not_found(format!(
+                "there is no feature view `{}` (views: [{}])",
+                r.view,
+                known.join(", ")
+            ));
+        };
+        if !view.online {
+            return Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "view `{}` is not materialized to the online store (`online = false` in \
+                     skewless.toml)",
+                    r.view
+                ),
+            );
         }
-        expected
+        match output_index(view, &r) {
+            Err(e) => e,
+            Ok(_) => Error::new(
+                ErrorKind::Internal,
+                format!("`{text}` names a served feature but was not resolved"),
+            ),
+        }
     }
 
     /// The input batch of a request-time view: request fields typed by the transform's
     /// inputs, stored features when present (null otherwise, as in historical retrieval).
     fn request_view_input(
         &self,
-        name: &str,
         view: &ServedView,
-        columns: &HashMap<&str, &[Value]>,
-        stored: &HashMap<&str, Vec<Option<StoredRow>>>,
+        columns: &EntityColumns<'_>,
+        stored: &[(&str, Vec<Option<StoredRow>>)],
         rows: usize,
         now_us: i64,
     ) -> Result<RecordBatch> {
-        let mut fields = Vec::with_capacity(view.inputs.len());
+        let name = &view.name;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(view.inputs.len());
         for (input, source) in view.signature.inputs.iter().zip(&view.inputs) {
             let values: Vec<FeatureValue> = match source {
@@ -583,21 +634,16 @@ impl OnlineServing {
                 }
                 InputSource::Feature(source, index) => {
                     let ttl = self.views[source].ttl;
-                    stored[source.as_str()]
+                    find(stored, source)
                         .iter()
                         .map(|row| visible(row.as_ref(), *index, ttl, now_us).1)
                         .collect()
                 }
             };
             debug_assert_eq!(values.len(), rows);
-            fields.push(ArrowField::new(
-                &input.name,
-                input.data_type.to_arrow(),
-                input.nullable,
-            ));
             arrays.push(values::to_arrow(input.data_type, values.iter()));
         }
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).map_err(|e| {
+        RecordBatch::try_new(view.input_schema.clone(), arrays).map_err(|e| {
             Error::new(
                 ErrorKind::SchemaMismatch,
                 format!("the inputs of request view `{name}` do not fit its signature: {e}"),
@@ -605,6 +651,22 @@ impl OnlineServing {
             .with_context("view", name)
         })
     }
+}
+
+/// Every entity column the views involved read: join keys and request fields.
+fn expected_columns<'a>(involved: &[&'a ServedView]) -> Vec<&'a str> {
+    let mut expected = Vec::new();
+    for view in involved {
+        for (key, _) in &view.join_keys {
+            push_unique(&mut expected, key.as_str());
+        }
+        for input in &view.inputs {
+            if let InputSource::Request(field) = input {
+                push_unique(&mut expected, field.as_str());
+            }
+        }
+    }
+    expected
 }
 
 /// Loads the component of `view`, refusing one that differs from the applied registry.
@@ -663,26 +725,12 @@ fn visible(
 }
 
 /// A served column of a batch view's feature from the rows read.
-fn stored_column(
-    s: &Selected,
-    view: &ServedView,
-    rows: &[Option<StoredRow>],
-    now_us: i64,
-) -> FeatureColumn {
+fn stored_column(s: &Selected<'_>, rows: &[Option<StoredRow>], now_us: i64) -> FeatureColumn {
     let n = rows.len();
-    let mut column = FeatureColumn {
-        name: s.name.clone(),
-        view: s.view.clone(),
-        feature: view.signature.outputs[s.index].name.clone(),
-        data_type: view.signature.outputs[s.index].data_type,
-        values: Vec::with_capacity(n),
-        statuses: Vec::with_capacity(n),
-        event_ts: Vec::with_capacity(n),
-        digests: Vec::with_capacity(n),
-    };
+    let mut column = empty_column(s, n);
     let mut last_digest: Option<Arc<str>> = None;
     for row in rows {
-        let (status, value) = visible(row.as_ref(), s.index, view.ttl, now_us);
+        let (status, value) = visible(row.as_ref(), s.index, s.view.ttl, now_us);
         let visible = !matches!(status, ReadStatus::NotFound);
         let (event_ts, digest) = match row {
             Some(row) if visible => {
@@ -705,48 +753,62 @@ fn stored_column(
 }
 
 /// A served column of a request-time view's output.
-fn computed_column(
-    s: &Selected,
-    view: &ServedView,
-    output: &RecordBatch,
-    now_us: i64,
-) -> Result<FeatureColumn> {
+fn computed_column(s: &Selected<'_>, output: &RecordBatch, now_us: i64) -> Result<FeatureColumn> {
     let array = output.column(s.index);
     let n = output.num_rows();
-    let values = (0..n)
-        .map(|row| crate::materialize::feature_value(array, row))
-        .collect::<Result<Vec<_>>>()?;
-    let statuses = values
-        .iter()
-        .map(|v| match v.is_null() {
+    let mut column = empty_column(s, n);
+    for row in 0..n {
+        let value = crate::materialize::feature_value(array, row)?;
+        column.statuses.push(match value.is_null() {
             true => ReadStatus::NullValue,
             false => ReadStatus::Present,
-        })
-        .collect();
-    Ok(FeatureColumn {
+        });
+        column.values.push(value);
+        column.event_ts.push(Some(now_us));
+        column.digests.push(Some(s.view.digest.clone()));
+    }
+    Ok(column)
+}
+
+/// The column of a selected feature, with room for `rows` values.
+fn empty_column(s: &Selected<'_>, rows: usize) -> FeatureColumn {
+    FeatureColumn {
         name: s.name.clone(),
-        view: s.view.clone(),
-        feature: view.signature.outputs[s.index].name.clone(),
-        data_type: view.signature.outputs[s.index].data_type,
-        values,
-        statuses,
-        event_ts: vec![Some(now_us); n],
-        digests: vec![Some(view.digest.clone()); n],
-    })
+        view: s.view.name.clone(),
+        feature: s.view.outputs[s.index].plain.clone(),
+        data_type: s.view.signature.outputs[s.index].data_type,
+        values: Vec::with_capacity(rows),
+        statuses: Vec::with_capacity(rows),
+        event_ts: Vec::with_capacity(rows),
+        digests: Vec::with_capacity(rows),
+    }
+}
+
+/// What `view` got: its stored rows, or its computed batch. Every view involved has an entry.
+fn find<'a, T>(by_view: &'a [(&str, T)], view: &str) -> &'a T {
+    by_view
+        .iter()
+        .find(|(name, _)| *name == view)
+        .map(|(_, found)| found)
+        .expect("every view involved was read or computed")
 }
 
 /// The values of entity column `name`; an error naming it when the request lacks it.
-fn column<'a>(columns: &HashMap<&str, &'a [Value]>, name: &str, what: &str) -> Result<&'a [Value]> {
-    columns.get(name).copied().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "the request lacks {what} `{name}`: add `\"{name}\": [...]` to `entities`, one \
+fn column<'a>(columns: &EntityColumns<'a>, name: &str, what: &str) -> Result<&'a [Value]> {
+    columns
+        .iter()
+        .find(|(c, _)| *c == name)
+        .map(|(_, values)| *values)
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the request lacks {what} `{name}`: add `\"{name}\": [...]` to `entities`, one \
                  value per row"
-            ),
-        )
-        .with_context("field", format!("entities.{name}"))
-    })
+                ),
+            )
+            .with_context("field", format!("entities.{name}"))
+        })
 }
 
 fn invalid_value(field: &str, row: usize, value: &Value, expected: &str) -> Error {
@@ -767,7 +829,7 @@ fn not_found(message: String) -> Error {
     Error::new(ErrorKind::NotFound, message)
 }
 
-fn push_unique<'a>(list: &mut Vec<&'a str>, item: &'a str) {
+fn push_unique<'a, T: ?Sized + PartialEq>(list: &mut Vec<&'a T>, item: &'a T) {
     if !list.contains(&item) {
         list.push(item);
     }
