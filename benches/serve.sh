@@ -5,7 +5,8 @@
 #   - 10 entities, the same 10 features
 #   - 1 entity, txn:* (5 stored features), with and without the request-time view req:*
 # Each runs for DURATION (default 10s) at every concurrency in CONNECTIONS (default "1 4 8"),
-# one wrk thread. Prints p50 / p99 latency (µs) and requests/s as a Markdown table.
+# one wrk thread. Prints p50 / p99 latency (µs) and requests/s as a Markdown table. STORES
+# (default "embedded redis") picks the stores, ONLY keeps the scenarios whose name contains it.
 #
 #   bash benches/serve.sh
 #
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-1 4 8}
 users=${USERS:-5000}
+stores=${STORES:-embedded redis}
+only=${ONLY:-}
 bin=$PWD/target/release
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
@@ -71,7 +74,7 @@ five='["txn:*"]'
 with_req='["txn:*","req:*"]'
 
 printf '| store | scenario | connections | p50 (µs) | p99 (µs) | requests/s | non-200 |\n|---|---|---|---|---|---|---|\n'
-for store in embedded redis; do
+for store in $stores; do
     repo=$work/$store
     mkdir -p "$repo"
     case $store in
@@ -123,6 +126,7 @@ TOML
     for scenario in "1 entity, 10 features|$ten|1|0" "10 entities, 10 features|$ten|10|0" \
         "1 entity, 5 features|$five|1|0" "1 entity, 5 features + request view|$with_req|1|1"; do
         IFS='|' read -r name features entities amount <<<"$scenario"
+        [[ "$name" == *"$only"* ]] || continue
         for c in $connections; do
             out=$(FEATURES=$features ENTITIES=$entities AMOUNT=$amount USERS=$users \
                 wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features")
