@@ -23,7 +23,7 @@ use skewless_runtime::materialize::Options;
 use skewless_runtime::online::OnlineStore;
 use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo};
 use skewless_runtime::server::{self, AppState, Limits};
-use skewless_runtime::serving::OnlineServing;
+use skewless_runtime::serving::{FeatureRequest, OnlineServing, QUICK_ROWS};
 use skewless_tests::feature_repo::TestRepo;
 use skewless_tests::redis_server::RedisServer;
 use tower::ServiceExt;
@@ -499,6 +499,87 @@ fn failing_transforms_fail_only_their_request() {
             assert_eq!(got, StatusCode::OK, "after mode {mode}: {out}");
             assert_eq!(out["results"][0]["values"], json!([1, 1]));
         }
+    });
+}
+
+/// Small requests on the embedded store are quick (answered in place on an async worker)
+/// until a request-time view call is slow; requests with many rows, and every request on a
+/// store behind a network, never are.
+#[test]
+fn requests_are_quick_until_a_component_is_slow() {
+    let repo = materialized(None);
+    let embedded = serving(&repo, repo.online()).unwrap();
+    let request = |body: Value| FeatureRequest::from_json(body.to_string().as_bytes()).unwrap();
+    let small =
+        request(json!({"features": ["req:*"], "entities": {"user_id": [1], "amount": [2.0]}}));
+    assert!(embedded.is_quick(&small));
+    let rows = QUICK_ROWS + 1;
+    let many = request(json!({"features": ["txn:*"], "entities": {"user_id": vec![1; rows]}}));
+    assert!(!embedded.is_quick(&many));
+    // A fast call of the hostile view changes nothing; one that loops until its deadline does.
+    let chaos =
+        |mode: i32| request(json!({"features": ["chaos:out"], "entities": {"mode": [mode]}}));
+    embedded.get(&chaos(0)).unwrap();
+    assert!(embedded.is_quick(&small));
+    let error = embedded.get(&chaos(1)).unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::DeadlineExceeded, "{error}");
+    assert!(!embedded.is_quick(&small), "a slow component was seen");
+    assert_eq!(embedded.get(&small).unwrap().rows, 1, "still served");
+
+    let redis = RedisServer::start();
+    let store: Arc<dyn OnlineStore> =
+        skewless_runtime::online::open(&skewless_runtime::online::OnlineConfig::Redis {
+            url: redis.url(),
+        })
+        .unwrap();
+    assert!(!serving(&repo, store).unwrap().is_quick(&small));
+}
+
+/// While a component loops on one connection, another connection is answered: the first
+/// slow call, run in place on one async worker, leaves the others serving.
+#[test]
+fn a_looping_component_does_not_hold_other_requests() {
+    let repo = materialized(None);
+    let feature_repo = FeatureRepo::open(repo.path()).unwrap();
+    let engine = TransformEngine::builder()
+        .cache_dir(feature_repo.state_dir().join("compiled"))
+        .deadline(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let serving = OnlineServing::open(
+        &feature_repo,
+        &feature_repo.applied().unwrap(),
+        &engine,
+        repo.online(),
+    )
+    .unwrap();
+    let router = server::router(AppState::new(
+        serving,
+        Limits {
+            max_body_bytes: 1 << 20,
+            request_timeout: Duration::from_secs(3),
+        },
+    ));
+    block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(server::serve(listener, router, std::future::pending()));
+        let slow_body = json!({"features": ["chaos:out"], "entities": {"mode": [1]}}).to_string();
+        let slow = tokio::spawn(async move {
+            skewless_tests::http::post(addr, "/get-online-features", &slow_body).await
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let body =
+            json!({"features": ["txn:amount_log1p"], "entities": {"user_id": [1]}}).to_string();
+        let (status, out) = skewless_tests::http::post(addr, "/get-online-features", &body).await;
+        assert_eq!(status, 200, "{out}");
+        assert!(
+            !slow.is_finished(),
+            "the fast request was answered while the component still looped"
+        );
+        let (status, out) = slow.await.unwrap();
+        assert_eq!(status, 504, "{out}");
+        server.abort();
     });
 }
 

@@ -177,4 +177,9 @@ impl OnlineStore for EmbeddedStore {
     fn backend(&self) -> &'static str {
         "embedded"
     }
+
+    /// A read is a lookup in a memory-mapped file.
+    fn is_local(&self) -> bool {
+        true
+    }
 }

@@ -75,8 +75,9 @@ pub struct WriteStats {
 
 /// The latest feature values per (feature view, entity key). See the [module docs](self).
 ///
-/// The API is synchronous: backends do blocking I/O (a file, a socket with timeouts), and the
-/// async server calls them through `spawn_blocking`.
+/// The API is synchronous: backends do blocking I/O (a file, a socket with timeouts). The
+/// async server runs reads off its workers, except reads of a local store in small, quick
+/// requests ([`OnlineStore::is_local`]).
 pub trait OnlineStore: Send + Sync + Debug {
     /// Writes `rows` of `view`, applying the ordering rule ([`replaces`]) per key atomically,
     /// also against concurrent writers. Among rows for the same key in one call, the newest
@@ -103,6 +104,12 @@ pub trait OnlineStore: Send + Sync + Debug {
 
     /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"` or `"redis"`.
     fn backend(&self) -> &'static str;
+
+    /// Whether reads are served from this process's own memory and files, with no network
+    /// round trip to wait for: a few microseconds for a handful of keys.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// Which online store to use: the `[online]` table of a project file, tagged by `type`.

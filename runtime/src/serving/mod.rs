@@ -26,6 +26,7 @@ mod values;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use arrow_array::{ArrayRef, RecordBatch};
@@ -46,6 +47,13 @@ use crate::signature::{DataType, Signature};
 
 /// The most entity rows one request may carry, unless configured otherwise.
 pub const DEFAULT_MAX_ROWS: usize = 1_000;
+
+/// The most entity rows of a request [`OnlineServing::is_quick`] may call quick.
+pub const QUICK_ROWS: usize = 64;
+
+/// A request-time view call longer than this makes no request quick any more
+/// ([`OnlineServing::is_quick`]): 50 times what a call of a few rows takes here.
+pub const SLOW_CALL: Duration = Duration::from_millis(1);
 
 /// The features of one request, column-major, with what produced them.
 #[derive(Debug, Clone)]
@@ -189,6 +197,8 @@ pub struct OnlineServing {
     refs: HashMap<String, (String, Vec<usize>)>,
     store: Arc<dyn OnlineStore>,
     max_rows: usize,
+    /// Set for good once a request-time view call took longer than [`SLOW_CALL`].
+    slow_call_seen: AtomicBool,
 }
 
 impl OnlineServing {
@@ -303,6 +313,7 @@ impl OnlineServing {
             refs,
             store,
             max_rows: DEFAULT_MAX_ROWS,
+            slow_call_seen: AtomicBool::new(false),
         })
     }
 
@@ -310,6 +321,22 @@ impl OnlineServing {
     pub fn with_max_rows(mut self, max_rows: usize) -> Self {
         self.max_rows = max_rows;
         self
+    }
+
+    /// Whether answering `request` is expected to take microseconds of CPU and no waiting:
+    /// the online store is local ([`OnlineStore::is_local`]), the request has at most
+    /// [`QUICK_ROWS`] rows, and no request-time view call has ever taken longer than
+    /// [`SLOW_CALL`]. The server answers a quick request in place on its async worker, and
+    /// any other off it, so a slow component or a store's network round trip never holds
+    /// a worker twice.
+    pub fn is_quick(&self, request: &FeatureRequest) -> bool {
+        let rows = request
+            .entities
+            .values()
+            .next()
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        self.store.is_local() && rows <= QUICK_ROWS && !self.slow_call_seen.load(Ordering::Relaxed)
     }
 
     /// The online store.
@@ -450,7 +477,16 @@ impl OnlineServing {
         for view in involved.iter().filter(|v| v.kind == ViewKind::Request) {
             let input = self.request_view_input(view, &columns, &stored, rows, now_us)?;
             let started = Instant::now();
-            let output = view.transform.run(&input).map_err(|e| {
+            let output = view.transform.run(&input);
+            let elapsed = started.elapsed();
+            if elapsed > SLOW_CALL && !self.slow_call_seen.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    view = &*view.name,
+                    elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                    "a request-time view call was slow; requests now run off the async workers"
+                );
+            }
+            let output = output.map_err(|e| {
                 // The input was checked against the signature above: a schema mismatch now
                 // is an output that does not fit it, the component's fault.
                 let e = match e.kind() {
@@ -461,9 +497,7 @@ impl OnlineServing {
                 };
                 e.with_context("view", &view.name)
             })?;
-            timings
-                .transforms
-                .push((view.name.clone(), started.elapsed()));
+            timings.transforms.push((view.name.clone(), elapsed));
             computed.push((&view.name, output));
         }
 
