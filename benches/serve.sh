@@ -6,7 +6,8 @@
 #   - 1 entity, txn:* (5 stored features), with and without the request-time view req:*
 # Each runs for DURATION (default 10s) at every concurrency in CONNECTIONS (default "1 4 8"),
 # one wrk thread. Prints p50 / p99 latency (µs) and requests/s as a Markdown table. STORES
-# (default "embedded redis") picks the stores, ONLY keeps the scenarios whose name contains it.
+# (default "embedded redis") picks the stores, ONLY keeps the scenarios whose name contains it,
+# PIN=1 pins the server and the load generator to a CPU each.
 #
 #   bash benches/serve.sh
 #
@@ -17,6 +18,10 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-1 4 8}
 users=${USERS:-5000}
 stores=${STORES:-embedded redis}
+# PIN=1 runs the server on CPU 0 and wrk and redis-server on CPU 1: steadier figures (the
+# threads no longer land on each other's CPU by chance), with a server of one worker.
+server_cpu=() client_cpu=()
+if [ -n "${PIN:-}" ]; then server_cpu=(taskset -c 0) client_cpu=(taskset -c 1); fi
 only=${ONLY:-}
 bin=$PWD/target/release
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
@@ -39,7 +44,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_for() { for _ in $(seq 1 300); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "$1 never answered" >&2; exit 1; }
 
 redis_port=$(free_port)
-redis-server --port "$redis_port" --save "" --appendonly no >/dev/null &
+"${client_cpu[@]}" redis-server --port "$redis_port" --save "" --appendonly no >/dev/null &
 pids+=($!)
 
 "$bin/skewless-datagen" --rows 200000 --users "$users" --days 90 --out "$work/txns.parquet" >/dev/null
@@ -120,7 +125,7 @@ TOML
     "$bin/skewless" apply --repo "$repo" >/dev/null
     "$bin/skewless" materialize --repo "$repo" --all >/dev/null 2>&1
     port=$(free_port)
-    "$bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve-$store.log" &
+    "${server_cpu[@]}" "$bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve-$store.log" &
     pids+=($!)
     wait_for "http://127.0.0.1:$port/ready"
     for scenario in "1 entity, 10 features|$ten|1|0" "10 entities, 10 features|$ten|10|0" \
@@ -129,7 +134,7 @@ TOML
         [[ "$name" == *"$only"* ]] || continue
         for c in $connections; do
             out=$(FEATURES=$features ENTITIES=$entities AMOUNT=$amount USERS=$users \
-                wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features")
+                "${client_cpu[@]}" wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features")
             read -r p50 p99 rps bad <<<"$(grep '^RESULT' <<<"$out" | cut -d' ' -f2-)"
             printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$store" "$name" "$c" "$p50" "$p99" "$rps" "$bad"
         done
