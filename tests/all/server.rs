@@ -138,14 +138,40 @@ fn serving(
     repo: &TestRepo,
     store: Arc<dyn OnlineStore>,
 ) -> skewless_runtime::Result<OnlineServing> {
+    serving_with_deadline(repo, store, Duration::from_millis(300))
+}
+
+/// Serving whose component calls are stopped after `deadline`.
+fn serving_with_deadline(
+    repo: &TestRepo,
+    store: Arc<dyn OnlineStore>,
+    deadline: Duration,
+) -> skewless_runtime::Result<OnlineServing> {
     let feature_repo = FeatureRepo::open(repo.path())?;
     let registry = feature_repo.applied()?;
     let engine = TransformEngine::builder()
         .cache_dir(feature_repo.state_dir().join("compiled"))
-        .deadline(Duration::from_millis(300))
+        .deadline(deadline)
         .memory_limit(64 << 20)
         .build()?;
     OnlineServing::open(&feature_repo, &registry, &engine, store)
+}
+
+/// A router on the embedded store whose component calls are stopped after
+/// `component_deadline` and whose requests answer 504 after `request_timeout`.
+fn router_with_deadlines(
+    repo: &TestRepo,
+    component_deadline: Duration,
+    request_timeout: Duration,
+) -> Router {
+    let serving = serving_with_deadline(repo, repo.online(), component_deadline).unwrap();
+    server::router(AppState::new(
+        serving,
+        Limits {
+            max_body_bytes: 1 << 20,
+            request_timeout,
+        },
+    ))
 }
 
 fn router(repo: &TestRepo, store: Arc<dyn OnlineStore>, limits: Limits) -> Router {
@@ -540,26 +566,7 @@ fn requests_are_quick_until_a_component_is_slow() {
 #[test]
 fn a_looping_component_does_not_hold_other_requests() {
     let repo = materialized(None);
-    let feature_repo = FeatureRepo::open(repo.path()).unwrap();
-    let engine = TransformEngine::builder()
-        .cache_dir(feature_repo.state_dir().join("compiled"))
-        .deadline(Duration::from_secs(3))
-        .build()
-        .unwrap();
-    let serving = OnlineServing::open(
-        &feature_repo,
-        &feature_repo.applied().unwrap(),
-        &engine,
-        repo.online(),
-    )
-    .unwrap();
-    let router = server::router(AppState::new(
-        serving,
-        Limits {
-            max_body_bytes: 1 << 20,
-            request_timeout: Duration::from_secs(3),
-        },
-    ));
+    let router = router_with_deadlines(&repo, Duration::from_secs(3), Duration::from_secs(3));
     block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -588,26 +595,11 @@ fn a_looping_component_does_not_hold_other_requests() {
 #[test]
 fn the_request_deadline_answers_504() {
     let repo = materialized(None);
-    let feature_repo = FeatureRepo::open(repo.path()).unwrap();
-    let engine = TransformEngine::builder()
-        .cache_dir(feature_repo.state_dir().join("compiled"))
-        .deadline(Duration::from_millis(600))
-        .build()
-        .unwrap();
-    let serving = OnlineServing::open(
-        &feature_repo,
-        &feature_repo.applied().unwrap(),
-        &engine,
-        repo.online(),
-    )
-    .unwrap();
-    let router = server::router(AppState::new(
-        serving,
-        Limits {
-            max_body_bytes: 1 << 20,
-            request_timeout: Duration::from_millis(200),
-        },
-    ));
+    let router = router_with_deadlines(
+        &repo,
+        Duration::from_millis(600),
+        Duration::from_millis(200),
+    );
     block_on(async {
         let body = json!({"features": ["chaos:out"], "entities": {"mode": [1]}}).to_string();
         let (status, out) = call(&router, "POST", "/get-online-features", &body).await;
