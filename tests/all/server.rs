@@ -168,8 +168,8 @@ fn router_with_deadlines(
     server::router(AppState::new(
         serving,
         Limits {
-            max_body_bytes: 1 << 20,
             request_timeout,
+            ..Limits::default()
         },
     ))
 }
@@ -183,6 +183,7 @@ fn limits() -> Limits {
     Limits {
         max_body_bytes: 64 * 1024,
         request_timeout: Duration::from_secs(5),
+        max_in_flight: 16,
     }
 }
 
@@ -587,6 +588,56 @@ fn a_looping_component_does_not_hold_other_requests() {
         let (status, out) = slow.await.unwrap();
         assert_eq!(status, 504, "{out}");
         server.abort();
+    });
+}
+
+/// One feature request more than the server answers at once is refused at once with a 503
+/// naming the limit; health checks are not counted; once the others finish, requests are
+/// served again.
+#[test]
+fn requests_over_the_in_flight_limit_get_503() {
+    let repo = materialized(None);
+    let router = router(
+        &repo,
+        repo.online(),
+        Limits {
+            max_in_flight: 1,
+            ..limits()
+        },
+    );
+    block_on(async {
+        let slow = router.clone();
+        let slow = tokio::spawn(async move {
+            let body = json!({"features": ["chaos:out"], "entities": {"mode": [1]}}).to_string();
+            call(&slow, "POST", "/get-online-features", &body).await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let body =
+            json!({"features": ["txn:amount_log1p"], "entities": {"user_id": [1]}}).to_string();
+        let (status, out) = call(&router, "POST", "/v1/online-features", &body).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{out}");
+        assert_eq!(out["error"]["kind"], "unavailable", "{out}");
+        let message = out["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("limit of 1 feature requests at once"),
+            "{message}"
+        );
+        assert!(message.contains("--max-in-flight"), "{message}");
+        assert_eq!(call(&router, "GET", "/health", "").await.0, StatusCode::OK);
+        assert!(!slow.is_finished(), "the slow request was still in flight");
+
+        let (status, out) = slow.await.unwrap();
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT, "{out}");
+        let (status, out) = call(&router, "POST", "/get-online-features", &body).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        let (_, metrics) = call(&router, "GET", "/metrics", "").await;
+        let metrics = metrics.as_str().unwrap();
+        assert!(
+            metrics.contains(
+                r#"skewless_errors_total{endpoint="online-features",kind="unavailable"} 1"#
+            ),
+            "{metrics}"
+        );
     });
 }
 

@@ -31,6 +31,9 @@ pub(super) struct ServeArgs {
     /// or the global --deadline-ms if shorter).
     #[arg(long, value_name = "MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     request_timeout_ms: u64,
+    /// The most feature requests answered at once; beyond, a request gets a 503 at once.
+    #[arg(long, default_value_t = Limits::default().max_in_flight, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_in_flight: usize,
 }
 
 /// Loads the repo's views (refusing a component whose digest differs from the registry),
@@ -62,6 +65,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         Limits {
             max_body_bytes: args.max_body_bytes,
             request_timeout,
+            max_in_flight: args.max_in_flight,
         },
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -45,6 +45,20 @@ impl ApiError {
         }
     }
 
+    /// A feature request over the limit of requests answered at once.
+    pub(crate) fn overloaded(limit: usize) -> Self {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            error: Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the server is answering its limit of {limit} feature requests at once; \
+                     retry shortly, or raise the server's --max-in-flight"
+                ),
+            ),
+        }
+    }
+
     /// A route that does not exist, or a method a route does not take.
     pub(crate) fn no_route(status: StatusCode, method: &str, path: &str) -> Self {
         let message = match status {

@@ -24,6 +24,7 @@ mod render;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -51,6 +52,9 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// The deadline of one request, from the body read to the rendered answer (504 beyond).
     pub request_timeout: Duration,
+    /// The most feature requests answered at once; one more is refused at once with a 503
+    /// rather than queued behind the others past its deadline.
+    pub max_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -58,6 +62,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 1 << 20,
             request_timeout: Duration::from_secs(1),
+            max_in_flight: 512,
         }
     }
 }
@@ -68,6 +73,8 @@ pub struct AppState {
     serving: Arc<OnlineServing>,
     metrics: Arc<Metrics>,
     limits: Limits,
+    /// Feature requests being answered now.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl AppState {
@@ -78,7 +85,29 @@ impl AppState {
             serving: Arc::new(serving),
             metrics: Arc::new(metrics),
             limits,
+            in_flight: Arc::new(AtomicUsize::new(0)),
         }
+    }
+
+    /// Admits one more feature request, or `None` when `max_in_flight` are being answered.
+    fn admit(&self) -> Option<Admitted> {
+        let admitted = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.limits.max_in_flight).then_some(n + 1)
+            })
+            .is_ok();
+        admitted.then(|| Admitted(self.in_flight.clone()))
+    }
+}
+
+/// One admitted feature request; leaving its place when dropped.
+#[derive(Debug)]
+struct Admitted(Arc<AtomicUsize>);
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -154,6 +183,17 @@ async fn features(
     render: impl FnOnce(&OnlineFeatures) -> serde_json::Result<Vec<u8>>,
 ) -> Response {
     let started = Instant::now();
+    let Some(_admitted) = state.admit() else {
+        let response = failed(
+            state,
+            endpoint,
+            ApiError::overloaded(state.limits.max_in_flight),
+        );
+        state
+            .metrics
+            .request(endpoint, response.status().as_u16(), started.elapsed());
+        return response;
+    };
     let response = match answer(state, body).await {
         Ok(features) => {
             state
