@@ -286,9 +286,7 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
     let online = crate::online::open(&repo.online_config())?;
     let rows = online.read(&args.view, &keys)?;
     let ttl = crate::registry::RepoSpec::ttl(view)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
+    let now = crate::micros::now();
     for (key, row) in keys.iter().zip(&rows) {
         println!("{} {key}", args.view);
         for (i, field) in applied.signature.outputs.iter().enumerate() {

@@ -59,7 +59,7 @@ pub fn as_of_join<'k>(
         runs[id as usize] = (start, end);
         start = end;
     }
-    let ttl_us = ttl.map(|t| i64::try_from(t.as_micros()).unwrap_or(i64::MAX));
+    let ttl_us = ttl.map(crate::micros::duration);
     entities
         .into_iter()
         .map(|(key, t)| {

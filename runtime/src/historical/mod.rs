@@ -30,7 +30,6 @@ mod spill;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
@@ -290,9 +289,7 @@ impl Retrieval<'_> {
             .columns(columns)
             .batch_size(crate::files::DEFAULT_BATCH_SIZE);
         if let (Some(min), Some(max)) = (labels.iter().min(), labels.iter().max()) {
-            let ttl_us = ttl.map_or(i64::MAX, |t: Duration| {
-                i64::try_from(t.as_micros()).unwrap_or(i64::MAX)
-            });
+            let ttl_us = ttl.map_or(i64::MAX, crate::micros::duration);
             scan = scan.time_range(EVENT_TS, min.saturating_sub(ttl_us), max.saturating_add(1));
         }
         let mut stream = rt.block_on(self.context.offline.scan(&table, scan))?;

@@ -140,7 +140,7 @@ impl Job<'_> {
         let table = self.context.repo.feature_table(view_name)?;
         let history = rt.block_on(self.context.offline.snapshots(&table))?;
 
-        let end = options.end_us.unwrap_or_else(now_us);
+        let end = options.end_us.unwrap_or_else(crate::micros::now);
         let start = match (options.incremental, options.start_us) {
             (true, Some(_)) => {
                 return Err(Error::new(
@@ -293,12 +293,6 @@ fn last_window_end(history: &[SnapshotInfo], view: &str) -> Option<i64> {
         .filter(|s| s.summary.get(summary::VIEW).map(String::as_str) == Some(view))
         .filter_map(|s| s.summary.get(summary::WINDOW_END)?.parse().ok())
         .max()
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64)
 }
 
 /// How source and output columns become feature-table rows.

@@ -60,11 +60,10 @@ pub fn status_at(
     if row.event_ts > now_us {
         return ReadStatus::NotFound;
     }
-    if let Some(ttl) = ttl {
-        let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
-        if row.event_ts < now_us.saturating_sub(ttl_us) {
-            return ReadStatus::OutsideMaxAge;
-        }
+    if let Some(ttl) = ttl
+        && row.event_ts < now_us.saturating_sub(crate::micros::duration(ttl))
+    {
+        return ReadStatus::OutsideMaxAge;
     }
     match row.values.get(feature_index) {
         None => ReadStatus::NotFound,

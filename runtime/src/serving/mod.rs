@@ -354,10 +354,7 @@ impl OnlineServing {
     /// Answers `request` at the current time. Blocking: it reads the store and runs
     /// components.
     pub fn get(&self, request: &FeatureRequest) -> Result<OnlineFeatures> {
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        self.get_at(request, now_us)
+        self.get_at(request, crate::micros::now())
     }
 
     /// Answers `request` as if it were `now_us` (µs since the epoch): the TTL and "rows from
