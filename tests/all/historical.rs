@@ -32,6 +32,15 @@ created_timestamp = "ingested_at"
 transform = "{TRANSACTION_FEATURES}"
 ttl = "{TTL}"
 
+# The same features without a TTL; materialized only where a test needs it.
+[[batch_view]]
+name = "txn_all"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+created_timestamp = "ingested_at"
+transform = "{TRANSACTION_FEATURES}"
+
 [[request_view]]
 name = "req"
 transform = "{REQUEST_AMOUNT_RATIO}"
@@ -274,6 +283,36 @@ fn the_point_in_time_join_equals_the_brute_force_definition_with_and_without_ttl
         }
         assert_eq!(spill_leftovers(&repo), Vec::<std::path::PathBuf>::new());
     }
+}
+
+/// Two batch views on the same join keys, joined in one retrieval (the entity rows' keys are
+/// built once for both), give what each gives alone, each under its own TTL.
+#[test]
+fn views_sharing_join_keys_join_as_they_do_alone() {
+    let repo = setup("2h");
+    repo.materialize("txn_all", &Options::default(), repo.online().as_ref())
+        .unwrap();
+    let both = retrieve(&repo, &["txn:amount_log1p", "txn_all:amount_log1p"], None).batch;
+    let ttl = retrieve(&repo, &["txn:amount_log1p"], None).batch;
+    let all = retrieve(&repo, &["txn_all:amount_log1p"], None).batch;
+    let column = |batch: &RecordBatch, name: &str| batch.column_by_name(name).unwrap().to_data();
+    assert_eq!(
+        column(&both, "txn__amount_log1p"),
+        column(&ttl, "txn__amount_log1p")
+    );
+    assert_eq!(
+        column(&both, "txn_all__amount_log1p"),
+        column(&all, "txn_all__amount_log1p")
+    );
+    // The TTL made a difference: rows older than 2 h are null in `txn` only.
+    let (with_ttl, without) = (
+        column(&both, "txn__amount_log1p"),
+        column(&both, "txn_all__amount_log1p"),
+    );
+    assert!(
+        with_ttl.null_count() > without.null_count(),
+        "{with_ttl:?} {without:?}"
+    );
 }
 
 #[test]

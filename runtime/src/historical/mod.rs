@@ -40,7 +40,8 @@ use futures::TryStreamExt;
 use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::ScanOptions;
-use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
+use crate::online::EntityKey;
+use crate::registry::{AppliedView, FeatureRef, KeyType, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
 use keys::entity_keys;
 pub use partition::MemoryBudget;
@@ -77,6 +78,31 @@ pub struct TrainingSet {
     pub spill_bytes: u64,
 }
 
+/// What the joins of every batch view share within one retrieval.
+struct JoinInputs<'a> {
+    entities: &'a RecordBatch,
+    labels: &'a [i64],
+    request: &'a Request,
+    /// The entity rows' keys per list of join keys, built once for the views that share them.
+    keys: Vec<(JoinKeyList, Arc<Vec<EntityKey>>)>,
+    spill: SpillDir,
+}
+
+/// A view's join keys, in order, with their types.
+type JoinKeyList = Vec<(String, KeyType)>;
+
+impl JoinInputs<'_> {
+    /// The entity rows' keys under `join_keys`.
+    fn entity_keys(&mut self, join_keys: &[(String, KeyType)]) -> Result<Arc<Vec<EntityKey>>> {
+        if let Some((_, keys)) = self.keys.iter().find(|(k, _)| k.as_slice() == join_keys) {
+            return Ok(keys.clone());
+        }
+        let keys = Arc::new(entity_keys(self.entities, join_keys)?);
+        self.keys.push((join_keys.to_vec(), keys.clone()));
+        Ok(keys)
+    }
+}
+
 /// Historical retrieval over a repo and its stores.
 #[derive(Debug)]
 pub struct Retrieval<'a> {
@@ -110,17 +136,23 @@ impl Retrieval<'_> {
                 }
             }
         }
-        // Dropped (and its folder removed) when `run` returns, whether it succeeds or not.
-        let mut spill = SpillDir::new(match &request.memory.spill_dir {
-            Some(dir) => dir.clone(),
-            None => self.context.repo.state_dir().join("tmp"),
-        });
+        let mut join = JoinInputs {
+            entities,
+            labels: &labels,
+            request,
+            keys: Vec::new(),
+            // Dropped (and its folder removed) when `run` returns, whether it succeeds or not.
+            spill: SpillDir::new(match &request.memory.spill_dir {
+                Some(dir) => dir.clone(),
+                None => self.context.repo.state_dir().join("tmp"),
+            }),
+        };
         let mut joined: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
         let mut digests = BTreeMap::new();
         for (view, features) in &stored {
             let (columns, snapshot) = self
-                .join_batch_view(view, features, entities, &labels, request, &mut spill)
+                .join_batch_view(view, features, &mut join)
                 .map_err(|e| e.with_context("view", view))?;
             for (feature, column) in features.iter().zip(columns) {
                 joined.insert((view.clone(), feature.clone()), column);
@@ -158,7 +190,7 @@ impl Retrieval<'_> {
             };
             outputs.push((name, column));
         }
-        let (spill_files, spill_bytes) = spill.spilled();
+        let (spill_files, spill_bytes) = join.spill.spilled();
         Ok(TrainingSet {
             batch: assemble(entities, outputs)?,
             snapshots,
@@ -243,11 +275,9 @@ impl Retrieval<'_> {
         &self,
         view: &str,
         features: &[String],
-        entities: &RecordBatch,
-        labels: &[i64],
-        request: &Request,
-        spill: &mut SpillDir,
+        join: &mut JoinInputs<'_>,
     ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
+        let (labels, request) = (join.labels, join.request);
         let rt = self.context.runtime;
         let spec = self.context.repo.batch_view(view)?;
         let ttl = RepoSpec::ttl(spec)?;
@@ -271,7 +301,7 @@ impl Retrieval<'_> {
                 .block_on(self.context.offline.current_snapshot(&table))?
                 .map(|s| s.snapshot_id),
         };
-        let entity_keys = entity_keys(entities, &keys)?;
+        let entity_keys = join.entity_keys(&keys)?;
         let Some(snapshot_id) = snapshot else {
             let nulls = fields
                 .iter()
@@ -302,7 +332,7 @@ impl Retrieval<'_> {
             key_columns: &keys,
             fields: &fields,
         };
-        let columns = partition::join(&query, &mut batches, &request.memory, spill)?;
+        let columns = partition::join(&query, &mut batches, &request.memory, &mut join.spill)?;
         Ok((columns, Some(snapshot_id)))
     }
 
