@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::assets::{self, C_HELPER, WIT, WORLD};
 use super::process::{self, Tools};
-use super::stamp::{self, Stamp};
+use super::stamp::Stamp;
 use crate::error::{Error, ErrorKind, Result};
 
 /// How to install the toolchain, as the missing-tool errors say it.
@@ -29,18 +29,18 @@ const TARGET: &str = "--target=wasm32-wasi";
 pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
     let clang = find_clang(tools)?;
     let out = super::component_path(project, target_dir);
-    let sources: Vec<PathBuf> = stamp::source_files(project)?
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
-        .map(|p| project.join(p))
-        .collect();
     let mut stamp = Stamp::new("c");
     stamp.text(&clang.to_string_lossy());
     stamp.text(&process::version(tools, &clang));
     stamp.text(WIT);
     stamp.text(C_HELPER);
     stamp.text(wit_bindgen_c_version());
-    stamp.project(project)?;
+    let sources: Vec<PathBuf> = stamp
+        .project(project, &["c", "h"])?
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .map(|p| project.join(p))
+        .collect();
     if stamp.is_fresh(&out) {
         return Ok((out, false));
     }

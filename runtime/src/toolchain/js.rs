@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 use super::assets::{self, JS_HELPER, WIT, WORLD};
 use super::process::{self, Tools};
-use super::stamp::{self, Stamp};
+use super::stamp::Stamp;
 use crate::error::{Error, Result};
 
 /// How to install the tool, as the missing-tool error says it.
 pub(super) const INSTALL: &str = "install it with `npm install -g \
      @bytecodealliance/componentize-js@0.23.0` (Node.js 18 or newer)";
 
-/// Source files staged for the build.
+/// Source files: staged for the build, and what the build stamp covers.
 const STAGED_EXTENSIONS: [&str; 3] = ["js", "mjs", "json"];
 
 pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<(PathBuf, bool)> {
@@ -29,7 +29,7 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     stamp.text(&process::version(tools, &tool));
     stamp.text(WIT);
     stamp.text(JS_HELPER);
-    stamp.project(project)?;
+    let staged = stamp.project(project, &STAGED_EXTENSIONS)?;
     if stamp.is_fresh(&out) {
         return Ok((out, false));
     }
@@ -42,14 +42,11 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
         std::fs::remove_dir_all(&sources)
             .map_err(|e| Error::from(e).with_context("directory", sources.display()))?;
     }
-    for relative in stamp::source_files(project)? {
-        let staged = relative
-            .extension()
-            .is_some_and(|e| STAGED_EXTENSIONS.iter().any(|s| e == *s));
-        if staged {
-            let contents = std::fs::read(project.join(&relative))?;
-            assets::write_if_changed(&sources.join(&relative), &contents)?;
-        }
+    for relative in &staged {
+        let path = project.join(relative);
+        let contents = std::fs::read(&path)
+            .map_err(|e| Error::from(e).with_context("file", path.display()))?;
+        assets::write_if_changed(&sources.join(relative), &contents)?;
     }
     assets::write_if_changed(&sources.join("skewless_guest.js"), JS_HELPER.as_bytes())?;
     let tmp = super::temporary(&out);

@@ -226,12 +226,19 @@ pub fn build(project: &Path, options: &BuildOptions) -> Result<Built> {
         Language::C => c::build(&project, &target_dir, &tools),
     }
     .map_err(context)?;
-    let bytes = std::fs::read(&path)
-        .map_err(|e| context(Error::from(e).with_context("component", path.display())))?;
+    // Recorded by the build that wrote it (none for Rust, whose builds cargo keeps).
+    let (size, digest) = match stamp::recorded(&path) {
+        Some(recorded) => recorded,
+        None => {
+            let bytes = std::fs::read(&path)
+                .map_err(|e| context(Error::from(e).with_context("component", path.display())))?;
+            (bytes.len() as u64, crate::engine::digest(&bytes))
+        }
+    };
     Ok(Built {
         language,
-        size: bytes.len() as u64,
-        digest: crate::engine::digest(&bytes),
+        size,
+        digest,
         path,
         rebuilt,
     })
@@ -245,15 +252,18 @@ fn temporary(out: &Path) -> PathBuf {
 /// Moves a freshly written component into place and records the inputs it was built from.
 /// A concurrent reader sees the old component or the new one, never half of one.
 fn finish(tool: &str, tmp: &Path, out: &Path, stamp: &stamp::Stamp) -> Result<()> {
-    if !tmp.exists() {
+    let Ok(bytes) = std::fs::read(tmp) else {
         return Err(Error::new(
             ErrorKind::Internal,
-            format!("{tool} reported success but wrote no component"),
+            format!(
+                "{tool} reported success but wrote no component; check that the installed \
+                 {tool} is the version `skewless build` expects (a missing-tool error names it)"
+            ),
         )
         .with_context("expected", tmp.display()));
-    }
+    };
     std::fs::rename(tmp, out).map_err(|e| Error::from(e).with_context("file", out.display()))?;
-    stamp.record(out)
+    stamp.record(out, bytes.len() as u64, &crate::engine::digest(&bytes))
 }
 
 /// Where a project's component is written in `target_dir`.

@@ -23,7 +23,7 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     stamp.text(&process::version(tools, &tool));
     stamp.text(WIT);
     stamp.text(PYTHON_HELPER);
-    stamp.project(project)?;
+    stamp.project(project, &["py"])?;
     if stamp.is_fresh(&out) {
         return Ok((out, false));
     }

@@ -3,9 +3,11 @@
 //! Interpreted-language builds take several seconds (componentize-py and componentize-js
 //! snapshot a whole interpreter) and produce a new component each time. A build records a
 //! digest of everything it depends on in `<component>.inputs`; the next build with the same
-//! digest reuses the component. The digest covers every file of the project (outside
-//! `target/`, hidden directories, `__pycache__` and `node_modules`), the embedded WIT and
-//! helpers, and the tool's path and version.
+//! digest reuses the component. The digest covers the project's source files of the language
+//! (outside `target/`, hidden directories, `__pycache__` and `node_modules`; a sample input or
+//! an output written into the project does not count), the embedded WIT and helpers, and the
+//! tool's path and version. The record also holds the component's size and digest, so an
+//! up-to-date build need not read the component again.
 
 use std::path::{Path, PathBuf};
 
@@ -60,16 +62,18 @@ impl Stamp {
         self.hasher.update(bytes);
     }
 
-    /// Adds every source file under `project`: relative path and contents, in sorted order.
-    pub(super) fn project(&mut self, project: &Path) -> Result<()> {
-        for relative in source_files(project)? {
-            let path = project.join(&relative);
+    /// Adds every source file under `project` whose extension is one of `extensions`:
+    /// relative path and contents, in sorted order. Returns those files, relative to `project`.
+    pub(super) fn project(&mut self, project: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
+        let files = source_files(project, extensions)?;
+        for relative in &files {
+            let path = project.join(relative);
             let contents = std::fs::read(&path)
                 .map_err(|e| Error::from(e).with_context("file", path.display()))?;
             self.text(&relative.to_string_lossy());
             self.bytes(&contents);
         }
-        Ok(())
+        Ok(files)
     }
 
     fn digest(&self) -> String {
@@ -80,15 +84,27 @@ impl Stamp {
     pub(super) fn is_fresh(&self, component: &Path) -> bool {
         component.exists()
             && std::fs::read_to_string(stamp_path(component))
-                .is_ok_and(|recorded| recorded.trim() == self.digest())
+                .is_ok_and(|recorded| recorded.lines().next() == Some(self.digest().as_str()))
     }
 
-    /// Records that `component` was built from these inputs.
-    pub(super) fn record(&self, component: &Path) -> Result<()> {
+    /// Records that `component`, `size` bytes with digest `digest`, was built from these
+    /// inputs.
+    pub(super) fn record(&self, component: &Path, size: u64, digest: &str) -> Result<()> {
         let path = stamp_path(component);
-        std::fs::write(&path, self.digest())
+        std::fs::write(&path, format!("{}\n{size}\n{digest}\n", self.digest()))
             .map_err(|e| Error::from(e).with_context("file", path.display()))
     }
+}
+
+/// The size and digest recorded for `component` by its last build, if the record is there and
+/// the component still has that size.
+pub(super) fn recorded(component: &Path) -> Option<(u64, String)> {
+    let record = std::fs::read_to_string(stamp_path(component)).ok()?;
+    let mut lines = record.lines().skip(1);
+    let size: u64 = lines.next()?.parse().ok()?;
+    let digest = lines.next()?.to_owned();
+    let actual = std::fs::metadata(component).ok()?.len();
+    (actual == size && digest.starts_with("sha256:")).then_some((size, digest))
 }
 
 fn stamp_path(component: &Path) -> PathBuf {
@@ -97,11 +113,15 @@ fn stamp_path(component: &Path) -> PathBuf {
     component.with_file_name(name)
 }
 
-/// Every source file under `project`, relative to it (outputs, caches and hidden directories
-/// left out).
-pub(super) fn source_files(project: &Path) -> Result<Vec<PathBuf>> {
+/// Every file under `project` with one of `extensions`, relative to it (outputs, caches and
+/// hidden directories left out).
+fn source_files(project: &Path, extensions: &[&str]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     collect(project, project, &mut files)?;
+    files.retain(|f| {
+        f.extension()
+            .is_some_and(|e| extensions.iter().any(|x| e == *x))
+    });
     files.sort();
     Ok(files)
 }
