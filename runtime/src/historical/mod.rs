@@ -41,7 +41,7 @@ use crate::apply::{CREATED_TS, EVENT_TS, join_keys};
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::ScanOptions;
 use crate::online::EntityKey;
-use crate::registry::{AppliedView, FeatureRef, KeyType, RepoContext, RepoSpec, ViewKind};
+use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
 use keys::entity_keys;
 pub use partition::MemoryBudget;
@@ -78,31 +78,6 @@ pub struct TrainingSet {
     pub spill_bytes: u64,
 }
 
-/// What the joins of every batch view share within one retrieval.
-struct JoinInputs<'a> {
-    entities: &'a RecordBatch,
-    labels: &'a [i64],
-    request: &'a Request,
-    /// The entity rows' keys per list of join keys, built once for the views that share them.
-    keys: Vec<(JoinKeyList, Arc<Vec<EntityKey>>)>,
-    spill: SpillDir,
-}
-
-/// A view's join keys, in order, with their types.
-type JoinKeyList = Vec<(String, KeyType)>;
-
-impl JoinInputs<'_> {
-    /// The entity rows' keys under `join_keys`.
-    fn entity_keys(&mut self, join_keys: &[(String, KeyType)]) -> Result<Arc<Vec<EntityKey>>> {
-        if let Some((_, keys)) = self.keys.iter().find(|(k, _)| k.as_slice() == join_keys) {
-            return Ok(keys.clone());
-        }
-        let keys = Arc::new(entity_keys(self.entities, join_keys)?);
-        self.keys.push((join_keys.to_vec(), keys.clone()));
-        Ok(keys)
-    }
-}
-
 /// Historical retrieval over a repo and its stores.
 #[derive(Debug)]
 pub struct Retrieval<'a> {
@@ -136,24 +111,33 @@ impl Retrieval<'_> {
                 }
             }
         }
-        let mut join = JoinInputs {
-            entities,
-            labels: &labels,
-            request,
-            keys: Vec::new(),
-            // Dropped (and its folder removed) when `run` returns, whether it succeeds or not.
-            spill: SpillDir::new(match &request.memory.spill_dir {
-                Some(dir) => dir.clone(),
-                None => self.context.repo.state_dir().join("tmp"),
-            }),
-        };
+        // Dropped (and its folder removed) when `run` returns, whether it succeeds or not.
+        let mut spill = SpillDir::new(match &request.memory.spill_dir {
+            Some(dir) => dir.clone(),
+            None => self.context.repo.state_dir().join("tmp"),
+        });
+        // The entity rows' keys, built once per list of join keys (views on the same entities
+        // share them).
+        let mut keys_by_join_keys = Vec::new();
         let mut joined: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
         let mut digests = BTreeMap::new();
         for (view, features) in &stored {
+            let in_view = |e: Error| e.with_context("view", view);
+            let spec = self.context.repo.batch_view(view).map_err(in_view)?;
+            let key_list = join_keys(self.context.repo, &spec.entities);
+            let index = match keys_by_join_keys.iter().position(|(k, _)| *k == key_list) {
+                Some(index) => index,
+                None => {
+                    let keys = entity_keys(entities, &key_list).map_err(in_view)?;
+                    keys_by_join_keys.push((key_list, keys));
+                    keys_by_join_keys.len() - 1
+                }
+            };
+            let keys = &keys_by_join_keys[index].1;
             let (columns, snapshot) = self
-                .join_batch_view(view, features, &mut join)
-                .map_err(|e| e.with_context("view", view))?;
+                .join_batch_view(view, features, keys, &labels, request, &mut spill)
+                .map_err(in_view)?;
             for (feature, column) in features.iter().zip(columns) {
                 joined.insert((view.clone(), feature.clone()), column);
             }
@@ -190,7 +174,7 @@ impl Retrieval<'_> {
             };
             outputs.push((name, column));
         }
-        let (spill_files, spill_bytes) = join.spill.spilled();
+        let (spill_files, spill_bytes) = spill.spilled();
         Ok(TrainingSet {
             batch: assemble(entities, outputs)?,
             snapshots,
@@ -275,9 +259,11 @@ impl Retrieval<'_> {
         &self,
         view: &str,
         features: &[String],
-        join: &mut JoinInputs<'_>,
+        entity_keys: &[EntityKey],
+        labels: &[i64],
+        request: &Request,
+        spill: &mut SpillDir,
     ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
-        let (labels, request) = (join.labels, join.request);
         let rt = self.context.runtime;
         let spec = self.context.repo.batch_view(view)?;
         let ttl = RepoSpec::ttl(spec)?;
@@ -301,7 +287,6 @@ impl Retrieval<'_> {
                 .block_on(self.context.offline.current_snapshot(&table))?
                 .map(|s| s.snapshot_id),
         };
-        let entity_keys = join.entity_keys(&keys)?;
         let Some(snapshot_id) = snapshot else {
             let nulls = fields
                 .iter()
@@ -326,13 +311,13 @@ impl Retrieval<'_> {
         // The scan, a batch at a time: only what the budget allows is ever held.
         let mut batches = std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose());
         let query = partition::Query {
-            keys: &entity_keys,
+            keys: entity_keys,
             labels,
             ttl,
             key_columns: &keys,
             fields: &fields,
         };
-        let columns = partition::join(&query, &mut batches, &request.memory, &mut join.spill)?;
+        let columns = partition::join(&query, &mut batches, &request.memory, spill)?;
         Ok((columns, Some(snapshot_id)))
     }
 

@@ -117,8 +117,8 @@ pub(super) async fn scan(
     // order the scan is asked for: iceberg-rust 0.10 relabels rather than reorders a
     // projection whose columns are out of field order but of equal types (two float64 columns
     // asked for as `[b, a]` come back as `b` holding `a`'s values). The batches are put in
-    // the requested order by name below.
-    let mut reorder: Option<Vec<String>> = None;
+    // the requested order below: `reorder[i]` is where requested column `i` comes back.
+    let mut reorder: Option<Vec<usize>> = None;
     if let Some(columns) = &options.columns {
         if let Some(column) = columns.iter().find(|c| schema.field_by_name(c).is_none()) {
             return Err(missing_column(column));
@@ -126,7 +126,8 @@ pub(super) async fn scan(
         let mut in_field_order = columns.clone();
         in_field_order.sort_by_key(|c| schema.field_by_name(c).map(|f| f.id));
         if in_field_order != *columns {
-            reorder = Some(columns.clone());
+            let position = |c: &String| in_field_order.iter().position(|x| x == c);
+            reorder = columns.iter().map(position).collect();
         }
         builder = builder.select(in_field_order.iter());
     }
@@ -182,22 +183,9 @@ pub(super) async fn scan(
     })
 }
 
-/// `batch`'s columns in the order of `columns` (names it holds).
-fn in_requested_order(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let indices = columns
-        .iter()
-        .map(|c| {
-            schema.index_of(c).map_err(|_| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("the scan returned no column `{c}`"),
-                )
-                .with_context("column", c)
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    batch.project(&indices).map_err(|e| {
+/// `batch`'s columns in the order `indices` gives.
+fn in_requested_order(batch: &RecordBatch, indices: &[usize]) -> Result<RecordBatch> {
+    batch.project(indices).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
             format!("reordering scanned columns: {e}"),
