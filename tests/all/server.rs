@@ -535,7 +535,11 @@ fn failing_transforms_fail_only_their_request() {
 #[test]
 fn requests_are_quick_until_a_component_is_slow() {
     let repo = materialized(None);
-    let embedded = serving(&repo, repo.online()).unwrap();
+    // A call is slow past 100 ms here: a fast call stays well under it even on a busy
+    // machine, and the looping one runs to its 300 ms deadline.
+    let embedded = serving(&repo, repo.online())
+        .unwrap()
+        .with_slow_call(Duration::from_millis(100));
     let request = |body: Value| FeatureRequest::from_json(body.to_string().as_bytes()).unwrap();
     let small =
         request(json!({"features": ["req:*"], "entities": {"user_id": [1], "amount": [2.0]}}));

@@ -371,26 +371,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     } = context;
     let features = match &args.service {
         Some(name) => {
-            let service = repo
-                .spec()
-                .feature_services
-                .iter()
-                .find(|s| s.name == *name)
-                .ok_or_else(|| {
-                    let known: Vec<&str> = repo
-                        .spec()
-                        .feature_services
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect();
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "there is no feature service `{name}` (feature services: [{}])",
-                            known.join(", ")
-                        ),
-                    )
-                })?;
+            let service = repo.feature_service(name)?;
             service
                 .features
                 .iter()

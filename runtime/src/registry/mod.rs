@@ -12,8 +12,8 @@ mod spec;
 
 pub use applied::{AppliedRegistry, AppliedView, ViewKind};
 pub use duration::parse_duration;
-pub(crate) use repo::problems_error;
 pub use repo::{FEATURE_NAMESPACE, FeatureRepo, OpenedRepo, RepoContext, new_runtime};
+pub(crate) use repo::{problems_error, unknown_feature_service};
 pub use spec::{
     BatchViewSpec, EntitySpec, FeatureRef, FeatureServiceSpec, JoinKeySpec, KeyType, OfflineSpec,
     OnlineSpec, ProjectSpec, REPO_FILE, RepoSpec, RequestInputSpec, RequestViewSpec,

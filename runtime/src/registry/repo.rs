@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use super::applied::AppliedRegistry;
-use super::spec::{BatchViewSpec, OfflineSpec, OnlineSpec, RepoSpec};
+use super::spec::{BatchViewSpec, FeatureServiceSpec, OfflineSpec, OnlineSpec, RepoSpec};
 use crate::engine::{Transform, TransformEngine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::{OfflineConfig, TableName};
@@ -135,6 +135,15 @@ impl FeatureRepo {
                     ),
                 )
             })
+    }
+
+    /// The feature service called `name`; an error listing the known ones when there is none.
+    pub fn feature_service(&self, name: &str) -> Result<&FeatureServiceSpec> {
+        let services = &self.spec.feature_services;
+        services
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| unknown_feature_service(name, services.iter().map(|s| s.name.as_str())))
     }
 
     /// The offline feature table of a batch view.
@@ -270,6 +279,21 @@ pub(crate) fn problems_error(problems: &[String]) -> Error {
             problems.len(),
             if problems.len() == 1 { "" } else { "s" },
             list.join("\n")
+        ),
+    )
+}
+
+/// The error for a feature service that is not declared, listing the `known` ones.
+pub(crate) fn unknown_feature_service<'a>(
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> Error {
+    let known: Vec<&str> = known.collect();
+    Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "there is no feature service `{name}` (feature services: [{}])",
+            known.join(", ")
         ),
     )
 }

@@ -183,17 +183,6 @@ async fn features(
     render: impl FnOnce(&OnlineFeatures) -> serde_json::Result<Vec<u8>>,
 ) -> Response {
     let started = Instant::now();
-    let Some(_admitted) = state.admit() else {
-        let response = failed(
-            state,
-            endpoint,
-            ApiError::overloaded(state.limits.max_in_flight),
-        );
-        state
-            .metrics
-            .request(endpoint, response.status().as_u16(), started.elapsed());
-        return response;
-    };
     let response = match answer(state, body).await {
         Ok(features) => {
             state
@@ -216,10 +205,13 @@ async fn features(
     response
 }
 
-/// Reads and parses the body, then answers it under the deadline: in place when it is quick,
-/// off the async workers otherwise.
+/// Admits the request (or refuses it: too many in flight), reads and parses the body, then
+/// answers it under the deadline: in place when it is quick, off the async workers otherwise.
 async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError> {
     let limits = state.limits;
+    let _admitted = state
+        .admit()
+        .ok_or_else(|| ApiError::overloaded(limits.max_in_flight))?;
     let bytes = axum::body::to_bytes(body, limits.max_body_bytes)
         .await
         .map_err(|_| ApiError::too_large(limits.max_body_bytes))?;

@@ -42,8 +42,10 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::online::{
     EntityKey, FeatureValue, KeyValue, OnlineStore, ReadStatus, StoredRow, status_at,
 };
-use crate::registry::{AppliedRegistry, FeatureRef, FeatureRepo, KeyType, RepoSpec, ViewKind};
-use crate::signature::{DataType, Signature};
+use crate::registry::{
+    AppliedRegistry, FeatureRef, FeatureRepo, KeyType, RepoSpec, ViewKind, unknown_feature_service,
+};
+use crate::signature::DataType;
 
 /// The most entity rows one request may carry, unless configured otherwise.
 pub const DEFAULT_MAX_ROWS: usize = 1_000;
@@ -51,7 +53,7 @@ pub const DEFAULT_MAX_ROWS: usize = 1_000;
 /// The most entity rows of a request [`OnlineServing::is_quick`] may call quick.
 pub const QUICK_ROWS: usize = 64;
 
-/// A request-time view call longer than this makes no request quick any more
+/// By default, a request-time view call longer than this makes no request quick any more
 /// ([`OnlineServing::is_quick`]): 50 times what a call of a few rows takes here.
 pub const SLOW_CALL: Duration = Duration::from_millis(1);
 
@@ -107,7 +109,6 @@ pub struct Timings {
 struct ServedView {
     name: Arc<str>,
     kind: ViewKind,
-    signature: Signature,
     /// Each output's name, plain and full (`view__feature`), in output order.
     outputs: Vec<OutputName>,
     digest: Arc<str>,
@@ -145,7 +146,7 @@ impl ServedView {
         online: bool,
         inputs: Vec<InputSource>,
     ) -> Self {
-        let signature = transform.signature().clone();
+        let signature = transform.signature();
         let outputs = signature
             .outputs
             .iter()
@@ -158,7 +159,6 @@ impl ServedView {
             name: name.into(),
             kind,
             input_schema: signature.input_schema(),
-            signature,
             outputs,
             digest: transform.digest().into(),
             join_keys,
@@ -197,7 +197,9 @@ pub struct OnlineServing {
     refs: HashMap<String, (String, Vec<usize>)>,
     store: Arc<dyn OnlineStore>,
     max_rows: usize,
-    /// Set for good once a request-time view call took longer than [`SLOW_CALL`].
+    /// A request-time view call longer than this is slow ([`SLOW_CALL`] unless set).
+    slow_call: Duration,
+    /// Set for good once a request-time view call was slow.
     slow_call_seen: AtomicBool,
 }
 
@@ -313,6 +315,7 @@ impl OnlineServing {
             refs,
             store,
             max_rows: DEFAULT_MAX_ROWS,
+            slow_call: SLOW_CALL,
             slow_call_seen: AtomicBool::new(false),
         })
     }
@@ -323,12 +326,19 @@ impl OnlineServing {
         self
     }
 
+    /// Sets how long a request-time view call may take before requests stop being quick
+    /// ([`OnlineServing::is_quick`]).
+    pub fn with_slow_call(mut self, slow_call: Duration) -> Self {
+        self.slow_call = slow_call;
+        self
+    }
+
     /// Whether answering `request` is expected to take microseconds of CPU and no waiting:
     /// the online store is local ([`OnlineStore::is_local`]), the request has at most
     /// [`QUICK_ROWS`] rows, and no request-time view call has ever taken longer than
-    /// [`SLOW_CALL`]. The server answers a quick request in place on its async worker, and
-    /// any other off it, so a slow component or a store's network round trip never holds
-    /// a worker twice.
+    /// [`SLOW_CALL`] (or what [`OnlineServing::with_slow_call`] set). The server answers a
+    /// quick request in place on its async worker, and any other off it, so a slow component
+    /// or a store's network round trip never holds a worker twice.
     pub fn is_quick(&self, request: &FeatureRequest) -> bool {
         let rows = request
             .entities
@@ -476,7 +486,7 @@ impl OnlineServing {
             let started = Instant::now();
             let output = view.transform.run(&input);
             let elapsed = started.elapsed();
-            if elapsed > SLOW_CALL && !self.slow_call_seen.swap(true, Ordering::Relaxed) {
+            if elapsed > self.slow_call && !self.slow_call_seen.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     view = &*view.name,
                     elapsed_ms = elapsed.as_secs_f64() * 1e3,
@@ -521,12 +531,8 @@ impl OnlineServing {
             (Some(features), None) => (features, "features"),
             (None, Some(service)) => {
                 let features = self.services.get(service).ok_or_else(|| {
-                    let known: Vec<&str> = self.services.keys().map(String::as_str).collect();
-                    not_found(format!(
-                        "there is no feature service `{service}` (feature services: [{}])",
-                        known.join(", ")
-                    ))
-                    .with_context("field", "feature_service")
+                    let known = self.services.keys().map(String::as_str);
+                    unknown_feature_service(service, known).with_context("field", "feature_service")
                 })?;
                 (features, "feature_service")
             }
@@ -628,7 +634,7 @@ impl OnlineServing {
     ) -> Result<RecordBatch> {
         let name = &view.name;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(view.inputs.len());
-        for (input, source) in view.signature.inputs.iter().zip(&view.inputs) {
+        for (input, source) in view.transform.signature().inputs.iter().zip(&view.inputs) {
             let values: Vec<FeatureValue> = match source {
                 InputSource::Request(field) => {
                     let json = column(columns, field, "request field")?;
@@ -718,13 +724,15 @@ fn load(
 }
 
 fn output_index(view: &ServedView, r: &FeatureRef) -> Result<usize> {
-    view.signature
+    view.transform
+        .signature()
         .outputs
         .iter()
         .position(|f| f.name == r.feature)
         .ok_or_else(|| {
             let names: Vec<&str> = view
-                .signature
+                .transform
+                .signature()
                 .outputs
                 .iter()
                 .map(|f| f.name.as_str())
@@ -807,7 +815,7 @@ fn empty_column(s: &Selected<'_>, rows: usize) -> FeatureColumn {
         name: s.name.clone(),
         view: s.view.name.clone(),
         feature: s.view.outputs[s.index].plain.clone(),
-        data_type: s.view.signature.outputs[s.index].data_type,
+        data_type: s.view.transform.signature().outputs[s.index].data_type,
         values: Vec::with_capacity(rows),
         statuses: Vec::with_capacity(rows),
         event_ts: Vec::with_capacity(rows),
