@@ -12,6 +12,7 @@ pub use skewless_test_components as components;
 pub mod feature_repo;
 pub mod http;
 pub mod languages;
+pub mod python;
 
 pub mod redis_server;
 
