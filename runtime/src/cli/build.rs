@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::outln;
 use crate::toolchain::{BuildOptions, build as build_project};
 
 #[derive(Debug, Args)]
@@ -23,8 +24,8 @@ pub(super) fn build(args: &BuildArgs) -> crate::Result<()> {
     };
     let built = build_project(&args.path, &options)?;
     let state = if built.rebuilt { "built" } else { "up to date" };
-    println!("{} ({}, {state})", built.path.display(), built.language);
-    println!("size    {} bytes", built.size);
-    println!("digest  {}", built.digest);
+    outln!("{} ({}, {state})", built.path.display(), built.language);
+    outln!("size    {} bytes", built.size);
+    outln!("digest  {}", built.digest);
     Ok(())
 }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
+use super::output::{out, outln};
 use crate::engine::TransformEngine;
 use crate::signature::{Field, Signature};
 
@@ -36,9 +37,9 @@ pub(super) fn inspect(engine: &TransformEngine, args: &InspectArgs) -> crate::Re
     if args.json {
         let json = serde_json::to_string_pretty(&report)
             .map_err(|e| crate::Error::new(crate::ErrorKind::Internal, e.to_string()))?;
-        println!("{json}");
+        outln!("{json}");
     } else {
-        print!("{}", render(&report));
+        out!("{}", render(&report));
     }
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod build;
 mod inspect;
 mod new;
+mod output;
 mod repo;
 mod run;
 mod serve;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::outln;
 use crate::toolchain::{Language, ScaffoldOptions, new_project};
 
 #[derive(Debug, Args)]
@@ -28,15 +29,15 @@ pub(super) fn new(args: &NewArgs) -> crate::Result<()> {
         guest_sdk: args.guest_sdk.clone(),
     };
     let (dir, files) = new_project(&args.dir, &args.name, language, &options)?;
-    println!(
+    outln!(
         "created {language} transform `{}` in {}",
         args.name,
         dir.display()
     );
     for file in files {
-        println!("  {}", file.display());
+        outln!("  {}", file.display());
     }
-    println!(
+    outln!(
         "next: skewless build {0}\n      skewless run <component> --input {0}/input.csv --output out.parquet",
         dir.display()
     );

@@ -7,6 +7,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
+use super::output::outln;
 use crate::error::{Error, ErrorKind, Result};
 use crate::materialize::{self, Job, Options};
 use crate::offline::{OfflineStore, TableName};
@@ -70,12 +71,12 @@ pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
         false => rt.block_on(crate::apply::plan(&repo, &engine, &offline))?,
     };
     for change in &plan.changes {
-        println!("{change}");
+        outln!("{change}");
     }
     if !plan.problems.is_empty() {
-        println!("{} problem(s) stop `apply`:", plan.problems.len());
+        outln!("{} problem(s) stop `apply`:", plan.problems.len());
         for p in &plan.problems {
-            println!("  - {p}");
+            outln!("  - {p}");
         }
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -87,7 +88,7 @@ pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
     } else {
         "no problems; `skewless apply` would make"
     };
-    println!("{verb} {} change(s)", plan.changes.len());
+    outln!("{verb} {} change(s)", plan.changes.len());
     Ok(())
 }
 
@@ -103,7 +104,7 @@ pub(super) fn ingest(args: &IngestArgs) -> Result<()> {
             args.create,
         ))
         .map_err(|e| e.with_context("file", args.from.display()))?;
-    println!(
+    outln!(
         "{} rows -> {table}{} (snapshot {})",
         done.rows,
         if done.created { " (created)" } else { "" },
@@ -155,7 +156,7 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
 
 fn print_summary(done: &materialize::Materialized) {
     if let Some(why) = &done.skipped {
-        println!("{}: nothing to do: {why}", done.view);
+        outln!("{}: nothing to do: {why}", done.view);
         return;
     }
     let secs = done.elapsed.as_secs_f64().max(1e-9);
@@ -164,7 +165,7 @@ fn print_summary(done: &materialize::Materialized) {
         0 => String::new(),
         n => format!(", {n} rows dropped for a null key or event time"),
     };
-    println!(
+    outln!(
         "{}: {} rows in {secs:.2} s ({:.0} rows/s), {} entities online{dropped}; snapshot {snapshot}; {}",
         done.view,
         done.rows,
@@ -288,14 +289,14 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
     let ttl = crate::registry::RepoSpec::ttl(view)?;
     let now = crate::micros::now();
     for (key, row) in keys.iter().zip(&rows) {
-        println!("{} {key}", args.view);
+        outln!("{} {key}", args.view);
         for (i, field) in applied.signature.outputs.iter().enumerate() {
             let status = status_at(row.as_ref(), i, ttl, now);
             let value = row
                 .as_ref()
                 .and_then(|r| r.values.get(i))
                 .map_or_else(|| "-".to_owned(), display_value);
-            println!("  {:28} {:12} {value}", field.name, status.as_str());
+            outln!("  {:28} {:12} {value}", field.name, status.as_str());
         }
     }
     Ok(())
@@ -442,7 +443,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
             args.memory_budget
         ),
     };
-    println!(
+    outln!(
         "{rows} rows x {} features -> {} in {:.2} s; snapshots {}{spilled}",
         batch.num_columns() - entities.num_columns(),
         args.out.display(),

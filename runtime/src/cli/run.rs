@@ -10,6 +10,7 @@ use arrow_schema::{Schema, SchemaRef};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::output::outln;
 use crate::engine::TransformEngine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::files::{self, ParquetSink};
@@ -97,7 +98,7 @@ pub(super) fn run(engine: &TransformEngine, args: &RunArgs) -> Result<()> {
         .with_source(e)
     })?;
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "{rows} rows -> {} in {secs:.2} s ({:.0} rows/s); transform {} {}",
         args.output.display(),
         rows as f64 / secs.max(1e-9),

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::output::outln;
 use crate::error::{Error, ErrorKind, Result};
 use crate::files;
 
@@ -36,6 +37,6 @@ pub(super) fn show(args: &ShowArgs) -> Result<()> {
         )
         .with_source(e)
     })?;
-    println!("{table}");
+    outln!("{table}");
     Ok(())
 }
