@@ -38,6 +38,9 @@ pub enum ErrorKind {
     Unavailable,
     /// Reading or writing a file failed.
     Io,
+    /// An operation skewless refuses by design, whatever the input: one that would let
+    /// online and offline values disagree (a write of precomputed feature values, say).
+    Unsupported,
     /// A bug in skewless itself.
     Internal,
 }
@@ -56,6 +59,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Io => "io",
+            ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
         }
     }

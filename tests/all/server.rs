@@ -116,7 +116,7 @@ fn source() -> RecordBatch {
 }
 
 /// A repo applied and materialized into `online` (the embedded store when `None`).
-fn materialized(online: Option<&dyn OnlineStore>) -> TestRepo {
+pub(crate) fn materialized(online: Option<&dyn OnlineStore>) -> TestRepo {
     let repo = TestRepo::new(REPO);
     repo.ingest("raw.transactions", "txns.parquet", &[source()]);
     repo.apply().unwrap();
@@ -174,12 +174,12 @@ fn router_with_deadlines(
     ))
 }
 
-fn router(repo: &TestRepo, store: Arc<dyn OnlineStore>, limits: Limits) -> Router {
+pub(crate) fn router(repo: &TestRepo, store: Arc<dyn OnlineStore>, limits: Limits) -> Router {
     let serving = serving(repo, store).unwrap().with_max_rows(50);
     server::router(AppState::new(serving, limits))
 }
 
-fn limits() -> Limits {
+pub(crate) fn limits() -> Limits {
     Limits {
         max_body_bytes: 64 * 1024,
         request_timeout: Duration::from_secs(5),
@@ -203,7 +203,7 @@ async fn call(router: &Router, method: &str, path: &str, body: &str) -> (StatusC
     (status, value)
 }
 
-fn block_on<F: Future>(f: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -432,8 +432,11 @@ fn bad_requests_get_4xx_json_errors_that_name_the_field() {
     let repo = materialized(None);
     let router = router(&repo, repo.online(), limits());
     let cases: Vec<(&str, String, StatusCode, &str, &str)> = vec![
-        ("malformed JSON", "{\"features\": [".into(), StatusCode::BAD_REQUEST, "body", "not a valid feature request"),
-        ("unknown body field", r#"{"features": ["txn:amount_log1p"], "entity": {}}"#.into(), StatusCode::BAD_REQUEST, "body", "unknown field `entity`"),
+        ("malformed JSON", "{\"features\": [".into(), StatusCode::BAD_REQUEST, "body", "not valid JSON"),
+        ("no entities", r#"{"features": ["txn:amount_log1p"], "entity": {}}"#.into(), StatusCode::BAD_REQUEST, "entities", "no `entities`"),
+        ("null features", r#"{"features": null, "entities": {"user_id": [1]}}"#.into(), StatusCode::BAD_REQUEST, "features", "`features` is null, expected an array of strings"),
+        ("mistyped flag", r#"{"features": ["txn:amount_log1p"], "entities": {"user_id": [1]}, "full_feature_names": 1}"#.into(), StatusCode::BAD_REQUEST, "full_feature_names", "expected true or false"),
+        ("empty features", r#"{"features": [], "entities": {"user_id": [1]}}"#.into(), StatusCode::BAD_REQUEST, "features", "names no features"),
         ("no features", r#"{"entities": {"user_id": [1]}}"#.into(), StatusCode::BAD_REQUEST, "features", "names no features"),
         ("both", r#"{"features": ["txn:amount_log1p"], "feature_service": "fraud", "entities": {"user_id": [1]}}"#.into(), StatusCode::BAD_REQUEST, "features", "not both"),
         ("not a reference", r#"{"features": ["amount_log1p"], "entities": {"user_id": [1]}}"#.into(), StatusCode::BAD_REQUEST, "features[0]", "expected `view:feature`"),
@@ -450,7 +453,7 @@ fn bad_requests_get_4xx_json_errors_that_name_the_field() {
         ("request field type", r#"{"features": ["req:amount_to_last_ratio"], "entities": {"user_id": [1, 2], "amount": [1.0, "x"]}}"#.into(), StatusCode::BAD_REQUEST, "entities.amount[1]", "expected a number"),
         ("null request field", r#"{"features": ["req:amount_to_last_ratio"], "entities": {"user_id": [1], "amount": [null]}}"#.into(), StatusCode::BAD_REQUEST, "entities.amount[0]", "is not nullable"),
         ("unknown entity column", r#"{"features": ["txn:amount_log1p"], "entities": {"user_id": [1], "user": [1]}}"#.into(), StatusCode::BAD_REQUEST, "entities.user", "neither a join key nor a request field"),
-        ("too many rows", json!({"features": ["txn:amount_log1p"], "entities": {"user_id": vec![1; 51]}}).to_string(), StatusCode::BAD_REQUEST, "entities", "51 entity rows; the limit is 50"),
+        ("too many rows", json!({"features": ["txn:amount_log1p"], "entities": {"user_id": vec![1; 51]}}).to_string(), StatusCode::BAD_REQUEST, "entities", "51 entity rows; the limit is 50 per request: send fewer rows per request, or raise the server's --max-rows"),
         ("body too large", json!({"features": ["txn:amount_log1p"], "entities": {"user_id": vec![1; 40_000]}}).to_string(), StatusCode::PAYLOAD_TOO_LARGE, "body", "larger than the limit of 65536 bytes"),
     ];
     block_on(async {
@@ -712,7 +715,12 @@ fn health_metrics_and_openapi() {
         // Every route of the router is described, and every path described is routed.
         let paths: Vec<&String> = spec["paths"].as_object().unwrap().keys().collect();
         for path in &paths {
-            let method = if path.starts_with("/get-") || path.as_str() == "/v1/online-features" {
+            let posted = [
+                "/get-online-features",
+                "/v1/online-features",
+                "/write-to-online-store",
+            ];
+            let method = if posted.contains(&path.as_str()) {
                 "POST"
             } else {
                 "GET"
@@ -722,14 +730,13 @@ fn health_metrics_and_openapi() {
                 Value::Null,
                 "{path}"
             );
-            let (status, _) = call(&router, method, path, "{}").await;
-            assert_ne!(
-                status,
-                StatusCode::NOT_FOUND,
-                "{path} is described but not routed"
+            let (status, out) = call(&router, method, path, "{}").await;
+            assert!(
+                status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                "{path} is described but not routed: {out}"
             );
         }
-        assert_eq!(paths.len(), 7);
+        assert_eq!(paths.len(), 8);
     });
 }
 
@@ -851,6 +858,113 @@ fn a_real_socket_with_redis_and_graceful_shutdown() {
         assert!(
             tokio::net::TcpStream::connect(addr).await.is_err(),
             "the socket is closed"
+        );
+    });
+}
+
+/// Everything Feast 0.67's SDK sends is accepted (unknown fields ignored, as Feast's server
+/// does); `include_feature_view_version_metadata` adds each served view with its digest.
+#[test]
+fn feast_request_fields_and_view_metadata() {
+    let repo = materialized(None);
+    let router = router(&repo, repo.online(), limits());
+    let registry = FeatureRepo::open(repo.path()).unwrap().applied().unwrap();
+    let digest = |view: &str| registry.views[view].digest.clone();
+    block_on(async {
+        let body = json!({"features": ["txn:amount_log1p", "req:amount_to_last_ratio", "txn:amount_zscore"],
+                          "entities": {"user_id": [1], "amount": [10.0]},
+                          "full_feature_names": false,
+                          "include_feature_view_version_metadata": true,
+                          "a_field_of_a_newer_client": [1, 2]});
+        let (status, out) = call(&router, "POST", "/get-online-features", &body.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(
+            out["metadata"]["feature_view_metadata"],
+            json!([{"name": "txn", "digest": digest("txn")}, {"name": "req", "digest": digest("req")}])
+        );
+        // Without the flag, the metadata is Feast's usual one.
+        let body = json!({"features": ["txn:amount_log1p"], "feature_service": null,
+                          "entities": {"user_id": [1]}});
+        let (status, out) = call(&router, "POST", "/get-online-features", &body.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        assert_eq!(
+            out["metadata"],
+            json!({"feature_names": ["user_id", "amount_log1p"]})
+        );
+        // An empty `features` beside a service counts as absent, as Feast's default `[]`.
+        let body = json!({"features": [], "feature_service": "fraud",
+                          "entities": {"user_id": [1], "amount": [10.0]}});
+        let (status, out) = call(&router, "POST", "/get-online-features", &body.to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+    });
+}
+
+/// Feast's `/write-to-online-store` is refused with a 403 that says why and what to do; a
+/// malformed body or an unknown view is named first, as for any request.
+#[test]
+fn writes_of_precomputed_values_are_refused_with_the_reason() {
+    let repo = materialized(None);
+    let router = router(&repo, repo.online(), limits());
+    block_on(async {
+        let cases = [
+            (
+                r#"{"feature_view_name": "txn", "df": {"user_id": [1], "amount_log1p": [0.5]}}"#,
+                StatusCode::FORBIDDEN,
+                "view",
+                "run `skewless materialize txn`",
+            ),
+            (
+                r#"{"feature_view_name": "nope", "df": {}}"#,
+                StatusCode::NOT_FOUND,
+                "feature_view_name",
+                "no feature view `nope` (views: [chaos, req, txn, txn_copy])",
+            ),
+            (
+                r#"{"df": {}}"#,
+                StatusCode::BAD_REQUEST,
+                "feature_view_name",
+                "`feature_view_name` is missing",
+            ),
+            (
+                r#"{"feature_view_name": "txn", "df": [1]}"#,
+                StatusCode::BAD_REQUEST,
+                "df",
+                "`df` must be an object",
+            ),
+            (
+                r#"{"feature_view_name": "txn", "df": {}, "transform_on_write": "no"}"#,
+                StatusCode::BAD_REQUEST,
+                "transform_on_write",
+                "expected true or false",
+            ),
+            ("[]", StatusCode::BAD_REQUEST, "body", "expected an object"),
+            ("{", StatusCode::BAD_REQUEST, "body", "not valid JSON"),
+        ];
+        for (body, status, field, message) in cases {
+            let (got, out) = call(&router, "POST", "/write-to-online-store", body).await;
+            assert_eq!(got, status, "{body}: {out}");
+            assert_eq!(
+                out["error"]["context"][field],
+                if field == "view" { "txn" } else { field },
+                "{body}: {out}"
+            );
+            let text = out["error"]["message"].as_str().unwrap();
+            assert!(text.contains(message), "{body}: `{text}` lacks `{message}`");
+        }
+        // Nothing was written: the stored value is the materialized one.
+        let body = json!({"features": ["txn:amount_log1p"], "entities": {"user_id": [1]}});
+        let (_, out) = call(&router, "POST", "/get-online-features", &body.to_string()).await;
+        assert_eq!(
+            f64_bits(&out["results"][1]["values"][0]),
+            Some(120.5f64.ln_1p().to_bits())
+        );
+        let (_, metrics) = call(&router, "GET", "/metrics", "").await;
+        let metrics = metrics.as_str().unwrap();
+        assert!(
+            metrics.contains(
+                "skewless_errors_total{endpoint=\"write-to-online-store\",kind=\"unsupported\"} 1"
+            ),
+            "{metrics}"
         );
     });
 }

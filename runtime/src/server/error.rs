@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `invalid_input`, `schema_mismatch` | 400 (413 for a body over the limit) |
 //! | `not_found` (unknown feature, view, service) | 404 |
+//! | `unsupported` (refused by design: a write of precomputed feature values) | 403 |
 //! | `transform_failed` (the component rejected the rows) | 422 |
 //! | `deadline_exceeded` | 504 |
 //! | `unavailable` (the online store) | 503 |
@@ -94,6 +95,7 @@ impl From<Error> for ApiError {
         let status = match error.kind() {
             ErrorKind::InvalidInput | ErrorKind::SchemaMismatch => StatusCode::BAD_REQUEST,
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Unsupported => StatusCode::FORBIDDEN,
             ErrorKind::TransformFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /get-online-features` | Feast-compatible features (request and response as Feast's feature server) |
 //! | `POST /v1/online-features` | the same, natively: per value its component digest and exact event time |
+//! | `POST /write-to-online-store` | Feast's write of precomputed feature values: refused (403), see [`write_to_online_store`] |
 //! | `GET /v1/views` | the views served, their kind and component digest |
 //! | `GET /health` | liveness: the process answers |
 //! | `GET /ready` | readiness: the online store answers (503 while it does not; recovers by itself) |
@@ -116,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/get-online-features", post(feast_features))
         .route("/v1/online-features", post(native_features))
+        .route("/write-to-online-store", post(write_to_online_store))
         .route("/v1/views", get(views))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -162,33 +164,61 @@ pub async fn shutdown_signal() {
 }
 
 async fn feast_features(State(state): State<AppState>, body: Body) -> Response {
-    features(&state, "get-online-features", body, |f| {
-        render::to_json(&render::Feast(f), f)
+    features(&state, "get-online-features", body, |f, view_metadata| {
+        let view_metadata = view_metadata.then(|| feast_view_metadata(&state, f));
+        render::to_json(
+            &render::Feast {
+                features: f,
+                view_metadata,
+            },
+            f,
+        )
     })
     .await
 }
 
 async fn native_features(State(state): State<AppState>, body: Body) -> Response {
-    features(&state, "online-features", body, |f| {
+    features(&state, "online-features", body, |f, _| {
         render::to_json(&render::Native(f), f)
     })
     .await
 }
 
-/// The shared path of both feature endpoints: answer, render, record metrics.
+/// The views that served `f`'s features, in first-use order, each with its digest.
+fn feast_view_metadata<'a>(
+    state: &'a AppState,
+    f: &'a OnlineFeatures,
+) -> Vec<render::ViewMetadata<'a>> {
+    let mut views: Vec<render::ViewMetadata<'a>> = Vec::new();
+    for column in &f.features {
+        if views.iter().any(|v| v.name == &*column.view) {
+            continue;
+        }
+        if let Some(digest) = state.serving.view_digest(&column.view) {
+            views.push(render::ViewMetadata {
+                name: &column.view,
+                digest,
+            });
+        }
+    }
+    views
+}
+
+/// The shared path of both feature endpoints: answer, render, record metrics. `render` is
+/// given the answer and whether the request asked for feature view metadata.
 async fn features(
     state: &AppState,
     endpoint: &'static str,
     body: Body,
-    render: impl FnOnce(&OnlineFeatures) -> serde_json::Result<Vec<u8>>,
+    render: impl FnOnce(&OnlineFeatures, bool) -> serde_json::Result<Vec<u8>>,
 ) -> Response {
     let started = Instant::now();
     let response = match answer(state, body).await {
-        Ok(features) => {
+        Ok((features, view_metadata)) => {
             state
                 .metrics
                 .served(endpoint, features.rows, &features.timings);
-            match render(&features) {
+            match render(&features, view_metadata) {
                 Ok(bytes) => json_bytes(StatusCode::OK, bytes),
                 Err(e) => failed(
                     state,
@@ -207,7 +237,8 @@ async fn features(
 
 /// Admits the request (or refuses it: too many in flight), reads and parses the body, then
 /// answers it under the deadline: in place when it is quick, off the async workers otherwise.
-async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError> {
+/// Returns the answer and whether the request asked for feature view metadata.
+async fn answer(state: &AppState, body: Body) -> Result<(OnlineFeatures, bool), ApiError> {
     let limits = state.limits;
     let _admitted = state
         .admit()
@@ -216,6 +247,7 @@ async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError
         .await
         .map_err(|_| ApiError::too_large(limits.max_body_bytes))?;
     let request = FeatureRequest::from_json(&bytes)?;
+    let view_metadata = request.include_feature_view_version_metadata;
     let serving = state.serving.clone();
     let started = Instant::now();
     let deadline_exceeded = || {
@@ -253,7 +285,7 @@ async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError
             return Err(deadline_exceeded());
         }
         return match result {
-            Ok(result) => Ok(result?),
+            Ok(result) => Ok((result?, view_metadata)),
             Err(_) => Err(Error::new(
                 ErrorKind::Internal,
                 "the request failed unexpectedly (a panic; see the log)",
@@ -263,7 +295,7 @@ async fn answer(state: &AppState, body: Body) -> Result<OnlineFeatures, ApiError
     }
     let work = tokio::task::spawn_blocking(move || serving.get(&request));
     match tokio::time::timeout(limits.request_timeout, work).await {
-        Ok(Ok(result)) => Ok(result?),
+        Ok(Ok(result)) => Ok((result?, view_metadata)),
         Ok(Err(join)) => Err(Error::new(
             ErrorKind::Internal,
             format!("the request failed unexpectedly: {join}"),
@@ -287,6 +319,112 @@ fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
         Ok(bytes) => json_bytes(status, bytes),
         Err(e) => ApiError::from(Error::new(ErrorKind::Internal, e.to_string())).into_response(),
     }
+}
+
+/// Feast's `POST /write-to-online-store` (`{"feature_view_name": ..., "df": {column: [...]}}`,
+/// what a Feast client's `write_to_online_store` and the remote online store's
+/// `online_write_batch` send): **refused** with a 403 that says why and what to do instead.
+///
+/// The body carries feature values computed elsewhere. Storing them would serve values that
+/// no component computed and that the offline store never holds, so historical retrieval
+/// could not reproduce them: the training-serving skew skewless exists to remove. Online
+/// values come from the view's component run over source rows that are also in the offline
+/// store (`skewless materialize`). The body is still checked first, so a malformed one or an
+/// unknown view gets the usual 400 or 404 naming what was wrong.
+async fn write_to_online_store(State(state): State<AppState>, body: Body) -> Response {
+    let endpoint = "write-to-online-store";
+    let started = Instant::now();
+    let response = match refuse_online_write(&state, body).await {
+        Ok(never) => match never {},
+        Err(e) => failed(&state, endpoint, e),
+    };
+    state
+        .metrics
+        .request(endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Checks a `/write-to-online-store` body as Feast's server does, then refuses it.
+async fn refuse_online_write(
+    state: &AppState,
+    body: Body,
+) -> Result<std::convert::Infallible, ApiError> {
+    let limit = state.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))?;
+    let invalid = |field: &str, message: String| {
+        ApiError::from(Error::new(ErrorKind::InvalidInput, message).with_context("field", field))
+    };
+    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+        invalid(
+            "body",
+            format!(
+                "the request body is not valid JSON: {e}; expected {{\"feature_view_name\": \
+                 \"view\", \"df\": {{\"column\": [...], ...}}}}"
+            ),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(invalid(
+            "body",
+            format!(
+                "the request body is {}, expected an object: {{\"feature_view_name\": \"view\", \
+                 \"df\": {{\"column\": [...], ...}}}}",
+                crate::serving::json_kind(&value)
+            ),
+        ));
+    }
+    let view = match value.get("feature_view_name") {
+        Some(serde_json::Value::String(view)) => view,
+        other => {
+            let given = other.map_or("missing", crate::serving::json_kind);
+            return Err(invalid(
+                "feature_view_name",
+                format!("`feature_view_name` is {given}, expected the name of a feature view"),
+            ));
+        }
+    };
+    if !value.get("df").is_some_and(serde_json::Value::is_object) {
+        return Err(invalid(
+            "df",
+            "`df` must be an object of columns: {\"column\": [values...], ...}".to_owned(),
+        ));
+    }
+    for flag in ["allow_registry_cache", "transform_on_write"] {
+        if let Some(given) = value.get(flag).filter(|v| !v.is_boolean()) {
+            return Err(invalid(
+                flag,
+                format!(
+                    "`{flag}` is {}, expected true or false",
+                    crate::serving::json_kind(given)
+                ),
+            ));
+        }
+    }
+    if state.serving.view_digest(view).is_none() {
+        let known: Vec<&str> = state.serving.views().map(|(name, _, _)| name).collect();
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "there is no feature view `{view}` (views: [{}])",
+                known.join(", ")
+            ),
+        )
+        .with_context("field", "feature_view_name")
+        .into());
+    }
+    Err(Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "skewless does not store feature values computed outside it: `{view}`'s online values \
+             are computed by its component from source rows that the offline store also holds, \
+             so that training and serving see the same values. Append the source rows to the \
+             view's source table (`skewless ingest`) and run `skewless materialize {view}`"
+        ),
+    )
+    .with_context("view", view)
+    .into())
 }
 
 async fn views(State(state): State<AppState>) -> Response {

@@ -52,13 +52,28 @@ pub(crate) fn feast_status(status: ReadStatus) -> &'static str {
 
 const EPOCH: &str = "1970-01-01T00:00:00Z";
 
-/// The Feast feature server's response body.
+/// The Feast feature server's response body; with `view_metadata`, the
+/// `metadata.feature_view_metadata` that Feast adds when a request sets
+/// `include_feature_view_version_metadata`.
 #[derive(Debug)]
-pub(crate) struct Feast<'a>(pub(crate) &'a OnlineFeatures);
+pub(crate) struct Feast<'a> {
+    pub(crate) features: &'a OnlineFeatures,
+    pub(crate) view_metadata: Option<Vec<ViewMetadata<'a>>>,
+}
+
+/// One served view in `metadata.feature_view_metadata`. Feast's entry is `{name, version}`,
+/// with `version` (an integer) left out when the view is not versioned, which ours are not:
+/// a skewless view is identified by the digest of the component that computes it, given as
+/// `digest` (a key Feast's clients ignore).
+#[derive(Debug, Serialize)]
+pub(crate) struct ViewMetadata<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) digest: &'a str,
+}
 
 impl Serialize for Feast<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let f = self.0;
+        let f = self.features;
         let names: Vec<&str> = f
             .join_keys
             .iter()
@@ -70,6 +85,7 @@ impl Serialize for Feast<'_> {
             "metadata",
             &Metadata {
                 feature_names: names,
+                feature_view_metadata: self.view_metadata.as_deref(),
             },
         )?;
         map.serialize_entry("results", &FeastResults(f))?;
@@ -80,6 +96,8 @@ impl Serialize for Feast<'_> {
 #[derive(Serialize)]
 struct Metadata<'a> {
     feature_names: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    feature_view_metadata: Option<&'a [ViewMetadata<'a>]>,
 }
 
 struct FeastResults<'a>(&'a OnlineFeatures);

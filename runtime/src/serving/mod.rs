@@ -35,6 +35,7 @@ use serde_json::Value;
 
 use request::EntityColumns;
 pub use request::FeatureRequest;
+pub(crate) use request::json_kind;
 pub(crate) use values::{JsonValue, format_timestamp};
 
 use crate::engine::{Transform, TransformEngine};
@@ -361,6 +362,11 @@ impl OnlineServing {
             .map(|(name, v)| (name.as_str(), v.kind, &*v.digest))
     }
 
+    /// The digest of the component computing `view`'s features, if the view is served.
+    pub fn view_digest(&self, view: &str) -> Option<&str> {
+        self.views.get(view).map(|v| &*v.digest)
+    }
+
     /// Answers `request` at the current time. Blocking: it reads the store and runs
     /// components.
     pub fn get(&self, request: &FeatureRequest) -> Result<OnlineFeatures> {
@@ -376,7 +382,8 @@ impl OnlineServing {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "the request has {rows} entity rows; the limit is {} per request",
+                    "the request has {rows} entity rows; the limit is {} per request: send \
+                     fewer rows per request, or raise the server's --max-rows",
                     self.max_rows
                 ),
             )
@@ -857,7 +864,7 @@ fn invalid_value(field: &str, row: usize, value: &Value, expected: &str) -> Erro
             "`entities.{field}[{row}]` is {}, {expected}",
             match value {
                 Value::Null => "null".to_owned(),
-                other => format!("{} ({other})", request::json_kind(other)),
+                other => format!("{} ({other})", json_kind(other)),
             }
         ),
     )
