@@ -2,11 +2,13 @@
 
 mod determinism;
 mod examples;
+mod feast_sdk;
 mod feature_repo;
 mod historical;
 mod hostile;
 mod languages;
 mod loading;
+mod main_job;
 mod offline;
 mod online;
 mod round_trip;

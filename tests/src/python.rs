@@ -31,7 +31,9 @@ pub fn python_or_skip(test: &str) -> Option<PathBuf> {
     if toolchains_required() {
         panic!("{why}");
     }
-    eprintln!("SKIPPED: {why}\n(set SKEWLESS_REQUIRE_TOOLCHAINS=1 to make this a failure, as CI does)");
+    eprintln!(
+        "SKIPPED: {why}\n(set SKEWLESS_REQUIRE_TOOLCHAINS=1 to make this a failure, as CI does)"
+    );
     None
 }
 
