@@ -155,6 +155,30 @@ pub fn batches(spec: Spec, batch_size: usize) -> impl Iterator<Item = RecordBatc
     })
 }
 
+/// The end of the generated period from the command line: `now` (truncated to the second,
+/// so that the printed end reproduces the rows) or an RFC 3339 time; µs since the epoch.
+pub fn parse_end(text: &str) -> Result<i64, String> {
+    if text == "now" {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| format!("the clock is before 1970: {e}"))?;
+        return Ok(now.as_secs() as i64 * 1_000_000);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| {
+            format!("`{text}` is not `now` or an RFC 3339 time like 2026-11-01T00:00:00Z: {e}")
+        })
+}
+
+/// `us` (µs since the epoch) as RFC 3339.
+pub fn format_time(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).map_or_else(
+        || format!("{us} µs"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
