@@ -465,6 +465,10 @@ fn bad_requests_get_4xx_json_errors_that_name_the_field() {
                 assert_eq!(error["context"]["field"], field, "{what}: {out}");
                 let text = error["message"].as_str().unwrap_or_default();
                 assert!(text.contains(message), "{what}: `{text}` lacks `{message}`");
+                assert_eq!(
+                    out["detail"], error["message"],
+                    "{what}: FastAPI's shape too"
+                );
             }
         }
         let (status, out) = call(&router, "GET", "/no/such/endpoint", "").await;
@@ -943,11 +947,11 @@ fn writes_of_precomputed_values_are_refused_with_the_reason() {
         for (body, status, field, message) in cases {
             let (got, out) = call(&router, "POST", "/write-to-online-store", body).await;
             assert_eq!(got, status, "{body}: {out}");
-            assert_eq!(
-                out["error"]["context"][field],
-                if field == "view" { "txn" } else { field },
-                "{body}: {out}"
-            );
+            let context = &out["error"]["context"];
+            match field {
+                "view" => assert_eq!(context["view"], "txn", "{body}: {out}"),
+                field => assert_eq!(context["field"], field, "{body}: {out}"),
+            }
             let text = out["error"]["message"].as_str().unwrap();
             assert!(text.contains(message), "{body}: `{text}` lacks `{message}`");
         }

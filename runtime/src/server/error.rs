@@ -4,8 +4,12 @@
 //! ```json
 //! {"error": {"kind": "invalid_input",
 //!            "message": "`entities.amount[0]` is a string (\"12\"), expected a number ...",
-//!            "context": {"field": "entities.amount[0]"}}}
+//!            "context": {"field": "entities.amount[0]"}},
+//!  "detail": "`entities.amount[0]` is a string (\"12\"), expected a number ..."}
 //! ```
+//!
+//! `detail` repeats the message in the shape of the errors of Feast's feature server (FastAPI's
+//! `{"detail": ...}`), so a client written for that server shows the message too.
 //!
 //! | kind | status |
 //! |---|---|
@@ -82,11 +86,14 @@ impl ApiError {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
             .collect();
-        json!({"error": {
-            "kind": self.error.kind().as_str(),
-            "message": self.error.message(),
-            "context": context,
-        }})
+        json!({
+            "error": {
+                "kind": self.error.kind().as_str(),
+                "message": self.error.message(),
+                "context": context,
+            },
+            "detail": self.error.message(),
+        })
     }
 }
 
