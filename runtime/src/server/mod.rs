@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /get-online-features` | Feast-compatible features (request and response as Feast's feature server) |
 //! | `POST /v1/online-features` | the same, natively: per value its component digest and exact event time |
-//! | `POST /write-to-online-store` | Feast's write of precomputed feature values: refused (403), see [`write_to_online_store`] |
+//! | `POST /write-to-online-store` | Feast's write of precomputed feature values: refused (403): it would store values no component computed and the offline store never holds |
 //! | `GET /v1/views` | the views served, their kind and component digest |
 //! | `GET /health` | liveness: the process answers |
 //! | `GET /ready` | readiness: the online store answers (503 while it does not; recovers by itself) |
