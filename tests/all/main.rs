@@ -7,6 +7,7 @@ mod historical;
 mod hostile;
 mod languages;
 mod loading;
+mod materialize;
 mod offline;
 mod online;
 mod round_trip;
