@@ -649,3 +649,101 @@ fn a_concurrent_commit_to_the_window_is_a_conflict_and_one_outside_it_is_kept() 
     expected.push((user, ts));
     assert_eq!(stored(&repo, None), sorted(expected));
 }
+
+/// Expiring every snapshot but the current keeps the processed-snapshot marker (each run
+/// carries it forward): the next incremental run takes exactly the rows appended since.
+#[test]
+fn incremental_runs_continue_after_the_feature_tables_history_is_expired() {
+    let mut rng = Rng(17);
+    let mut all = rng.rows(150, JAN_1_US, JAN_1_US + 4 * DAY_US);
+    let repo = TestRepo::new(REPO);
+    repo.ingest("raw.modes", "rows.parquet", &[events(&all, 0)]);
+    repo.apply().unwrap();
+    let online = repo.online();
+    run(&repo, &incremental(), online.as_ref());
+    // A backfill after the incremental run: the newest snapshot is not the one that moved
+    // the marker.
+    run(
+        &repo,
+        &window(JAN_1_US + DAY_US, JAN_1_US + 2 * DAY_US),
+        online.as_ref(),
+    );
+    let table = TableName::parse(FEATURES).unwrap();
+    let expired = repo
+        .rt
+        .block_on(repo.offline().expire_snapshots(&table, i64::MAX, 1))
+        .unwrap();
+    assert_eq!(expired.snapshots.len(), 1, "{expired:?}");
+    assert_eq!(feature_snapshots(&repo).len(), 1);
+
+    let late = rng.rows(25, JAN_1_US - DAY_US, JAN_1_US + 4 * DAY_US);
+    repo.ingest("raw.modes", "late.parquet", &[events(&late, 0)]);
+    let done = run(&repo, &incremental(), online.as_ref());
+    assert_eq!((done.mode, done.rows), ("incremental", 25));
+    all.extend(&late);
+    assert_eq!(stored(&repo, None), sorted(all));
+}
+
+/// A source snapshot that is not an append (rows deleted by another engine), or appended
+/// history that was expired, stops `--incremental` with an error naming the snapshot and
+/// asking for a full run; the full run then resets the marker.
+#[test]
+fn a_rewritten_or_expired_source_history_asks_for_a_full_run() {
+    let mut rng = Rng(23);
+    let rows = rng.rows(120, JAN_1_US, JAN_1_US + 4 * DAY_US);
+    let repo = TestRepo::new(REPO);
+    repo.ingest("raw.modes", "rows.parquet", &[events(&rows, 0)]);
+    repo.apply().unwrap();
+    let online = repo.online();
+    run(&repo, &incremental(), online.as_ref());
+    let source = TableName::parse("raw.modes").unwrap();
+
+    // Two appends, then the source's history expired down to the last one.
+    let a = rng.rows(10, JAN_1_US, JAN_1_US + DAY_US);
+    let b = rng.rows(10, JAN_1_US, JAN_1_US + DAY_US);
+    repo.ingest("raw.modes", "a.parquet", &[events(&a, 0)]);
+    repo.ingest("raw.modes", "b.parquet", &[events(&b, 0)]);
+    repo.rt
+        .block_on(repo.offline().expire_snapshots(&source, i64::MAX, 1))
+        .unwrap();
+    let before = (feature_snapshots(&repo), marker(&repo));
+    let e = repo
+        .materialize("hostile", &incremental(), online.as_ref())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains("no longer exists"), "{e}");
+    assert!(e.message().contains("full materialization"), "{e}");
+    assert_eq!(before, (feature_snapshots(&repo), marker(&repo)));
+    let full = run(&repo, &Options::default(), online.as_ref());
+    let mut all = [rows, a, b].concat();
+    assert_eq!(full.rows as usize, all.len());
+    assert_eq!(stored(&repo, None), sorted(all.clone()));
+
+    let Some(python) =
+        skewless_tests::python::python_or_skip("deleting source rows with PyIceberg")
+    else {
+        return;
+    };
+    let (db, warehouse) = catalog_paths(&repo);
+    let user = all[0].0;
+    let output = skewless_tests::python::run_script(
+        &python,
+        "iceberg_delete.py",
+        &[&db, &warehouse, "raw.modes", &user.to_string()],
+    );
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let (deleting, operation) = printed.trim().split_once(' ').unwrap();
+    let e = repo
+        .materialize("hostile", &incremental(), online.as_ref())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.message().contains(deleting), "{e}");
+    assert!(e.message().contains(&format!("`{operation}`")), "{e}");
+    assert!(e.message().contains("full materialization"), "{e}");
+    // The full run reads the source as it now is.
+    run(&repo, &Options::default(), online.as_ref());
+    all.retain(|r| r.0 != user);
+    assert_eq!(stored(&repo, None), sorted(all));
+    let next = run(&repo, &incremental(), online.as_ref());
+    assert!(next.skipped.is_some(), "{next:?}");
+}

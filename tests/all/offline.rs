@@ -1037,3 +1037,115 @@ fn replace_windows_against_a_model(seed: u64) {
         );
     }
 }
+
+/// Expiring removes old snapshots and the files only they referenced: retained snapshots read
+/// what they held (here and in PyIceberg), expired ones are a clear error, and replaced rows
+/// stop taking space.
+#[test]
+fn expiring_snapshots_deletes_only_files_no_retained_snapshot_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.expiring");
+    let warehouse = dir.path().join("warehouse");
+    let rt = runtime();
+    let held: Vec<(i64, i64, Vec<(i64, i64)>)> = rt.block_on(async {
+        let store = store_with_feature_table(&dir, &table).await;
+        let mut model: Vec<(i64, i64)> = (0..60).map(|i| (i, JAN_1_US + i * DAY_US / 10)).collect();
+        let mut job = store.begin_append(&table).await.unwrap();
+        job.write(feature_batch(&model, "UTC")).await.unwrap();
+        let s = job.commit(summary(&[("step", "0")])).await.unwrap();
+        let mut held = vec![(s.snapshot_id, s.timestamp_ms, model.clone())];
+        for step in 1..4i64 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            // Replace day `step` with fresh rows.
+            let (start, end) = (JAN_1_US + step * DAY_US, JAN_1_US + (step + 1) * DAY_US);
+            let added: Vec<(i64, i64)> = (0..5).map(|i| (1000 * step + i, start + i)).collect();
+            let range = skewless_runtime::offline::TimeRange::new("event_ts", start, end);
+            let mut job = store.begin_replace(&table, range).await.unwrap();
+            job.write(feature_batch(&added, "UTC")).await.unwrap();
+            let s = job.commit(summary(&[("step", "n")])).await.unwrap();
+            model.retain(|r| r.1 < start || r.1 >= end);
+            model.extend(added);
+            model.sort_unstable();
+            held.push((s.snapshot_id, s.timestamp_ms, model.clone()));
+        }
+        let files_before = parquet_files(&warehouse).len();
+
+        let e = store
+            .expire_snapshots(&table, i64::MAX, 0)
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+
+        // Older than the third snapshot: the first two go.
+        let done = store.expire_snapshots(&table, held[2].1, 1).await.unwrap();
+        let mut gone = vec![held[0].0, held[1].0];
+        gone.sort_unstable();
+        assert_eq!(done.snapshots, gone);
+        assert!(done.data_files > 0 && done.metadata_files > 0, "{done:?}");
+        assert_eq!(
+            parquet_files(&warehouse).len(),
+            files_before - done.data_files
+        );
+        for (snapshot, _, rows) in &held[2..] {
+            let then = store
+                .scan_collect(&table, ScanOptions::default().snapshot(*snapshot))
+                .await
+                .unwrap();
+            assert_eq!(&pairs(&then), rows, "retained snapshot {snapshot}");
+        }
+        for (snapshot, _, _) in &held[..2] {
+            let e = store
+                .scan(&table, ScanOptions::default().snapshot(*snapshot))
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+            assert!(e.to_string().contains("expired"), "{e}");
+        }
+        // Again, with nothing old enough: nothing changes.
+        let none = store.expire_snapshots(&table, held[2].1, 1).await.unwrap();
+        assert!(
+            none.snapshots.is_empty() && none.data_files == 0,
+            "{none:?}"
+        );
+        // Everything but the current snapshot.
+        let done = store.expire_snapshots(&table, i64::MAX, 1).await.unwrap();
+        assert_eq!(done.snapshots, [held[2].0], "{done:?}");
+        let now = store
+            .scan_collect(&table, ScanOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(&pairs(&now), &held[3].2);
+        // Only the current snapshot's rows take space: one file per day partition it holds.
+        assert_eq!(parquet_files(&warehouse).len(), {
+            let mut days: Vec<i64> = held[3].2.iter().map(|r| r.1.div_euclid(DAY_US)).collect();
+            days.dedup();
+            days.len()
+        },);
+        held
+    });
+
+    let Some(python) = skewless_tests::python::python_or_skip("PyIceberg reading after expiry")
+    else {
+        return;
+    };
+    let db = dir.path().join("catalog/catalog.db");
+    let current = held[3].0.to_string();
+    let args = [
+        db.to_str().unwrap(),
+        warehouse.to_str().unwrap(),
+        "features.expiring",
+        "entity_id",
+        "event_ts",
+        current.as_str(),
+    ];
+    let output = skewless_tests::python::run_script(&python, "iceberg_read.py", &args);
+    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen: Vec<(i64, i64)> = read[&current]["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_i64().unwrap(), p[1].as_i64().unwrap()))
+        .collect();
+    assert_eq!(seen, held[3].2);
+}

@@ -20,6 +20,13 @@ pub(super) struct RepoArg {
     repo: PathBuf,
 }
 
+impl RepoArg {
+    /// The repo folder.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.repo
+    }
+}
+
 #[derive(Debug, Args)]
 pub(super) struct IngestArgs {
     #[command(flatten)]

@@ -26,6 +26,8 @@
 //!   is written and `commit.rs` for how it is committed.
 //! - [`OfflineStore::appended_since`] lists the data files a table's snapshots appended after
 //!   an earlier snapshot, for incremental reads ([`ScanOptions::data_files`]).
+//! - [`OfflineStore::expire_snapshots`] removes snapshots older than a retention and deletes
+//!   the files only they referenced; retained snapshots read exactly what they read before.
 //! - [`OfflineStore::scan`] streams a table (or a pinned snapshot: time travel) as Arrow
 //!   batches, pushing a time range down so that day partitions and files outside it are never
 //!   opened.
@@ -83,6 +85,7 @@
 
 mod append;
 mod commit;
+mod expire;
 mod incremental;
 mod name;
 mod overwrite;
@@ -114,6 +117,7 @@ use iceberg_catalog_sql::{
 use serde::{Deserialize, Serialize};
 
 pub use append::AppendJob;
+pub use expire::Expired;
 pub use incremental::Appended;
 pub use name::TableName;
 pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
@@ -482,6 +486,28 @@ impl OfflineStore {
     pub async fn appended_since(&self, name: &TableName, from: i64, to: i64) -> Result<Appended> {
         let table = self.load(name).await?;
         incremental::appended_between(name, &table, from, to).await
+    }
+
+    /// Removes the snapshots of `name` committed before `older_than_ms` (milliseconds since
+    /// the Unix epoch), except the current one and the `retain_last` newest of its lineage,
+    /// then deletes the manifest lists, manifests and data files that only removed snapshots
+    /// referenced. Time travel to a removed snapshot is then a
+    /// [`NotFound`](ErrorKind::NotFound) error; retained snapshots read what they read before.
+    pub async fn expire_snapshots(
+        &self,
+        name: &TableName,
+        older_than_ms: i64,
+        retain_last: usize,
+    ) -> Result<Expired> {
+        let table = self.load(name).await?;
+        expire::expire(
+            self.catalog.as_ref(),
+            name,
+            table,
+            older_than_ms,
+            retain_last,
+        )
+        .await
     }
 
     /// Streams the table's rows as Arrow batches. See [`ScanOptions`].

@@ -102,7 +102,7 @@ pub(super) async fn scan(
             let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    "the table has no snapshot with this id",
+                    "the table has no snapshot with this id (never had, or it was expired)",
                 )
                 .with_context("snapshot", id)
                 .with_context("table", name)
