@@ -1047,7 +1047,9 @@ fn expiring_snapshots_deletes_only_files_no_retained_snapshot_reads() {
     let table = name("features.expiring");
     let warehouse = dir.path().join("warehouse");
     let rt = runtime();
-    let held: Vec<(i64, i64, Vec<(i64, i64)>)> = rt.block_on(async {
+    // (snapshot id, commit time in ms, rows it holds)
+    type Held = Vec<(i64, i64, Vec<(i64, i64)>)>;
+    let held: Held = rt.block_on(async {
         let store = store_with_feature_table(&dir, &table).await;
         let mut model: Vec<(i64, i64)> = (0..60).map(|i| (i, JAN_1_US + i * DAY_US / 10)).collect();
         let mut job = store.begin_append(&table).await.unwrap();

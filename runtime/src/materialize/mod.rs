@@ -2,7 +2,7 @@
 //!
 //! For one view:
 //! 1. the component is loaded and its digest checked against the applied registry;
-//! 2. [`plan`] decides what the run reads and writes: with `--incremental`, exactly the data
+//! 2. `plan` decides what the run reads and writes: with `--incremental`, exactly the data
 //!    files the source's snapshots appended since the last processed source snapshot,
 //!    whatever their rows' event times (so a late row is never missed), appended to the
 //!    feature table; otherwise an event-time window (everything when no window is given) of
@@ -23,6 +23,18 @@
 //! them leaves the online store holding values a re-run writes again, never a regression,
 //! while a commit before them could leave a "successful" offline snapshot with no online
 //! values.
+//!
+//! # Incremental runs and backfills
+//!
+//! Every materialization snapshot records the **processed-snapshot marker**
+//! ([`summary::PROCESSED`]): the source snapshot up to which every source row is
+//! materialized. `--incremental` reads what the source appended after it (the first run,
+//! with no marker, reads everything and replaces the whole feature table) and moves it; a
+//! full run (no window) replaces everything and moves it; a window backfill replaces the
+//! window with rows read from the source **as of the marker**, so that it and the next
+//! incremental run never both write a row, and carries the marker forward. A source snapshot
+//! after the marker that is not an append, or one expired, makes `--incremental` fail with an
+//! error that asks for a full run.
 //!
 //! Re-running a window replaces its rows (one copy of each, however many re-runs; earlier
 //! snapshots still time-travel to what they held). `created_ts`, when the source has no
@@ -87,7 +99,8 @@ pub struct Options {
     /// Window end (µs, exclusive); the end of time when absent.
     pub end_us: Option<i64>,
     /// Process exactly the rows appended to the source since the last processed source
-    /// snapshot, whatever their event times (see [`plan`]'s docs).
+    /// snapshot, whatever their event times; the first such run processes the whole source
+    /// (see the module docs).
     pub incremental: bool,
     /// Worker threads; the number of cores when zero.
     pub threads: usize,
