@@ -565,7 +565,11 @@ fn a_concurrent_commit_to_the_window_is_a_conflict_and_one_outside_it_is_kept() 
                 let offline = repo.offline();
                 let mut job = repo
                     .rt
-                    .block_on(offline.begin_replace(&table, TimeRange::new("event_ts", start, end)))
+                    .block_on(offline.begin_replace(
+                        &table,
+                        TimeRange::new("event_ts", start, end),
+                        None,
+                    ))
                     .unwrap();
                 repo.rt.block_on(job.write(inside.clone())).unwrap();
                 repo.rt.block_on(job.commit(HashMap::new())).unwrap();
@@ -746,4 +750,46 @@ fn a_rewritten_or_expired_source_history_asks_for_a_full_run() {
     assert_eq!(stored(&repo, None), sorted(all));
     let next = run(&repo, &incremental(), online.as_ref());
     assert!(next.skipped.is_some(), "{next:?}");
+}
+
+/// Two incremental runs of one view at once (an overlapping schedule): the one that commits
+/// second finds the marker moved and commits nothing, so no appended row is stored twice.
+#[test]
+fn concurrent_incremental_runs_of_a_view_store_each_row_once() {
+    let mut rng = Rng(29);
+    let mut all = rng.rows(100, JAN_1_US, JAN_1_US + 3 * DAY_US);
+    let repo = Arc::new(TestRepo::new(REPO));
+    repo.ingest("raw.modes", "rows.parquet", &[events(&all, 0)]);
+    repo.apply().unwrap();
+    let online = repo.online();
+    run(&repo, &incremental(), online.as_ref());
+    let late = rng.rows(30, JAN_1_US - DAY_US, JAN_1_US + 3 * DAY_US);
+    repo.ingest("raw.modes", "late.parquet", &[events(&late, 0)]);
+    all.extend(&late);
+
+    let other = {
+        let (repo, online) = (repo.clone(), online.clone());
+        Hook(Arc::new(move |step| {
+            if step == Step::BeforeCommit {
+                let done = run(&repo, &incremental(), online.as_ref());
+                assert_eq!(done.rows, 30);
+            }
+            Ok(())
+        }))
+    };
+    let e = repo
+        .materialize(
+            "hostile",
+            &Options {
+                hook: Some(other),
+                ..incremental()
+            },
+            online.as_ref(),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.message().contains("another materialization"), "{e}");
+    assert_eq!(stored(&repo, None), sorted(all));
+    let again = run(&repo, &incremental(), online.as_ref());
+    assert!(again.skipped.is_some(), "{again:?}");
 }

@@ -952,7 +952,7 @@ fn replace_windows_against_a_model(seed: u64) {
             };
             let added = fresh(&mut rng, n, low, high);
             let range = skewless_runtime::offline::TimeRange::new("event_ts", start, end);
-            let mut job = store.begin_replace(&table, range).await.unwrap();
+            let mut job = store.begin_replace(&table, range, None).await.unwrap();
             if !added.is_empty() {
                 job.write(feature_batch(&added, "+00:00")).await.unwrap();
             }
@@ -1062,7 +1062,7 @@ fn expiring_snapshots_deletes_only_files_no_retained_snapshot_reads() {
             let (start, end) = (JAN_1_US + step * DAY_US, JAN_1_US + (step + 1) * DAY_US);
             let added: Vec<(i64, i64)> = (0..5).map(|i| (1000 * step + i, start + i)).collect();
             let range = skewless_runtime::offline::TimeRange::new("event_ts", start, end);
-            let mut job = store.begin_replace(&table, range).await.unwrap();
+            let mut job = store.begin_replace(&table, range, None).await.unwrap();
             job.write(feature_batch(&added, "UTC")).await.unwrap();
             let s = job.commit(summary(&[("step", "n")])).await.unwrap();
             model.retain(|r| r.1 < start || r.1 >= end);

@@ -61,7 +61,7 @@ use futures::StreamExt;
 
 use crate::apply::{feature_table_schema, join_keys};
 use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{ScanOptions, SnapshotInfo, TableName, TimeRange};
+use crate::offline::{CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
 use crate::registry::{KeyType, RepoContext};
@@ -323,19 +323,40 @@ impl Job<'_> {
             default_created_us: read_info.timestamp_ms.saturating_mul(1000),
             schema: &schema,
         };
-        let mut job = match result.window {
-            Some((start, end)) if offline.can_replace() => rt.block_on(
-                offline.begin_replace(&table, TimeRange::new(crate::apply::EVENT_TS, start, end)),
-            )?,
-            Some(_) => {
-                tracing::warn!(
-                    view = view_name,
-                    "this catalog cannot commit overwrites: the window's rows are appended, \
-                     and earlier rows of the window stay beside them"
-                );
+        // Commit only where the marker this run started from still stands: another run of the
+        // view that moved it meanwhile read some of the same rows (or would be undone).
+        let seen = plan::marker(&lineage, view_name)?;
+        let guard: CommitGuard = {
+            let view = view_name.to_owned();
+            Arc::new(move |snapshots, current| {
+                match plan::marker(&plan::lineage(snapshots, current), &view)? == seen {
+                    true => Ok(()),
+                    false => Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "another materialization of this view committed while this one ran; \
+                         nothing was committed: run it again",
+                    )),
+                }
+            })
+        };
+        // An incremental run replaces an empty range: it appends, but only on top of what
+        // it planned for.
+        let range = match result.window {
+            Some((start, end)) => TimeRange::new(crate::apply::EVENT_TS, start, end),
+            None => TimeRange::new(crate::apply::EVENT_TS, i64::MAX, i64::MAX),
+        };
+        let mut job = match offline.can_replace() {
+            true => rt.block_on(offline.begin_replace(&table, range, Some(guard)))?,
+            false => {
+                if result.window.is_some() {
+                    tracing::warn!(
+                        view = view_name,
+                        "this catalog cannot commit overwrites: the window's rows are \
+                         appended, and earlier rows of the window stay beside them"
+                    );
+                }
                 rt.block_on(offline.begin_append(&table))?
             }
-            None => rt.block_on(offline.begin_append(&table))?,
         };
         let newest = NewestRows::new();
         let threads = match options.threads {

@@ -146,7 +146,7 @@ pub(crate) fn plan(
 }
 
 /// The marker left by the newest materialization of `view` in the feature table's lineage.
-fn marker(lineage: &[&SnapshotInfo], view: &str) -> Result<Option<i64>> {
+pub(crate) fn marker(lineage: &[&SnapshotInfo], view: &str) -> Result<Option<i64>> {
     let Some(newest) = lineage
         .iter()
         .find(|s| s.summary.get(summary::VIEW).map(String::as_str) == Some(view))

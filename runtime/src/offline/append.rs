@@ -89,7 +89,13 @@ pub struct AppendJob {
 pub(super) struct Replace {
     pub(super) range: TimeRange,
     pub(super) committer: Arc<SqlCommitter>,
+    pub(super) guard: Option<CommitGuard>,
 }
+
+/// A check a replacing job runs on the table another commit produced, before it tries again
+/// on top of it: given the table's snapshots and its current snapshot id, an error stops the
+/// job (nothing committed) with that error.
+pub type CommitGuard = Arc<dyn Fn(&[SnapshotInfo], Option<i64>) -> Result<()> + Send + Sync>;
 
 impl fmt::Debug for AppendJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -328,9 +334,12 @@ impl AppendJob {
                 {
                     let reloaded = self.catalog.load_table(&self.name.ident()).await;
                     let replanned = match reloaded {
-                        Ok(t) => overwrite::plan(&self.name, &t, &replace.range)
-                            .await
-                            .map(|p| (t, p)),
+                        Ok(t) => match guarded(&replace, &t) {
+                            Ok(()) => overwrite::plan(&self.name, &t, &replace.range)
+                                .await
+                                .map(|p| (t, p)),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(convert_error(e, &self.name, "loading the table")),
                     };
                     match replanned {
@@ -408,6 +417,19 @@ impl AppendJob {
         };
         files.map_err(|e| convert_error(e, &self.name, "closing data files"))
     }
+}
+
+/// Runs the job's guard, if any, on `table` as another commit left it.
+fn guarded(replace: &Replace, table: &Table) -> Result<()> {
+    let Some(guard) = &replace.guard else {
+        return Ok(());
+    };
+    let snapshots: Vec<SnapshotInfo> = table
+        .metadata()
+        .snapshots()
+        .map(|s| SnapshotInfo::from_snapshot(s))
+        .collect();
+    guard(&snapshots, table.metadata().current_snapshot_id())
 }
 
 /// Deletes the data files of a job that committed nothing (best effort: a file left behind

@@ -116,7 +116,7 @@ use iceberg_catalog_sql::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use append::AppendJob;
+pub use append::{AppendJob, CommitGuard};
 pub use expire::Expired;
 pub use incremental::Appended;
 pub use name::TableName;
@@ -461,11 +461,21 @@ impl OfflineStore {
     }
 
     /// Starts a job whose commit replaces every row of `name` whose `range.column` lies in
-    /// the range with the job's rows, in one `overwrite` snapshot. The job's rows should lie
-    /// in the range (rows outside it are committed too, as added rows). Fails with
-    /// [`InvalidInput`](ErrorKind::InvalidInput) when the catalog cannot commit overwrites
-    /// ([`can_replace`](Self::can_replace)).
-    pub async fn begin_replace(&self, name: &TableName, range: TimeRange) -> Result<AppendJob> {
+    /// the range with the job's rows, in one `overwrite` snapshot (an empty range replaces
+    /// nothing: the commit is an append that, unlike [`begin_append`](Self::begin_append)'s,
+    /// never lands on top of a commit it did not plan for without asking `guard`). The job's
+    /// rows should lie in the range (rows outside it are committed too, as added rows).
+    ///
+    /// When another commit lands first, `guard` (if any) is asked about the table it left;
+    /// then the overwrite is planned again and retried only if it replaces the same files.
+    /// Fails with [`InvalidInput`](ErrorKind::InvalidInput) when the catalog cannot commit
+    /// overwrites ([`can_replace`](Self::can_replace)).
+    pub async fn begin_replace(
+        &self,
+        name: &TableName,
+        range: TimeRange,
+        guard: Option<CommitGuard>,
+    ) -> Result<AppendJob> {
         let Some(committer) = self.committer.clone() else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -474,7 +484,11 @@ impl OfflineStore {
             .with_context("table", name));
         };
         let table = self.load(name).await?;
-        let replace = append::Replace { range, committer };
+        let replace = append::Replace {
+            range,
+            committer,
+            guard,
+        };
         AppendJob::new(self.catalog.clone(), name.clone(), table, Some(replace)).await
     }
 
