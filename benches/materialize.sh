@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"1000000 5000000"}
 stores=${STORES:-"embedded redis"}
-bin=target/release
+bin=${BIN:-target/release}
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p transaction-features
 component=$PWD/target/guests/wasm32-wasip2/guest/transaction_features.wasm
 work=$(mktemp -d)
