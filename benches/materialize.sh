@@ -3,6 +3,12 @@
 # into the offline table (Iceberg) plus the embedded online store, or plus Redis.
 # Reports rows/s (from `skewless materialize`) and peak RSS (GNU time).
 #
+# Then, on each repo: a 1% append to the source (late rows: event times over the same 90 days)
+# and `materialize --incremental`, which reads only the appended files (its time against the
+# full run's); a full re-run, which replaces the feature table's rows (live size unchanged,
+# the replaced files stay on disk for time travel); and `skewless expire --older-than 0s`,
+# which deletes the files only expired snapshots referenced.
+#
 #   bash benches/materialize.sh                  # 1M and 5M rows, embedded and Redis
 #   SIZES="1000000" STORES="embedded" bash benches/materialize.sh
 #
@@ -13,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 sizes=${SIZES:-"1000000 5000000"}
 stores=${STORES:-"embedded redis"}
-bin=target/release
+bin=${BIN:-target/release}
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p transaction-features
 component=$PWD/target/guests/wasm32-wasip2/guest/transaction_features.wasm
 work=$(mktemp -d)
@@ -26,6 +32,10 @@ if [[ " $stores " == *" redis "* ]]; then
 fi
 
 printf '| rows | online store | rows/s | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|\n'
+# Seconds and rows of a `skewless materialize` output line.
+secs() { grep -o 'in [0-9.]* s' "$1" | tr -dc '0-9.'; }
+mib() { du -sm "$1" | cut -f1; }
+later=""
 for rows in $sizes; do
     "$bin/skewless-datagen" --rows "$rows" --users 100000 --days 90 --out "$work/txns-$rows.parquet" >/dev/null
     for store in $stores; do
@@ -58,5 +68,25 @@ TOML
         wall=$(grep -o 'in [0-9.]* s' "$work/out.txt" | tr -dc '0-9.')
         rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$work/time.txt")
         printf '| %s | %s | %s | %s | %s |\n' "$rows" "$store" "$rate" "$wall" "$rss"
+
+        # 1% more rows, appended as one more source snapshot, then an incremental run.
+        extra=$((rows / 100))
+        "$bin/skewless-datagen" --rows "$extra" --users 100000 --days 90 --seed 7 --out "$work/extra-$rows.parquet" >/dev/null
+        "$bin/skewless" ingest raw.transactions --repo "$repo" --from "$work/extra-$rows.parquet" >/dev/null
+        "$bin/skewless" materialize --repo "$repo" --incremental txn > "$work/inc.txt"
+        inc_rows=$(grep -o ': [0-9]* rows' "$work/inc.txt" | tr -dc '0-9')
+        inc=$(secs "$work/inc.txt")
+        table="$repo/.skewless/warehouse/features/txn"
+        size_before=$(mib "$table")
+        "$bin/skewless" materialize --repo "$repo" txn > "$work/rerun.txt"
+        rerun=$(secs "$work/rerun.txt")
+        size_after=$(mib "$table")
+        "$bin/skewless" expire --repo "$repo" txn --older-than 0s > "$work/expire.txt"
+        size_expired=$(mib "$table")
+        later+=$(printf '| %s | %s | %s | %s s (%s%% of the full run) | %s s | %s | %s | %s |' \
+            "$rows" "$store" "$inc_rows" "$inc" "$(awk -v a="$inc" -v b="$wall" 'BEGIN {printf "%.1f", 100*a/b}')" \
+            "$rerun" "$size_before" "$size_after" "$size_expired")$'\n'
     done
 done
+printf '\n| rows | online store | incremental rows (1%% append) | incremental run | full re-run | table on disk before re-run (MiB) | after re-run | after expire |\n|---|---|---|---|---|---|---|---|\n'
+printf '%s' "$later"

@@ -131,6 +131,7 @@ transform = "{TRANSACTION_FEATURES}"
             "--out",
             "train.parquet",
         ],
+        vec!["expire", "--all"],
         vec!["new", "my-transform"],
         vec![
             "build",

@@ -1,5 +1,6 @@
 //! The feature repo end to end: `apply` checks, `materialize` into real Iceberg tables and
-//! real online stores, incremental and repeated runs, and faults that must commit nothing.
+//! real online stores, and faults that must commit nothing (incremental and repeated runs:
+//! `materialize.rs`).
 
 use std::sync::Arc;
 
@@ -37,8 +38,6 @@ source = "raw.transactions"
 event_timestamp = "event_ts"
 transform = "{TIME_FEATURES}"
 "#;
-
-const DAY_US: i64 = 86_400_000_000;
 
 fn spec(rows: u64) -> Spec {
     Spec {
@@ -158,57 +157,6 @@ fn materialized_offline_rows_and_online_values_are_what_the_component_computes()
             .as_primitive::<arrow_array::types::Float64Type>();
         assert_eq!(row.values[1], FeatureValue::Float64(zscore.value(newest)));
     }
-}
-
-#[test]
-fn incremental_runs_continue_where_the_last_ended_and_repeats_change_nothing() {
-    let repo = applied_repo(REPO, 10_000);
-    let online = repo.online();
-    let end = spec(0).end_us;
-    let first = Options {
-        end_us: Some(end - 5 * DAY_US),
-        ..Options::default()
-    };
-    let a = repo.materialize("time", &first, online.as_ref()).unwrap();
-    assert!(a.rows > 0 && a.rows < 10_000, "{}", a.rows);
-
-    let incremental = Options {
-        incremental: true,
-        end_us: Some(end),
-        ..Options::default()
-    };
-    let b = repo
-        .materialize("time", &incremental, online.as_ref())
-        .unwrap();
-    assert_eq!(
-        b.window.0,
-        end - 5 * DAY_US,
-        "starts where the last run ended"
-    );
-    assert_eq!(a.rows + b.rows, 10_000, "every row exactly once");
-    assert_eq!(total_rows(&repo.scan("features.time", None)), 10_000);
-
-    // The same window again: recognized from the snapshot summaries, nothing appended.
-    let again = repo
-        .materialize("time", &incremental, online.as_ref())
-        .unwrap();
-    assert!(again.skipped.is_some(), "{again:?}");
-    let same_window = Options {
-        start_us: Some(b.window.0),
-        end_us: Some(end),
-        ..Options::default()
-    };
-    let c = repo
-        .materialize("time", &same_window, online.as_ref())
-        .unwrap();
-    assert!(
-        c.skipped
-            .as_deref()
-            .unwrap()
-            .contains("already materialized"),
-        "{c:?}"
-    );
-    assert_eq!(total_rows(&repo.scan("features.time", None)), 10_000);
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod hostile;
 mod languages;
 mod loading;
 mod main_job;
+mod materialize;
 mod offline;
 mod online;
 mod round_trip;

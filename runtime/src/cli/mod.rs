@@ -5,6 +5,7 @@
 //! (message, context, causes) and maps them to the exit code.
 
 mod build;
+mod expire;
 mod inspect;
 mod new;
 mod output;
@@ -72,6 +73,12 @@ enum Command {
         after_help = "Examples:\n  skewless materialize --all\n  skewless materialize user_transactions --start 2026-08-01T00:00:00Z --end 2026-09-01T00:00:00Z\n  skewless materialize --all --incremental"
     )]
     Materialize(repo::MaterializeArgs),
+    /// Remove old snapshots of feature tables (or other tables) and the files only they
+    /// referenced; retained snapshots still read exactly what they held.
+    #[command(
+        after_help = "Examples:\n  skewless expire --all --older-than 7d\n  skewless expire user_transactions --older-than 1d --retain-last 3\n  skewless expire --table raw.transactions --older-than 30d"
+    )]
+    Expire(expire::ExpireArgs),
     /// Read entities' latest values from the online store, with their status.
     #[command(after_help = "Example:\n  skewless get user_transaction_features 42 43")]
     Get(repo::GetArgs),
@@ -169,6 +176,7 @@ fn run(cli: Cli) -> crate::Result<()> {
         Command::Apply(args) => repo::plan(&args, true),
         Command::Ingest(args) => repo::ingest(&args),
         Command::Materialize(args) => repo::materialize(&args),
+        Command::Expire(args) => expire::expire(&args),
         Command::Get(args) => repo::get(&args),
         Command::Historical(args) => repo::historical(&args),
         Command::Serve(args) => serve::serve(&cli.engine, &args),

@@ -21,6 +21,13 @@ pub(super) struct RepoArg {
     repo: PathBuf,
 }
 
+impl RepoArg {
+    /// The repo folder.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.repo
+    }
+}
+
 #[derive(Debug, Args)]
 pub(super) struct IngestArgs {
     #[command(flatten)]
@@ -45,14 +52,19 @@ pub(super) struct MaterializeArgs {
     /// Materialize every batch view.
     #[arg(long)]
     all: bool,
-    /// Window start (RFC 3339, e.g. 2026-08-01T00:00:00Z); the beginning of time by default.
+    /// Backfill: window start (RFC 3339, e.g. 2026-08-01T00:00:00Z), the beginning of time by
+    /// default. The window's rows replace what the feature table held for it; they are read
+    /// from the source as of the last processed snapshot (newer appends are the next
+    /// --incremental run's). Without --start and --end: a full run, replacing everything.
     #[arg(long)]
     start: Option<String>,
-    /// Window end, exclusive (RFC 3339); now by default.
+    /// Backfill: window end, exclusive (RFC 3339); the end of time by default.
     #[arg(long)]
     end: Option<String>,
-    /// Continue from where the last materialization of each view ended.
-    #[arg(long, conflicts_with = "start")]
+    /// Process exactly the rows appended to the source since the last processed source
+    /// snapshot, whatever their event times (late rows included); the first run processes
+    /// the whole source.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
     incremental: bool,
 }
 
@@ -140,6 +152,7 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
             .transpose()?,
         incremental: args.incremental,
         threads: 0,
+        hook: None,
     };
     let job = Job {
         context,
@@ -165,12 +178,18 @@ fn print_summary(done: &materialize::Materialized) {
         0 => String::new(),
         n => format!(", {n} rows dropped for a null key or event time"),
     };
+    let source = match (done.from_snapshot, done.source_snapshot) {
+        (Some(from), Some(to)) => format!("source snapshots after {from} up to {to}"),
+        (None, Some(read)) => format!("source snapshot {read}"),
+        _ => "source".to_owned(),
+    };
     outln!(
-        "{}: {} rows in {secs:.2} s ({:.0} rows/s), {} entities online{dropped}; snapshot {snapshot}; {}",
+        "{}: {} rows in {secs:.2} s ({:.0} rows/s), {} entities online{dropped}; {} from {source}; snapshot {snapshot}; {}",
         done.view,
         done.rows,
         done.rows as f64 / secs,
         done.online_written,
+        done.mode,
         done.digest
     );
 }

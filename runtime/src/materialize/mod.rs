@@ -1,30 +1,49 @@
 //! `materialize`: run a batch view's transform over its source table and store the results.
 //!
-//! For one view and a time window `[start, end)` of event timestamps:
+//! For one view:
 //! 1. the component is loaded and its digest checked against the applied registry;
-//! 2. the source table is scanned at its current snapshot (pinned, so the job reads one
-//!    consistent version), with the window pushed down to Iceberg (partition and file
-//!    pruning), a batch at a time: memory does not grow with the table;
-//! 3. the transform runs over each batch on every core ([`crate::pipeline`]);
-//! 4. the outputs, with join keys, `event_ts` and `created_ts`, stream into one append job on
-//!    the view's feature table, while the newest row per entity is kept for the online store;
-//! 5. the newest rows go to the online store (which never lets an older row replace a newer);
-//! 6. the append commits as **one** snapshot whose summary records the view, the digest, the
-//!    window and the source snapshot.
+//! 2. `plan` decides what the run reads and writes: with `--incremental`, exactly the data
+//!    files the source's snapshots appended since the last processed source snapshot,
+//!    whatever their rows' event times (so a late row is never missed), appended to the
+//!    feature table; otherwise an event-time window (everything when no window is given) of
+//!    one pinned source snapshot, which **replaces** that window of the feature table;
+//! 3. the source is scanned a batch at a time (memory does not grow with the table), with the
+//!    window or the file list pushed down to Iceberg;
+//! 4. the transform runs over each batch on every core ([`crate::pipeline`]);
+//! 5. the outputs, with join keys, `event_ts` and `created_ts`, stream into one job on the
+//!    view's feature table, while the newest row per entity is kept for the online store;
+//! 6. the newest rows go to the online store (which never lets an older row replace a newer);
+//! 7. the job commits as **one** snapshot (an append, or an overwrite of the window) whose
+//!    summary records the view, the digest, the mode, the window, the source snapshot read
+//!    and the processed-snapshot marker.
 //!
-//! A failure before step 6 commits nothing to the offline table. Online writes come before
-//! the commit on purpose: they are monotonic and idempotent, so a job that fails after them
-//! leaves the online store holding values a re-run writes again, never a regression, while
-//! a commit before them could leave a "successful" offline snapshot with no online values.
+//! A failure before step 7 commits nothing to the offline table and leaves the marker where
+//! it was, so a re-run reads the same rows again: none lost, none doubled. Online writes come
+//! before the commit on purpose: they are monotonic and idempotent, so a job that fails after
+//! them leaves the online store holding values a re-run writes again, never a regression,
+//! while a commit before them could leave a "successful" offline snapshot with no online
+//! values.
 //!
-//! Re-running a window must not change what retrieval answers. Iceberg 0.10 appends only
-//! (no overwrite), so idempotency rests on two things: `created_ts`, when the source has no
-//! created column, is the source snapshot's commit time, so a re-run produces byte-identical
-//! rows that retrieval (which takes one row per key and `(event_ts, created_ts)`) resolves as
-//! one; and a run whose (view, digest, window, source snapshot) matches an earlier snapshot's
-//! summary is skipped outright.
+//! # Incremental runs and backfills
+//!
+//! Every materialization snapshot records the **processed-snapshot marker**
+//! ([`summary::PROCESSED`]): the source snapshot up to which every source row is
+//! materialized. `--incremental` reads what the source appended after it (the first run,
+//! with no marker, reads everything and replaces the whole feature table) and moves it; a
+//! full run (no window) replaces everything and moves it; a window backfill replaces the
+//! window with rows read from the source **as of the marker**, so that it and the next
+//! incremental run never both write a row, and carries the marker forward. A source snapshot
+//! after the marker that is not an append, or one expired, makes `--incremental` fail with an
+//! error that asks for a full run.
+//!
+//! Re-running a window replaces its rows (one copy of each, however many re-runs; earlier
+//! snapshots still time-travel to what they held). `created_ts`, when the source has no
+//! created column, is the commit time of the source snapshot read, so a re-run from the same
+//! snapshot produces identical rows; a run whose view, digest, window and source snapshot
+//! match the feature table's newest snapshot is skipped outright.
 
 mod newest;
+mod plan;
 mod values;
 
 pub(crate) use values::feature_value;
@@ -32,6 +51,7 @@ pub(crate) use values::feature_value;
 use newest::NewestRows;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +61,7 @@ use futures::StreamExt;
 
 use crate::apply::{feature_table_schema, join_keys};
 use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{ScanOptions, SnapshotInfo, TableName};
+use crate::offline::{CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
 use crate::registry::{KeyType, RepoContext};
@@ -59,6 +79,13 @@ pub mod summary {
     pub const WINDOW_END: &str = "skewless.window.end";
     /// The source table snapshot read.
     pub const SOURCE_SNAPSHOT: &str = "skewless.source.snapshot";
+    /// The source snapshot up to which every source row is materialized: where the next
+    /// `--incremental` run starts. Carried forward by runs that do not move it.
+    pub const PROCESSED: &str = "skewless.source.processed";
+    /// For an incremental run, the source snapshot it continued from (exclusive).
+    pub const SOURCE_FROM: &str = "skewless.source.from";
+    /// `incremental`, `window` or `full`.
+    pub const MODE: &str = "skewless.mode";
 }
 
 /// Rows per online write call (one pipelined round trip for Redis).
@@ -69,12 +96,37 @@ const ONLINE_CHUNK: usize = 10_000;
 pub struct Options {
     /// Window start (µs, inclusive); the beginning of time when absent.
     pub start_us: Option<i64>,
-    /// Window end (µs, exclusive); now when absent.
+    /// Window end (µs, exclusive); the end of time when absent.
     pub end_us: Option<i64>,
-    /// Start where the last materialization of the view ended.
+    /// Process exactly the rows appended to the source since the last processed source
+    /// snapshot, whatever their event times; the first such run processes the whole source
+    /// (see the module docs).
     pub incremental: bool,
     /// Worker threads; the number of cores when zero.
     pub threads: usize,
+    /// Called at each [`Step`]; an error it returns fails the run there (fault injection in
+    /// tests; `None` otherwise).
+    pub hook: Option<Hook>,
+}
+
+/// A point of a run at which [`Options::hook`] is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Every source row was read and transformed; nothing was written online or committed.
+    Transformed,
+    /// The online store was written; the offline commit comes next.
+    BeforeCommit,
+}
+
+/// A callback run at each [`Step`] of a materialization.
+#[derive(Clone)]
+pub struct Hook(pub Arc<dyn Fn(Step) -> Result<()> + Send + Sync>);
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 /// What one view's materialization did.
@@ -94,8 +146,14 @@ pub struct Materialized {
     pub skipped: Option<String>,
     /// The component digest.
     pub digest: String,
-    /// The window, µs.
-    pub window: (i64, i64),
+    /// `incremental`, `window` or `full` (`none` when skipped before deciding).
+    pub mode: &'static str,
+    /// The event-time window replaced, µs (`None` for an incremental run, which appends).
+    pub window: Option<(i64, i64)>,
+    /// The source snapshot read.
+    pub source_snapshot: Option<i64>,
+    /// For an incremental run, the source snapshot it continued from.
+    pub from_snapshot: Option<i64>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -129,6 +187,7 @@ impl Job<'_> {
     ) -> Result<Materialized> {
         let started = Instant::now();
         let rt = self.context.runtime;
+        let offline = self.context.offline;
         let view = self.context.repo.batch_view(view_name)?;
         let transform = self.context.repo.verified_transform(
             self.context.engine,
@@ -138,19 +197,6 @@ impl Job<'_> {
         let digest = transform.digest().to_owned();
         let source = TableName::parse(&view.source)?;
         let table = self.context.repo.feature_table(view_name)?;
-        let history = rt.block_on(self.context.offline.snapshots(&table))?;
-
-        let end = options.end_us.unwrap_or_else(crate::micros::now);
-        let start = match (options.incremental, options.start_us) {
-            (true, Some(_)) => {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    "--incremental starts where the last run ended; it cannot be combined with --start",
-                ));
-            }
-            (true, None) => last_window_end(&history, view_name).unwrap_or(i64::MIN),
-            (false, start) => start.unwrap_or(i64::MIN),
-        };
         let mut result = Materialized {
             view: view_name.to_owned(),
             rows: 0,
@@ -159,29 +205,90 @@ impl Job<'_> {
             snapshot: None,
             skipped: None,
             digest: digest.clone(),
-            window: (start, end),
+            mode: "none",
+            window: None,
+            source_snapshot: None,
+            from_snapshot: None,
             elapsed: Duration::ZERO,
         };
-        if start >= end {
-            result.skipped = Some("the window is empty (nothing new since the last run)".into());
-            return Ok(result);
-        }
-        let Some(source_snapshot) = rt.block_on(self.context.offline.current_snapshot(&source))?
-        else {
+        let source_snapshots = rt.block_on(offline.snapshots(&source))?;
+        let Some(source_current) = rt.block_on(offline.current_snapshot(&source))? else {
             result.skipped = Some(format!("source table {source} has no data yet"));
             return Ok(result);
         };
-        if let Some(done) = history.iter().find(|s| {
-            s.summary.get(summary::VIEW).map(String::as_str) == Some(view_name)
-                && s.summary.get(summary::DIGEST) == Some(&digest)
-                && s.summary.get(summary::WINDOW_START) == Some(&start.to_string())
-                && s.summary.get(summary::WINDOW_END) == Some(&end.to_string())
-                && s.summary.get(summary::SOURCE_SNAPSHOT)
-                    == Some(&source_snapshot.snapshot_id.to_string())
-        }) {
+        let history = rt.block_on(offline.snapshots(&table))?;
+        let head = rt.block_on(offline.current_snapshot(&table))?;
+        let lineage = plan::lineage(&history, head.as_ref().map(|s| s.snapshot_id));
+        let request = plan::Request {
+            incremental: options.incremental,
+            start_us: options.start_us,
+            end_us: options.end_us,
+        };
+        let work = plan::plan(
+            request,
+            view_name,
+            &lineage,
+            source_current.snapshot_id,
+            |id| source_snapshots.iter().any(|s| s.snapshot_id == id),
+        )?;
+        result.mode = work.mode();
+        let (read, marker) = match &work {
+            plan::Work::Nothing(why) => {
+                result.skipped = Some(why.clone());
+                return Ok(result);
+            }
+            plan::Work::Appended { from, to } => {
+                result.from_snapshot = Some(*from);
+                (*to, Some(*to))
+            }
+            plan::Work::Replace {
+                start,
+                end,
+                read,
+                marker,
+            } => {
+                result.window = Some((*start, *end));
+                (*read, *marker)
+            }
+        };
+        result.source_snapshot = Some(read);
+        let read_info = source_snapshots
+            .iter()
+            .find(|s| s.snapshot_id == read)
+            .unwrap_or(&source_current);
+
+        let mut summary = HashMap::from([
+            (summary::VIEW.to_owned(), view_name.to_owned()),
+            (summary::DIGEST.to_owned(), digest.clone()),
+            (summary::MODE.to_owned(), work.mode().to_owned()),
+            (summary::SOURCE_SNAPSHOT.to_owned(), read.to_string()),
+        ]);
+        if let Some(marker) = marker {
+            summary.insert(summary::PROCESSED.to_owned(), marker.to_string());
+        }
+        if let Some(from) = result.from_snapshot {
+            summary.insert(summary::SOURCE_FROM.to_owned(), from.to_string());
+        }
+        if let Some((start, end)) = result.window {
+            summary.insert(summary::WINDOW_START.to_owned(), start.to_string());
+            summary.insert(summary::WINDOW_END.to_owned(), end.to_string());
+        }
+        // The same run already made the feature table what it is.
+        if let Some(head) = &head
+            && [
+                summary::VIEW,
+                summary::DIGEST,
+                summary::MODE,
+                summary::SOURCE_SNAPSHOT,
+                summary::WINDOW_START,
+                summary::WINDOW_END,
+            ]
+            .iter()
+            .all(|k| head.summary.get(*k) == summary.get(*k))
+        {
             result.skipped = Some(format!(
                 "this window was already materialized from the same source snapshot by the same component (snapshot {})",
-                done.snapshot_id
+                head.snapshot_id
             ));
             return Ok(result);
         }
@@ -193,27 +300,72 @@ impl Job<'_> {
         columns.extend(view.created_timestamp.clone());
         columns.extend(transform.signature().inputs.iter().map(|f| f.name.clone()));
         let mut scan = ScanOptions::default()
-            .snapshot(source_snapshot.snapshot_id)
+            .snapshot(read)
             .columns(unique(columns))
             .batch_size(crate::files::DEFAULT_BATCH_SIZE);
-        if start != i64::MIN || end != i64::MAX {
-            scan = scan.time_range(&view.event_timestamp, start, end);
+        match &work {
+            plan::Work::Appended { from, to } => {
+                let appended = rt.block_on(offline.appended_since(&source, *from, *to))?;
+                scan = scan.data_files(appended.files);
+            }
+            plan::Work::Replace { start, end, .. } if (*start, *end) != (i64::MIN, i64::MAX) => {
+                scan = scan.time_range(&view.event_timestamp, *start, *end);
+            }
+            _ => {}
         }
-        let mut stream = rt.block_on(self.context.offline.scan(&source, scan))?;
+        let mut stream = rt.block_on(offline.scan(&source, scan))?;
         let batches = std::iter::from_fn(|| rt.block_on(stream.next()));
 
         let layout = Layout {
             keys: &keys,
             event_ts: &view.event_timestamp,
             created_ts: view.created_timestamp.as_deref(),
-            default_created_us: source_snapshot.timestamp_ms.saturating_mul(1000),
+            default_created_us: read_info.timestamp_ms.saturating_mul(1000),
             schema: &schema,
         };
-        let mut job = rt.block_on(self.context.offline.begin_append(&table))?;
+        // Commit only where the marker this run started from still stands: another run of the
+        // view that moved it meanwhile read some of the same rows (or would be undone).
+        let seen = plan::marker(&lineage, view_name)?;
+        let guard: CommitGuard = {
+            let view = view_name.to_owned();
+            Arc::new(move |snapshots, current| {
+                match plan::marker(&plan::lineage(snapshots, current), &view)? == seen {
+                    true => Ok(()),
+                    false => Err(Error::new(
+                        ErrorKind::Unavailable,
+                        "another materialization of this view committed while this one ran; \
+                         nothing was committed: run it again",
+                    )),
+                }
+            })
+        };
+        // An incremental run replaces an empty range: it appends, but only on top of what
+        // it planned for.
+        let range = match result.window {
+            Some((start, end)) => TimeRange::new(crate::apply::EVENT_TS, start, end),
+            None => TimeRange::new(crate::apply::EVENT_TS, i64::MAX, i64::MAX),
+        };
+        let mut job = match offline.can_replace() {
+            true => rt.block_on(offline.begin_replace(&table, range, Some(guard)))?,
+            false => {
+                if result.window.is_some() {
+                    tracing::warn!(
+                        view = view_name,
+                        "this catalog cannot commit overwrites: the window's rows are \
+                         appended, and earlier rows of the window stay beside them"
+                    );
+                }
+                rt.block_on(offline.begin_append(&table))?
+            }
+        };
         let newest = NewestRows::new();
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        };
+        let hook = |step: Step| match &options.hook {
+            Some(hook) => (hook.0)(step),
+            None => Ok(()),
         };
         let transformed = parallel_map_ordered(
             batches,
@@ -236,10 +388,13 @@ impl Job<'_> {
                 Ok(())
             },
         );
-        let online_written = transformed.and_then(|()| match view.online {
-            true => self.write_online(view_name, &newest.into_rows(&digest)),
-            false => Ok(0),
-        });
+        let online_written = transformed
+            .and_then(|()| hook(Step::Transformed))
+            .and_then(|()| match view.online {
+                true => self.write_online(view_name, &newest.into_rows(&digest)),
+                false => Ok(0),
+            })
+            .and_then(|written| hook(Step::BeforeCommit).map(|()| written));
         match online_written {
             Ok(written) => result.online_written = written,
             Err(e) => {
@@ -251,16 +406,6 @@ impl Job<'_> {
                 return Err(e);
             }
         }
-        let summary = HashMap::from([
-            (summary::VIEW.to_owned(), view_name.to_owned()),
-            (summary::DIGEST.to_owned(), digest),
-            (summary::WINDOW_START.to_owned(), start.to_string()),
-            (summary::WINDOW_END.to_owned(), end.to_string()),
-            (
-                summary::SOURCE_SNAPSHOT.to_owned(),
-                source_snapshot.snapshot_id.to_string(),
-            ),
-        ]);
         result.snapshot = Some(rt.block_on(job.commit(summary))?);
         result.elapsed = started.elapsed();
         Ok(result)
@@ -284,15 +429,6 @@ fn unique(columns: Vec<String>) -> Vec<String> {
         .into_iter()
         .filter(|c| seen.insert(c.clone()))
         .collect()
-}
-
-/// The end of the last window materialized for `view`, from the feature table's history.
-fn last_window_end(history: &[SnapshotInfo], view: &str) -> Option<i64> {
-    history
-        .iter()
-        .filter(|s| s.summary.get(summary::VIEW).map(String::as_str) == Some(view))
-        .filter_map(|s| s.summary.get(summary::WINDOW_END)?.parse().ok())
-        .max()
 }
 
 /// How source and output columns become feature-table rows.

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_array::{Array, BooleanArray, RecordBatch};
+use arrow_schema::{DataType, SchemaRef};
+use futures::TryStreamExt;
 use iceberg::Catalog;
 use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{DataFile, DataFileFormat};
@@ -23,7 +24,11 @@ use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::{SnapshotInfo, TableName, convert_error, current_arrow_schema, schema};
+use super::commit::SqlCommitter;
+use super::{
+    ScanOptions, SnapshotInfo, TableName, TimeRange, convert_error, current_arrow_schema,
+    overwrite, scan, schema,
+};
 use crate::error::{Error, ErrorKind, Result};
 
 /// The largest row group a writer buffers before flushing it to its file. A job holds one open
@@ -34,6 +39,9 @@ const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
 /// The same bound in rows: the byte estimate only counts encoded pages, not the values a
 /// column writer still buffers, so a row cap keeps each open writer small in practice.
 const MAX_ROW_GROUP_ROWS: usize = 16 * 1024;
+
+/// How many times a replacing commit that lost a race is planned and tried again.
+const REPLACE_ATTEMPTS: usize = 5;
 
 type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
@@ -58,6 +66,10 @@ struct PartitionedSink {
 /// that no snapshot references: every file of a job shares one random name prefix
 /// ([`file_prefix`](Self::file_prefix)), and `abort` deletes them.
 ///
+/// A job begun with [`OfflineStore::begin_replace`](super::OfflineStore::begin_replace)
+/// publishes an `overwrite` instead: its rows replace every row the table held in the job's
+/// time range, in the same one snapshot (see [`commit`](Self::commit)).
+///
 /// Partitioned tables fan batches out to one writer per partition; each writer rolls to a new
 /// file at the table's target file size and flushes row groups as it goes, so memory does not
 /// grow with the number of rows written.
@@ -70,7 +82,20 @@ pub struct AppendJob {
     sink: Option<Sink>,
     file_prefix: String,
     rows: u64,
+    replace: Option<Replace>,
 }
+
+/// What a replacing job replaces, and how it commits.
+pub(super) struct Replace {
+    pub(super) range: TimeRange,
+    pub(super) committer: Arc<SqlCommitter>,
+    pub(super) guard: Option<CommitGuard>,
+}
+
+/// A check a replacing job runs on the table another commit produced, before it tries again
+/// on top of it: given the table's snapshots and its current snapshot id, an error stops the
+/// job (nothing committed) with that error.
+pub type CommitGuard = Arc<dyn Fn(&[SnapshotInfo], Option<i64>) -> Result<()> + Send + Sync>;
 
 impl fmt::Debug for AppendJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,6 +104,7 @@ impl fmt::Debug for AppendJob {
             .field("file_prefix", &self.file_prefix)
             .field("rows", &self.rows)
             .field("poisoned", &self.sink.is_none())
+            .field("replaces", &self.replace.as_ref().map(|r| &r.range))
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +114,7 @@ impl AppendJob {
         catalog: Arc<dyn Catalog>,
         name: TableName,
         table: Table,
+        replace: Option<Replace>,
     ) -> Result<Self> {
         let metadata = table.metadata();
         let target = current_arrow_schema(&name, metadata)?;
@@ -138,6 +165,7 @@ impl AppendJob {
             sink: Some(sink),
             file_prefix,
             rows: 0,
+            replace,
         })
     }
 
@@ -224,7 +252,17 @@ impl AppendJob {
     ///
     /// Concurrent appends to the same table are fine: the commit is retried against the
     /// table's latest metadata.
+    ///
+    /// A replacing job first writes the rows of the table's files that straddle its range
+    /// but lie outside it, then commits one `overwrite` snapshot that drops every file with a
+    /// row in the range and adds the job's files. If another commit lands first and changed
+    /// nothing in the range, the overwrite is made again on top of it; if it changed the
+    /// range's files, this fails ([`Unavailable`](ErrorKind::Unavailable), "another commit
+    /// changed ...") and commits nothing, and the job's files are deleted.
     pub async fn commit(mut self, summary: HashMap<String, String>) -> Result<SnapshotInfo> {
+        if let Some(replace) = self.replace.take() {
+            return self.commit_replacing(replace, summary).await;
+        }
         let files = self.close().await?;
         if files.is_empty() && summary.is_empty() {
             return Err(Error::new(
@@ -255,8 +293,107 @@ impl AppendJob {
         Ok(SnapshotInfo::from_snapshot(snapshot))
     }
 
+    async fn commit_replacing(
+        mut self,
+        replace: Replace,
+        summary: HashMap<String, String>,
+    ) -> Result<SnapshotInfo> {
+        let mut table = self.table.clone();
+        let mut plan = overwrite::plan(&self.name, &table, &replace.range).await?;
+        if let Err(e) = self.carry_outside_rows(&table, &plan, &replace.range).await {
+            let _ = self.abort_files().await;
+            return Err(e);
+        }
+        let files = self.close().await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match overwrite::commit(&replace.committer, &table, &plan, &files, &summary).await {
+                Ok(snapshot_id) => {
+                    let table = self
+                        .catalog
+                        .load_table(&self.name.ident())
+                        .await
+                        .map_err(|e| convert_error(e, &self.name, "loading the table"))?;
+                    let snapshot =
+                        table
+                            .metadata()
+                            .snapshot_by_id(snapshot_id)
+                            .ok_or_else(|| {
+                                Error::new(
+                                    ErrorKind::Internal,
+                                    "the overwrite committed but its snapshot is not in the table",
+                                )
+                                .with_context("table", &self.name)
+                            })?;
+                    return Ok(SnapshotInfo::from_snapshot(snapshot));
+                }
+                Err(e)
+                    if e.kind() == iceberg::ErrorKind::CatalogCommitConflicts
+                        && attempt < REPLACE_ATTEMPTS =>
+                {
+                    let reloaded = self.catalog.load_table(&self.name.ident()).await;
+                    let replanned = match reloaded {
+                        Ok(t) => match guarded(&replace, &t) {
+                            Ok(()) => overwrite::plan(&self.name, &t, &replace.range)
+                                .await
+                                .map(|p| (t, p)),
+                            Err(e) => Err(e),
+                        },
+                        Err(e) => Err(convert_error(e, &self.name, "loading the table")),
+                    };
+                    match replanned {
+                        Ok((t, p)) if p.same_files(&plan) => (table, plan) = (t, p),
+                        Ok(_) => {
+                            delete_files(&self.table, &files).await;
+                            return Err(Error::new(
+                                ErrorKind::Unavailable,
+                                "another commit changed the table's rows in this time range                                  while the job ran; nothing was committed: run it again",
+                            )
+                            .with_context("table", &self.name));
+                        }
+                        Err(e) => {
+                            delete_files(&self.table, &files).await;
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    delete_files(&self.table, &files).await;
+                    return Err(convert_error(e, &self.name, "committing the overwrite"));
+                }
+            }
+        }
+    }
+
+    /// Writes the rows of `plan`'s straddling files that lie outside `range`: the overwrite
+    /// drops those files whole, so the rows it must keep go into the new snapshot.
+    async fn carry_outside_rows(
+        &mut self,
+        table: &Table,
+        plan: &overwrite::Plan,
+        range: &TimeRange,
+    ) -> Result<()> {
+        let (Some(base), false) = (plan.base, plan.partial.is_empty()) else {
+            return Ok(());
+        };
+        let options = ScanOptions::default()
+            .snapshot(base)
+            .data_files(Arc::new(plan.partial.clone()));
+        let mut batches = scan::scan(&self.name, table, options).await?;
+        while let Some(batch) = batches.try_next().await? {
+            let kept = outside(&self.name, &batch, range)?;
+            self.write(kept).await?;
+        }
+        Ok(())
+    }
+
     /// Abandons the job: closes its files and deletes them. Nothing is committed.
     pub async fn abort(mut self) -> Result<()> {
+        self.abort_files().await
+    }
+
+    async fn abort_files(&mut self) -> Result<()> {
         let files = match self.close().await {
             Ok(files) => files,
             // A poisoned job's files cannot be listed; they stay as unreferenced orphans.
@@ -280,6 +417,63 @@ impl AppendJob {
         };
         files.map_err(|e| convert_error(e, &self.name, "closing data files"))
     }
+}
+
+/// Runs the job's guard, if any, on `table` as another commit left it.
+fn guarded(replace: &Replace, table: &Table) -> Result<()> {
+    let Some(guard) = &replace.guard else {
+        return Ok(());
+    };
+    let snapshots: Vec<SnapshotInfo> = table
+        .metadata()
+        .snapshots()
+        .map(|s| SnapshotInfo::from_snapshot(s))
+        .collect();
+    guard(&snapshots, table.metadata().current_snapshot_id())
+}
+
+/// Deletes the data files of a job that committed nothing (best effort: a file left behind
+/// is an orphan no snapshot references).
+async fn delete_files(table: &Table, files: &[DataFile]) {
+    for file in files {
+        if let Err(e) = table.file_io().delete(file.file_path()).await {
+            tracing::warn!(file = file.file_path(), error = %e, "could not remove a file of a failed job");
+        }
+    }
+}
+
+/// The rows of `batch` whose `range.column` is outside `range` (or null).
+fn outside(name: &TableName, batch: &RecordBatch, range: &TimeRange) -> Result<RecordBatch> {
+    let column = batch.column_by_name(&range.column).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            "the table has no column with this name",
+        )
+        .with_context("column", &range.column)
+        .with_context("table", name)
+    })?;
+    let internal = |e: arrow_schema::ArrowError| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("selecting the rows outside the time range: {e}"),
+        )
+        .with_context("table", name)
+    };
+    let micros = arrow_cast::cast(column, &DataType::Int64).map_err(internal)?;
+    let micros = micros
+        .as_any()
+        .downcast_ref::<arrow_array::Int64Array>()
+        .ok_or_else(|| internal(arrow_schema::ArrowError::CastError("not int64".into())))?;
+    let keep: BooleanArray = (0..micros.len())
+        .map(|i| {
+            Some(
+                micros.is_null(i)
+                    || micros.value(i) < range.start_us
+                    || micros.value(i) >= range.end_us,
+            )
+        })
+        .collect();
+    arrow_select::filter::filter_record_batch(batch, &keep).map_err(internal)
 }
 
 fn poisoned(name: &TableName) -> Error {

@@ -20,26 +20,32 @@
 //!   carries the caller's properties (`skewless.view`, `skewless.digest`,
 //!   `skewless.window.start`, ...). A job dropped or [aborted](AppendJob::abort) before commit
 //!   publishes nothing.
+//! - [`OfflineStore::begin_replace`] starts an [`AppendJob`] whose commit is an `overwrite`:
+//!   its rows replace every row the table held in a time range, in one atomic snapshot
+//!   (earlier snapshots still read what they held). See `overwrite.rs` for how the snapshot
+//!   is written and `commit.rs` for how it is committed.
+//! - [`OfflineStore::appended_since`] lists the data files a table's snapshots appended after
+//!   an earlier snapshot, for incremental reads ([`ScanOptions::data_files`]).
+//! - [`OfflineStore::expire_snapshots`] removes snapshots older than a retention and deletes
+//!   the files only they referenced; retained snapshots read exactly what they read before.
 //! - [`OfflineStore::scan`] streams a table (or a pinned snapshot: time travel) as Arrow
 //!   batches, pushing a time range down so that day partitions and files outside it are never
 //!   opened.
 //! - [`OfflineStore::snapshots`] and [`OfflineStore::snapshot_as_of`] answer "which data did
 //!   the table hold then?", so a training set can be rebuilt exactly.
 //!
-//! # Why idempotency does not live here
+//! # Replacing rows on an append-only library
 //!
-//! iceberg-rust 0.10.1 can only **append**: it has no overwrite, delete, replace-partition or
-//! row-delta commit (upstream epic apache/iceberg-rust#2269). Re-running a materialization
-//! window therefore cannot replace the rows of the first run through the public API; it adds
-//! them again. skewless is designed so that this changes no answer:
-//! - retrieval (point-in-time joins and the online store) resolves duplicates by the greatest
-//!   `(event_ts, created_ts)`, so a re-run's identical rows, or newer ones, win the same way
-//!   everywhere;
-//! - every materialization records what it covered (view, component digest, window) in its
-//!   snapshot summary, so a job can see that a window was already completed and skip it.
-//!
-//! When upstream gains overwrite commits, a window can be replaced atomically instead; the
-//! callers' contract stays the same.
+//! iceberg-rust 0.10.1 can only **append** through its transactions (no overwrite, delete,
+//! replace-partition or row-delta action: upstream epic apache/iceberg-rust#2269), and builds
+//! the `TableCommit` that `Catalog::update_table` takes only inside them. Replacing a window
+//! therefore writes the overwrite snapshot with the crate's public manifest writers and
+//! commits it with the same compare-and-swap of the catalog's metadata pointer that the SQL
+//! catalog uses, under the same requirements (the table's uuid, `main` still at the snapshot
+//! planned on). That path exists for the SQL catalog only: with a REST catalog,
+//! [`OfflineStore::can_replace`] is false and callers append instead (retrieval resolves the
+//! duplicate rows by the greatest `(event_ts, created_ts)`, so answers stay right while
+//! storage grows).
 //!
 //! # Other limits
 //! - Timestamps with a time zone are stored as Iceberg `timestamptz`, whose Arrow form is
@@ -78,7 +84,11 @@
 //! ```
 
 mod append;
+mod commit;
+mod expire;
+mod incremental;
 mod name;
+mod overwrite;
 mod scan;
 mod schema;
 
@@ -106,7 +116,9 @@ use iceberg_catalog_sql::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use append::AppendJob;
+pub use append::{AppendJob, CommitGuard};
+pub use expire::Expired;
+pub use incremental::Appended;
 pub use name::TableName;
 pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
 
@@ -205,6 +217,8 @@ impl OfflineConfig {
 pub struct SnapshotInfo {
     /// The snapshot's id: pin a scan to it with [`ScanOptions::snapshot`].
     pub snapshot_id: i64,
+    /// The snapshot it was committed on top of (`None` for a table's first).
+    pub parent_id: Option<i64>,
     /// When it was committed, milliseconds since the Unix epoch.
     pub timestamp_ms: i64,
     /// The snapshot summary: Iceberg's own keys (`operation`, `added-records`,
@@ -227,6 +241,7 @@ impl SnapshotInfo {
             .or_else(|| snapshot.added_rows_count());
         SnapshotInfo {
             snapshot_id: snapshot.snapshot_id(),
+            parent_id: snapshot.parent_snapshot_id(),
             timestamp_ms: snapshot.timestamp_ms(),
             summary,
             added_rows,
@@ -240,6 +255,8 @@ impl SnapshotInfo {
 pub struct OfflineStore {
     catalog: Arc<dyn Catalog>,
     description: String,
+    /// Commits what the catalog's transactions cannot (overwrites); SQL catalogs only.
+    committer: Option<Arc<commit::SqlCommitter>>,
 }
 
 impl fmt::Debug for OfflineStore {
@@ -262,17 +279,32 @@ impl OfflineStore {
     /// Must be called inside a tokio runtime: the catalog keeps a handle to it.
     pub async fn open(config: &OfflineConfig) -> Result<Self> {
         // The one place a concrete backend is named.
-        let (catalog, description): (Arc<dyn Catalog>, String) = match config {
-            OfflineConfig::Sql { uri, warehouse } => open_sql(uri, warehouse).await?,
+        let (catalog, description, committer) = match config {
+            OfflineConfig::Sql { uri, warehouse } => {
+                let (catalog, description, uri) = open_sql(uri, warehouse).await?;
+                let committer = commit::SqlCommitter::new(&uri).map_err(|e| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("cannot open the SQL catalog: {}", describe_error(&e)),
+                    )
+                    .with_context("catalog", &uri)
+                })?;
+                (catalog, description, Some(Arc::new(committer)))
+            }
             OfflineConfig::Rest {
                 uri,
                 warehouse,
                 props,
-            } => open_rest(uri, warehouse.as_deref(), props, REST_OPEN_TIMEOUT).await?,
+            } => {
+                let (catalog, description) =
+                    open_rest(uri, warehouse.as_deref(), props, REST_OPEN_TIMEOUT).await?;
+                (catalog, description, None)
+            }
         };
         Ok(OfflineStore {
             catalog,
             description,
+            committer,
         })
     }
 
@@ -419,7 +451,77 @@ impl OfflineStore {
     /// Starts an append to `name`. See [`AppendJob`].
     pub async fn begin_append(&self, name: &TableName) -> Result<AppendJob> {
         let table = self.load(name).await?;
-        AppendJob::new(self.catalog.clone(), name.clone(), table).await
+        AppendJob::new(self.catalog.clone(), name.clone(), table, None).await
+    }
+
+    /// Whether [`begin_replace`](Self::begin_replace) is available: the catalog is the SQL
+    /// catalog (see the module docs).
+    pub fn can_replace(&self) -> bool {
+        self.committer.is_some()
+    }
+
+    /// Starts a job whose commit replaces every row of `name` whose `range.column` lies in
+    /// the range with the job's rows, in one `overwrite` snapshot (an empty range replaces
+    /// nothing: the commit is an append that, unlike [`begin_append`](Self::begin_append)'s,
+    /// never lands on top of a commit it did not plan for without asking `guard`). The job's
+    /// rows should lie in the range (rows outside it are committed too, as added rows).
+    ///
+    /// When another commit lands first, `guard` (if any) is asked about the table it left;
+    /// then the overwrite is planned again and retried only if it replaces the same files.
+    /// Fails with [`InvalidInput`](ErrorKind::InvalidInput) when the catalog cannot commit
+    /// overwrites ([`can_replace`](Self::can_replace)).
+    pub async fn begin_replace(
+        &self,
+        name: &TableName,
+        range: TimeRange,
+        guard: Option<CommitGuard>,
+    ) -> Result<AppendJob> {
+        let Some(committer) = self.committer.clone() else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "replacing rows needs the SQL catalog; this REST catalog can only append",
+            )
+            .with_context("table", name));
+        };
+        let table = self.load(name).await?;
+        let replace = append::Replace {
+            range,
+            committer,
+            guard,
+        };
+        AppendJob::new(self.catalog.clone(), name.clone(), table, Some(replace)).await
+    }
+
+    /// The data files `name`'s snapshots appended after snapshot `from`, up to and including
+    /// snapshot `to` (its current snapshot, typically). Fails with
+    /// [`InvalidInput`](ErrorKind::InvalidInput), naming the snapshot, when one of them is
+    /// not an append or the lineage from `to` back to `from` is broken (expired, rolled
+    /// back): rows may then have been rewritten, and only a full run is right.
+    pub async fn appended_since(&self, name: &TableName, from: i64, to: i64) -> Result<Appended> {
+        let table = self.load(name).await?;
+        incremental::appended_between(name, &table, from, to).await
+    }
+
+    /// Removes the snapshots of `name` committed before `older_than_ms` (milliseconds since
+    /// the Unix epoch), except the current one and the `retain_last` newest of its lineage,
+    /// then deletes the manifest lists, manifests and data files that only removed snapshots
+    /// referenced. Time travel to a removed snapshot is then a
+    /// [`NotFound`](ErrorKind::NotFound) error; retained snapshots read what they read before.
+    pub async fn expire_snapshots(
+        &self,
+        name: &TableName,
+        older_than_ms: i64,
+        retain_last: usize,
+    ) -> Result<Expired> {
+        let table = self.load(name).await?;
+        expire::expire(
+            self.catalog.as_ref(),
+            name,
+            table,
+            older_than_ms,
+            retain_last,
+        )
+        .await
     }
 
     /// Streams the table's rows as Arrow batches. See [`ScanOptions`].
@@ -466,7 +568,8 @@ impl OfflineStore {
     }
 }
 
-async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, String)> {
+/// The catalog, its description and the uri it was opened with.
+async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, String, String)> {
     let Some(rest) = uri.strip_prefix("sqlite:") else {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -526,6 +629,7 @@ async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, Stri
     Ok((
         Arc::new(catalog),
         format!("sql catalog {uri}, warehouse {warehouse_url}"),
+        uri,
     ))
 }
 

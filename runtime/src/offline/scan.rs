@@ -1,5 +1,8 @@
 //! Scanning a table: [`ScanOptions`], [`TimeRange`] and the resulting [`RecordBatchStream`].
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 use futures::TryStreamExt;
 use futures::stream::BoxStream;
@@ -50,6 +53,10 @@ pub struct ScanOptions {
     pub time_range: Option<TimeRange>,
     /// The maximum number of rows per batch (iceberg-rust's default when `None`).
     pub batch_size: Option<usize>,
+    /// Read only these data files (full paths, as the table's manifests name them): the
+    /// files some snapshots added, for an incremental read, or the files an overwrite
+    /// replaces. Files of the snapshot not in the set are not opened.
+    pub data_files: Option<Arc<BTreeSet<String>>>,
 }
 
 impl ScanOptions {
@@ -76,6 +83,12 @@ impl ScanOptions {
         self.batch_size = Some(batch_size);
         self
     }
+
+    /// Reads only these data files of the snapshot.
+    pub fn data_files(mut self, files: Arc<BTreeSet<String>>) -> Self {
+        self.data_files = Some(files);
+        self
+    }
 }
 
 pub(super) async fn scan(
@@ -89,7 +102,7 @@ pub(super) async fn scan(
             let snapshot = metadata.snapshot_by_id(id).ok_or_else(|| {
                 Error::new(
                     ErrorKind::NotFound,
-                    "the table has no snapshot with this id",
+                    "the table has no snapshot with this id (never had, or it was expired)",
                 )
                 .with_context("snapshot", id)
                 .with_context("table", name)
@@ -169,10 +182,27 @@ pub(super) async fn scan(
     let scan = builder
         .build()
         .map_err(|e| convert_error(e, name, "planning the scan"))?;
-    let stream = scan
-        .to_arrow()
-        .await
-        .map_err(|e| convert_error(e, name, "starting the scan"))?;
+    let stream = match options.data_files {
+        None => scan.to_arrow().await,
+        // The same planning (pruning, filters, projection), reading only the chosen files.
+        Some(files) => match scan.plan_files().await {
+            Ok(tasks) => {
+                let tasks = tasks.try_filter(move |task| {
+                    std::future::ready(files.contains(task.data_file_path()))
+                });
+                let mut reader = table.reader_builder();
+                if let Some(size) = options.batch_size {
+                    reader = reader.with_batch_size(size);
+                }
+                reader
+                    .build()
+                    .read(Box::pin(tasks))
+                    .map(|result| result.stream())
+            }
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(|e| convert_error(e, name, "starting the scan"))?;
     let name = name.clone();
     let stream = stream.map_err(move |e| convert_error(e, &name, "reading the table"));
     Ok(match reorder {
