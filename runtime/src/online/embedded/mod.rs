@@ -64,7 +64,7 @@ pub(super) const MAX_READERS: u32 = 1024;
 
 /// The online store in a local LMDB file (e.g. `.skewless/online.lmdb`, beside its
 /// `online.lmdb-lock`), shared by processes: reads never wait, writes from any process are
-/// serialized and apply the ordering rule atomically. See the [module docs](self).
+/// serialized and apply the ordering rule atomically. See the [online module docs](super).
 ///
 /// Open it once per process ([`EmbeddedStore::open`]) and share the handle between threads;
 /// a second open of the same file in one process is refused.
