@@ -21,7 +21,6 @@
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, ErrorKind, Result};
-#[cfg(doc)]
 use crate::online::EntityKey;
 
 /// Marks a hashed entity key; never the first byte of [`EntityKey::encode`].
@@ -54,17 +53,31 @@ pub(super) fn view_prefix(view: &str) -> Result<Vec<u8>> {
     Ok(prefix)
 }
 
-/// The storage key of an entity under `prefix` (from [`view_prefix`]), given the entity's
-/// [`EntityKey::encode`], written into `out` (cleared first, so one buffer can serve every
-/// key of a call).
-pub(super) fn key_into(prefix: &[u8], entity: &[u8], out: &mut Vec<u8>) {
+/// The storage key of `entity` under `prefix` (from [`view_prefix`]), written into `out`
+/// (cleared first, so one buffer serves every key of a call).
+pub(super) fn key_into(prefix: &[u8], entity: &EntityKey, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(prefix);
-    if prefix.len() + entity.len() <= MAX_KEY {
-        out.extend_from_slice(entity);
-    } else {
-        out.push(HASHED);
-        out.extend_from_slice(&Sha256::digest(entity));
+    entity.encode_into(out);
+    hash_if_too_long(out, prefix.len());
+}
+
+/// [`key_into`] for an entity key already encoded ([`EntityKey::encode`]).
+pub(super) fn key_into_from_encoded(prefix: &[u8], entity: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(prefix);
+    out.extend_from_slice(entity);
+    hash_if_too_long(out, prefix.len());
+}
+
+/// Replaces the entity part of `key` (after `prefix_len` bytes) by its hash if the key is
+/// longer than LMDB takes.
+fn hash_if_too_long(key: &mut Vec<u8>, prefix_len: usize) {
+    if key.len() > MAX_KEY {
+        let hash = Sha256::digest(&key[prefix_len..]);
+        key.truncate(prefix_len);
+        key.push(HASHED);
+        key.extend_from_slice(&hash);
     }
 }
 
@@ -96,12 +109,15 @@ fn write_leb128(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::online::EntityKey;
     use proptest::prelude::*;
 
     fn key_of(view: &str, entity: &EntityKey) -> Vec<u8> {
         let mut out = Vec::new();
-        key_into(&view_prefix(view).unwrap(), &entity.encode(), &mut out);
+        let prefix = view_prefix(view).unwrap();
+        key_into(&prefix, entity, &mut out);
+        let mut from_encoded = Vec::new();
+        key_into_from_encoded(&prefix, &entity.encode(), &mut from_encoded);
+        assert_eq!(out, from_encoded);
         out
     }
 

@@ -204,9 +204,10 @@ impl EmbeddedStore {
         &self.path
     }
 
-    fn error(&self, doing: Doing, view: &str) -> impl Fn(heed::Error) -> Error + '_ {
-        let view = view.to_owned();
-        move |e| store_error(&self.path, self.map_size, doing, e).with_context("view", &view)
+    /// The error for `e`, met while `doing` something to `view`. Called only on failure, so
+    /// that the read path allocates nothing for errors that do not happen.
+    fn fail(&self, doing: Doing, view: &str, e: heed::Error) -> Error {
+        store_error(&self.path, self.map_size, doing, e).with_context("view", view)
     }
 
     /// The rows of `keys` of `view` in the snapshot `txn` reads; `key` is a scratch buffer.
@@ -223,11 +224,11 @@ impl EmbeddedStore {
         };
         keys.iter()
             .map(|entity| {
-                layout::key_into(&prefix, &entity.encode(), key);
+                layout::key_into(&prefix, entity, key);
                 let stored = self
                     .rows
                     .get(txn, key)
-                    .map_err(self.error(Doing::Read, view))?;
+                    .map_err(|e| self.fail(Doing::Read, view, e))?;
                 stored
                     .map(|bytes| {
                         decode_row(bytes).map_err(|e| {
@@ -253,13 +254,13 @@ impl OnlineStore for EmbeddedStore {
             .into_iter()
             .map(|(entity, row)| {
                 let mut key = Vec::with_capacity(prefix.len() + entity.len());
-                layout::key_into(&prefix, &entity, &mut key);
+                layout::key_into_from_encoded(&prefix, &entity, &mut key);
                 Ok((key, encode_row(row)?))
             })
             .collect::<Result<Vec<_>>>()?;
         // Keys in order touch each B-tree page once rather than at random.
         encoded.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let err = self.error(Doing::Write, view);
+        let err = |e: heed::Error| self.fail(Doing::Write, view, e);
         let mut txn = self.env.write_txn().map_err(&err)?;
         let mut written = 0;
         for (key, row) in &encoded {
@@ -282,7 +283,10 @@ impl OnlineStore for EmbeddedStore {
     }
 
     fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>> {
-        let txn = self.env.read_txn().map_err(self.error(Doing::Read, view))?;
+        let txn = self
+            .env
+            .read_txn()
+            .map_err(|e| self.fail(Doing::Read, view, e))?;
         self.read_in(&txn, view, keys, &mut Vec::new())
     }
 
@@ -294,7 +298,7 @@ impl OnlineStore for EmbeddedStore {
         let txn = self
             .env
             .read_txn()
-            .map_err(self.error(Doing::Read, first))?;
+            .map_err(|e| self.fail(Doing::Read, first, e))?;
         let mut key = Vec::new();
         requests
             .iter()
@@ -306,7 +310,7 @@ impl OnlineStore for EmbeddedStore {
         let Ok(prefix) = layout::view_prefix(view) else {
             return Ok(());
         };
-        let err = self.error(Doing::Delete, view);
+        let err = |e: heed::Error| self.fail(Doing::Delete, view, e);
         let mut txn = self.env.write_txn().map_err(&err)?;
         let end = layout::prefix_end(&prefix);
         let range: (Bound<&[u8]>, Bound<&[u8]>) = (
