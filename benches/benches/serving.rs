@@ -1,6 +1,9 @@
 //! The server-side cost of one online request, without a socket or a load generator: the
 //! same 1-entity request with and without a request-time view, through `OnlineServing::get`
 //! (the job) and through the router (parsing and rendering included), on the embedded store.
+//! Then the embedded store alone (`embedded_store/*`): the reads a request makes (1 entity, 5
+//! features of one view; 1 entity, 10 features of three views in one `read_many`) and one
+//! batch write of 100,000 new rows, as materialization does.
 //!
 //! Run: `cargo bench -p skewless-benches --bench serving`. Figures: `benches/README.md`.
 #![allow(
@@ -12,11 +15,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use skewless_datagen::{Spec, batches};
 use skewless_runtime::TransformEngine;
 use skewless_runtime::materialize::Options;
+use skewless_runtime::online::{EmbeddedStore, EntityKey, FeatureValue, OnlineStore, StoredRow};
 use skewless_runtime::registry::FeatureRepo;
 use skewless_runtime::server::{self, AppState, Limits};
 use skewless_runtime::serving::{FeatureRequest, OnlineServing};
@@ -119,5 +123,65 @@ fn serving(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, serving);
+/// A row of `n` float features, as a batch view stores it.
+fn stored_row(i: i64, n: usize) -> StoredRow {
+    StoredRow {
+        event_ts: 1_700_000_000_000_000 + i,
+        created_ts: 1_700_000_000_500_000,
+        digest: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+        values: (0..n)
+            .map(|f| FeatureValue::Float64(i as f64 / (f + 1) as f64))
+            .collect(),
+    }
+}
+
+fn rows(n: i64, features: usize) -> Vec<(EntityKey, StoredRow)> {
+    (0..n)
+        .map(|i| (EntityKey::new([i]), stored_row(i, features)))
+        .collect()
+}
+
+fn embedded_store(c: &mut Criterion) {
+    const ENTITIES: i64 = 100_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = EmbeddedStore::open(dir.path().join("online.store")).expect("store opens");
+    // Three views as in the serving scenarios: 5, 3 and 2 features.
+    for (view, features) in [("txn", 5), ("merchant", 3), ("time", 2)] {
+        for chunk in rows(ENTITIES, features).chunks(10_000) {
+            store.write(view, chunk).expect("written");
+        }
+    }
+    let mut group = c.benchmark_group("embedded_store");
+    let key = [EntityKey::new([42_424i64])];
+    group.bench_function("read/1_entity_5_features", |b| {
+        b.iter(|| store.read("txn", &key).expect("read"))
+    });
+    group.bench_function("read_many/1_entity_10_features_3_views", |b| {
+        b.iter(|| {
+            store
+                .read_many(&[("txn", &key), ("merchant", &key), ("time", &key)])
+                .expect("read")
+        })
+    });
+    let batch = rows(100_000, 5);
+    group.sample_size(10);
+    group.bench_function("write/100k_new_rows_5_features", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let store = EmbeddedStore::open(dir.path().join("online.store")).expect("opens");
+                (dir, store)
+            },
+            |(dir, store)| {
+                let stats = store.write("txn", &batch).expect("written");
+                assert_eq!(stats.written, 100_000);
+                (dir, store)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, serving, embedded_store);
 criterion_main!(benches);

@@ -22,7 +22,7 @@
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
 //! - [`engine`]: the wasmtime host ([`TransformEngine`], [`Transform`]);
 //! - [`offline`]: Iceberg catalogs and tables (appends as snapshots, pinned scans);
-//! - [`online`]: the [`online::OnlineStore`] trait, embedded (redb) and Redis backends;
+//! - [`online`]: the [`online::OnlineStore`] trait, embedded (LMDB) and Redis backends;
 //! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
 //! - [`signature`]: the host's view of a transform's declared inputs and outputs;
 //! - [`toolchain`]: building transform projects (Rust, Python, JavaScript, C) into components,

@@ -1,6 +1,8 @@
-//! Online store conformance: one suite, run against every backend (the embedded redb file
+//! Online store conformance: one suite, run against every backend (the embedded LMDB file
 //! always; Redis on a throwaway `redis-server`), plus what is particular to each (reopening a
-//! file, a second process's lock, a dead and restarted Redis).
+//! file, a full map, a file that is not a store, a dead and restarted Redis). Sharing the
+//! embedded store between processes is tested with real processes in
+//! `runtime/tests/online_shared.rs`, where the `skewless` binary is at hand.
 //!
 //! Each behaviour is a function over a [`Backend`]; `conformance!` generates one `#[test]` per
 //! behaviour and backend (`online::embedded::*`, `online::redis::*`).
@@ -18,7 +20,7 @@ use skewless_tests::redis_server::RedisServer;
 
 /// A backend under test: a store, and a way to get a second, independent handle for
 /// concurrent writers (a second connection for Redis; the same handle shared between threads
-/// for the embedded store, which one process opens once).
+/// for the embedded store, which each process opens once).
 trait Backend {
     fn store(&self) -> Arc<dyn OnlineStore>;
     fn second_writer(&self) -> Arc<dyn OnlineStore>;
@@ -33,7 +35,8 @@ impl Embedded {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = online::open(&OnlineConfig::Embedded {
-            path: dir.path().join("nested/dirs/online.redb"),
+            path: dir.path().join("nested/dirs/online.lmdb"),
+            map_size: None,
         })
         .unwrap();
         assert_eq!(store.backend(), "embedded");
@@ -99,6 +102,7 @@ conformance!(
     views_are_isolated,
     reading_several_views_at_once_answers_each_in_order,
     a_large_batch_round_trips,
+    very_long_entity_keys_are_distinct_entities,
 );
 
 fn key(id: i64) -> EntityKey {
@@ -460,10 +464,45 @@ fn a_large_batch_round_trips(backend: &dyn Backend) {
     );
 }
 
+/// Keys longer than an embedded store's key limit (LMDB's 511 bytes), differing only at the
+/// end or only in length, are still separate entities, and views stay apart.
+fn very_long_entity_keys_are_distinct_entities(backend: &dyn Backend) {
+    let store = backend.store();
+    let long = "k".repeat(3000);
+    let keys = [
+        EntityKey::new([long.clone()]),
+        EntityKey::new([format!("{long}x")]),
+        EntityKey::new([format!("{long}y")]),
+        EntityKey(vec![long.clone().into(), 1i64.into()]),
+        EntityKey::new(["k".repeat(505)]),
+        EntityKey::new(["k".repeat(506)]),
+    ];
+    let rows: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.clone(), row(i as i64, 0)))
+        .collect();
+    assert_eq!(store.write("long", &rows).unwrap(), stats(keys.len(), 0));
+    let read = store.read("long", &keys).unwrap();
+    for (i, r) in read.iter().enumerate() {
+        assert_eq!(r.as_ref(), Some(&row(i as i64, 0)), "key {i}");
+    }
+    assert_eq!(store.read("long2", &keys[..1]).unwrap(), [None]);
+    // The ordering rule holds for them as for any key.
+    assert_eq!(
+        store
+            .write("long", &[(keys[0].clone(), row(-1, 0))])
+            .unwrap(),
+        stats(0, 1)
+    );
+    store.delete_view("long").unwrap();
+    assert_eq!(store.read("long", &keys[..1]).unwrap(), [None]);
+}
+
 #[test]
 fn the_embedded_store_persists_across_reopening() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("online.redb");
+    let path = dir.path().join("online.lmdb");
     {
         let store = online::EmbeddedStore::open(&path).unwrap();
         store.write("v", &[(key(1), row(3, 4))]).unwrap();
@@ -477,16 +516,104 @@ fn the_embedded_store_persists_across_reopening() {
 }
 
 #[test]
-fn a_second_open_of_the_embedded_store_says_it_is_in_use() {
+fn a_second_open_in_one_process_says_to_share_the_handle() {
+    // Processes share the file (see runtime/tests/online_shared.rs); within one process LMDB
+    // allows one handle, which its threads share.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("online.redb");
-    let _first = online::EmbeddedStore::open(&path).unwrap();
+    let path = dir.path().join("online.lmdb");
+    let first = online::EmbeddedStore::open(&path).unwrap();
     let e = online::EmbeddedStore::open(&path).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable);
     let message = e.to_string();
     assert!(message.contains(&path.display().to_string()), "{message}");
-    assert!(message.contains("in use by another process"), "{message}");
-    assert!(message.contains("redis"), "{message}");
+    assert!(
+        message.contains("already open in this process"),
+        "{message}"
+    );
+    // Once the first handle is gone, the file opens again.
+    drop(first);
+    online::EmbeddedStore::open(&path).unwrap();
+}
+
+#[test]
+fn a_full_embedded_store_names_the_setting_and_keeps_what_it_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("online.lmdb");
+    let store = online::EmbeddedStore::builder(&path)
+        .map_size(1 << 20)
+        .open()
+        .unwrap();
+    store.write("v", &[(key(1), row(1, 0))]).unwrap();
+    // About 4 MiB of rows into a 1 MiB map.
+    let big: Vec<(EntityKey, StoredRow)> = (0..64i64)
+        .map(|i| {
+            let mut r = row(2, i);
+            r.values = vec![FeatureValue::Binary(vec![7; 64 << 10])];
+            (key(i), r)
+        })
+        .collect();
+    let e = store.write("v", &big).unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("is full"), "{message}");
+    assert!(
+        message.contains("1 MiB") && message.contains("map_size"),
+        "{message}"
+    );
+    // The failed call committed nothing; the store still reads and writes.
+    assert_eq!(
+        store.read("v", &[key(1), key(2)]).unwrap(),
+        [Some(row(1, 0)), None]
+    );
+    assert_eq!(
+        store.write("v", &[(key(1), row(3, 0))]).unwrap(),
+        stats(1, 0)
+    );
+}
+
+#[test]
+fn an_embedded_store_path_holding_another_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "x".repeat(20_000)).unwrap();
+    let e = online::EmbeddedStore::open(&path).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    let message = e.to_string();
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("not an embedded online store"),
+        "{message}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), "x".repeat(20_000).as_bytes());
+
+    // A store of an earlier version (redb), under the old default name beside the new one.
+    let old = dir.path().join("online.redb");
+    std::fs::write(&old, b"redb\x1a\x0a\xa9\x0d\x0a...").unwrap();
+    let e = online::open(&OnlineConfig::Embedded {
+        path: dir.path().join("online.lmdb"),
+        map_size: None,
+    })
+    .unwrap_err();
+    let message = e.to_string();
+    assert!(message.contains(&old.display().to_string()), "{message}");
+    assert!(message.contains("skewless materialize --all"), "{message}");
+    assert!(!dir.path().join("online.lmdb").exists());
+}
+
+#[test]
+fn an_unusable_map_size_is_refused_with_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = online::EmbeddedStore::builder(dir.path().join("online.lmdb"))
+        .map_size(1000)
+        .open()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    let message = e.to_string();
+    assert!(
+        message.contains("`[online] map_size` is 1000 bytes"),
+        "{message}"
+    );
+    assert!(message.contains("at least 1048576"), "{message}");
 }
 
 #[test]

@@ -79,6 +79,12 @@ impl EntityKey {
     /// The canonical storage encoding (see the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.0.len() * 10);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`encode`](Self::encode), appended to `out` (a reused buffer: no allocation per key).
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
         for value in &self.0 {
             match value {
                 KeyValue::Int64(v) => {
@@ -87,12 +93,11 @@ impl EntityKey {
                 }
                 KeyValue::Utf8(s) => {
                     out.push(TAG_UTF8);
-                    write_leb128(&mut out, s.len() as u64);
+                    write_leb128(out, s.len() as u64);
                     out.extend_from_slice(s.as_bytes());
                 }
             }
         }
-        out
     }
 
     /// Decodes what [`encode`](Self::encode) produced; any other byte string is an

@@ -3,9 +3,11 @@
 //! Materialization writes rows; the online server reads them, one round trip per request.
 //! [`OnlineStore`] is the boundary; two backends sit behind it:
 //!
-//! - [`EmbeddedStore`]: a single [redb](https://docs.rs/redb) file (e.g.
-//!   `.skewless/online.redb`), no server to run. One process at a time may open it.
-//! - [`RedisStore`]: Redis, for production and for several writer processes.
+//! - [`EmbeddedStore`]: a single [LMDB](http://www.lmdb.tech/doc/) file (e.g.
+//!   `.skewless/online.lmdb`), no server to run, shared by a running server and any number of
+//!   jobs on the same machine: readers never wait, writers from any process take turns.
+//! - [`RedisStore`]: Redis, for production: several machines, or more data than one machine's
+//!   disk.
 //!
 //! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"` or `type = "redis"`); no
 //! other code names a concrete backend.
@@ -16,7 +18,8 @@
 //! backend applies [`replaces`] (compare `(event_ts, created_ts)`, strictly greater wins) per
 //! key, atomically with the write, so out-of-order, repeated or concurrent materializations
 //! cannot regress a feature, and re-running a window is a no-op. The embedded backend does it
-//! inside one write transaction; the Redis backend in a Lua script, server-side. Both compare
+//! inside one write transaction, which LMDB serializes across processes; the Redis backend in
+//! a Lua script, server-side. Both compare
 //! the same 16-byte order-preserving prefix of the same stored encoding (see `row.rs`).
 //!
 //! A read returns the stored row; [`status_at`] turns it into what the point-in-time join at
@@ -27,7 +30,10 @@
 //! # fn main() -> skewless_runtime::Result<()> {
 //! use skewless_runtime::online::{self, EntityKey, FeatureValue, OnlineConfig, StoredRow};
 //!
-//! let store = online::open(&OnlineConfig::Embedded { path: ".skewless/online.redb".into() })?;
+//! let store = online::open(&OnlineConfig::Embedded {
+//!     path: ".skewless/online.lmdb".into(),
+//!     map_size: None,
+//! })?;
 //! let key = EntityKey::new([42i64]);
 //! let row = StoredRow {
 //!     event_ts: 1_700_000_000_000_000,
@@ -55,7 +61,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
 pub use redis_store::RedisStore;
 pub use row::{FeatureValue, StoredRow, replaces};
@@ -117,7 +123,8 @@ pub trait OnlineStore: Send + Sync + Debug {
 /// ```toml
 /// [online]
 /// type = "embedded"
-/// path = ".skewless/online.redb"
+/// path = ".skewless/online.lmdb"
+/// map_size = 68719476736  # optional, bytes: 64 GiB, the default
 /// ```
 ///
 /// ```toml
@@ -128,10 +135,15 @@ pub trait OnlineStore: Send + Sync + Debug {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OnlineConfig {
-    /// A redb file; a relative path is resolved by the caller (against the project directory).
+    /// An LMDB file; a relative path is resolved by the caller (against the project directory).
     Embedded {
-        /// The database file; parent directories are created.
+        /// The database file; parent directories are created, and the lock file is beside it
+        /// (`<path>-lock`).
         path: PathBuf,
+        /// The most bytes the store may hold, in bytes: address space reserved, not disk used;
+        /// [`DEFAULT_MAP_SIZE`] when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        map_size: Option<u64>,
     },
     /// A Redis server.
     Redis {
@@ -143,7 +155,7 @@ pub enum OnlineConfig {
 /// Opens the online store `config` describes. The one place that names concrete backends.
 pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
-        OnlineConfig::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+        OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
     })
 }
@@ -154,9 +166,18 @@ pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
 /// an error at once.
 pub fn open_lazily(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
-        OnlineConfig::Embedded { path } => Arc::new(EmbeddedStore::open(path)?),
+        OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect_lazily(url)?),
     })
+}
+
+fn open_embedded(path: &std::path::Path, map_size: Option<u64>) -> Result<EmbeddedStore> {
+    let builder = EmbeddedStore::builder(path);
+    match map_size {
+        Some(bytes) => builder.map_size(bytes),
+        None => builder,
+    }
+    .open()
 }
 
 /// The rows of one write call reduced to the newest per key (by [`replaces`]; the first of
@@ -218,13 +239,23 @@ mod tests {
     #[test]
     fn config_is_tagged_by_type_and_lists_known_types() {
         let embedded: OnlineConfig =
-            toml::from_str("type = \"embedded\"\npath = \"x/online.redb\"").unwrap();
+            toml::from_str("type = \"embedded\"\npath = \"x/online.lmdb\"").unwrap();
         assert_eq!(
             embedded,
             OnlineConfig::Embedded {
-                path: "x/online.redb".into()
+                path: "x/online.lmdb".into(),
+                map_size: None,
             }
         );
+        let sized: OnlineConfig =
+            toml::from_str("type = \"embedded\"\npath = \"x\"\nmap_size = 1073741824").unwrap();
+        assert!(matches!(
+            sized,
+            OnlineConfig::Embedded {
+                map_size: Some(1_073_741_824),
+                ..
+            }
+        ));
         let redis: OnlineConfig =
             toml::from_str("type = \"redis\"\nurl = \"redis://127.0.0.1:6379\"").unwrap();
         assert!(matches!(redis, OnlineConfig::Redis { .. }));

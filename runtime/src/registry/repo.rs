@@ -104,11 +104,12 @@ impl FeatureRepo {
     /// The online store's configuration, defaults and relative paths resolved.
     pub fn online_config(&self) -> OnlineConfig {
         match &self.spec.online {
-            OnlineSpec::Embedded { path } => OnlineConfig::Embedded {
+            OnlineSpec::Embedded { path, map_size } => OnlineConfig::Embedded {
                 path: path.as_ref().map_or_else(
-                    || self.state_dir().join("online.redb"),
+                    || self.state_dir().join("online.lmdb"),
                     |p| self.dir.join(p),
                 ),
+                map_size: *map_size,
             },
             OnlineSpec::Redis { url } => OnlineConfig::Redis { url: url.clone() },
         }

@@ -91,10 +91,12 @@ impl Default for OfflineSpec {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OnlineSpec {
-    /// The embedded store: one file, by default `.skewless/online.redb`; no server.
+    /// The embedded store: one LMDB file, by default `.skewless/online.lmdb`; no server.
     Embedded {
         /// Store file, relative to the repo.
         path: Option<String>,
+        /// The most bytes the store may hold (address space, not disk); 64 GiB by default.
+        map_size: Option<u64>,
     },
     /// Redis (or a Redis-compatible server).
     Redis {
@@ -105,7 +107,10 @@ pub enum OnlineSpec {
 
 impl Default for OnlineSpec {
     fn default() -> Self {
-        OnlineSpec::Embedded { path: None }
+        OnlineSpec::Embedded {
+            path: None,
+            map_size: None,
+        }
     }
 }
 
