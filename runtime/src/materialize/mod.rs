@@ -39,8 +39,9 @@
 //! Re-running a window replaces its rows (one copy of each, however many re-runs; earlier
 //! snapshots still time-travel to what they held). `created_ts`, when the source has no
 //! created column, is the commit time of the source snapshot read, so a re-run from the same
-//! snapshot produces identical rows; a run whose view, digest, window and source snapshot
-//! match the feature table's newest snapshot is skipped outright.
+//! snapshot produces identical rows; a window backfill whose view, digest, window and source
+//! snapshot match the feature table's newest snapshot is skipped outright. A full run never
+//! is: it is also how an online store that was lost or replaced is filled again.
 
 mod newest;
 mod plan;
@@ -273,8 +274,11 @@ impl Job<'_> {
             summary.insert(summary::WINDOW_START.to_owned(), start.to_string());
             summary.insert(summary::WINDOW_END.to_owned(), end.to_string());
         }
-        // The same run already made the feature table what it is.
+        // The same window backfill already made the feature table what it is. A full run is
+        // never skipped: it is also how an online store that was lost or replaced is filled
+        // again (`skewless materialize --all`), which the feature table alone cannot tell.
         if let Some(head) = &head
+            && work.mode() == "window"
             && [
                 summary::VIEW,
                 summary::DIGEST,
