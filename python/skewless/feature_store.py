@@ -353,7 +353,9 @@ class FeatureStore:
         elif isinstance(as_of, str):
             as_of_text = as_of
         elif as_of is not None:
-            as_of_ms = _micros(as_of, "as_of") // 1000
+            as_of_us = _micros(as_of, "as_of")
+            assert as_of_us is not None
+            as_of_ms = as_of_us // 1000
         native = self._native.historical(
             arrow_data(entity_df, "entity_df"),
             list(features) if features is not None else None,
@@ -392,7 +394,11 @@ class FeatureStore:
             feature_service = feature_service.name
         if (entity_rows is None) == (entities is None):
             raise TypeError("pass exactly one of entity_rows= (a list of dicts) or entities=")
-        columns = _columns(entity_rows) if entity_rows is not None else _columnar(entities)
+        if entity_rows is not None:
+            columns = _columns(entity_rows)
+        else:
+            assert entities is not None
+            columns = _columnar(entities)
         request: Dict[str, Any] = {"entities": columns, "full_feature_names": full_feature_names}
         if features is not None:
             if isinstance(features, str):

@@ -83,6 +83,8 @@ class Engine:
         memory_limit_mib: int = 512,
         deadline_ms: int = 10_000,
     ) -> None:
+        if cache_dir is True:
+            raise TypeError("cache_dir must be a folder, None (the default folder) or False (no cache)")
         if cache_dir is None:
             cache_dir = _default_cache_dir()
         elif cache_dir is False:
