@@ -1,0 +1,126 @@
+"""A pickled `Transform` in the engines teams run: Spark (`mapInArrow`, local mode) and Ray
+(`map_batches`), each compared bit for bit with `skewless run` on the same rows.
+
+pyspark (with Java 17) and ray are not in the test requirements (several hundred MB); these
+tests are skipped with the reason when they are not installed:
+`pip install pyspark==4.0.1 ray==2.49.2` into the test environment runs them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import skewless
+
+
+def rows(n: int = 10_000) -> pa.Table:
+    amount = [None if i % 97 == 0 else (i % 1000) * 1.37 - 50.0 for i in range(n)]
+    balance = [None if i % 89 == 0 else float((i * 7919) % 5000) for i in range(n)]
+    return pa.table(
+        {
+            "id": pa.array(range(n), pa.int64()),
+            "amount": pa.array(amount, pa.float64()),
+            "balance_before": pa.array(balance, pa.float64()),
+        }
+    )
+
+
+def bits(table: pa.Table) -> dict:
+    """Each column's validity and the bits of its valid values (floats compared as integers,
+    so -0.0 and 0.0, or two NaNs, are told apart)."""
+    out = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        valid = np.asarray(column.is_valid())
+        if pa.types.is_floating(column.type):
+            values = column.fill_null(0).to_numpy().view(np.uint64)
+        else:
+            values = np.asarray(column.fill_null(False if pa.types.is_boolean(column.type) else 0))
+        out[name] = (valid.tolist(), values[valid].tolist())
+    return out
+
+
+@pytest.fixture
+def expected(guests: Path, tmp_path: Path, run_cli) -> pa.Table:
+    data = rows()
+    pq.write_table(data, tmp_path / "in.parquet")
+    done = run_cli(
+        "run", guests / "transaction_features.wasm", "--input", tmp_path / "in.parquet",
+        "--output", tmp_path / "out.parquet", "--keep-input",
+    )
+    assert done.returncode == 0, done.stderr
+    return pq.read_table(tmp_path / "out.parquet").drop_columns(["amount", "balance_before"])
+
+
+def mapper(transform: skewless.Transform):
+    """A function of a batch: the transform's outputs after the row's id (so the engine's row
+    order does not matter). Nested, so the engines pickle it by value with the Transform in
+    it (a module-level function is pickled by name, and this test module is not importable
+    on their workers)."""
+
+    def with_id(batch):
+        out = transform.run(batch)  # a Table for a Table (Ray), a RecordBatch for one (Spark)
+        if isinstance(out, pa.Table):
+            return out.add_column(0, "id", batch.column("id"))
+        return pa.RecordBatch.from_arrays([batch.column("id"), *out.columns], names=["id", *out.schema.names])
+
+    return with_id
+
+
+def test_spark_map_in_arrow_equals_skewless_run(guests, expected, monkeypatch):
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install pyspark==4.0.1; needs Java 17)")
+    from pyspark.sql import SparkSession
+
+    # Spark's Python workers run this interpreter (its environment has skewless), not the
+    # first `python3` on the PATH.
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+
+    transform = skewless.Transform(guests / "transaction_features.wasm")
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    try:
+        df = spark.createDataFrame(rows().to_pandas()).repartition(3)
+        schema = (
+            "id long, amount_log1p double, amount_zscore double, amount_bucket int, "
+            "amount_to_balance_ratio double, is_high_value boolean"
+        )
+        # The function (and the Transform in it) is pickled to Spark's Python workers.
+        with_id = mapper(transform)
+        out = df.mapInArrow(lambda batches: (with_id(b) for b in batches), schema).toArrow()
+    finally:
+        spark.stop()
+    assert out.num_rows == expected.num_rows
+    # The same columns (Spark and Ray make every column nullable), the same bits.
+    got = out.sort_by("id").cast(expected.schema)
+    assert expected.column_names[0] == "id"
+    assert bits(got) == bits(expected)
+
+
+def test_ray_map_batches_equals_skewless_run(guests, expected):
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install ray==2.49.2)")
+    import ray.data
+
+    transform = skewless.Transform(guests / "transaction_features.wasm")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        ds = ray.data.from_arrow(rows()).map_batches(
+            mapper(transform), batch_format="pyarrow", batch_size=1000
+        )
+        out = pa.concat_tables(ray.get(ds.to_arrow_refs()))
+    finally:
+        ray.shutdown()
+    assert out.num_rows == expected.num_rows
+    # The same columns (Spark and Ray make every column nullable), the same bits.
+    got = out.sort_by("id").cast(expected.schema)
+    assert expected.column_names[0] == "id"
+    assert bits(got) == bits(expected)
