@@ -80,6 +80,20 @@ def test_apply_refuses_a_repo_with_problems_listing_them(tmp_path, guests):
     assert store.plan().problems
 
 
+def test_materialize_reads_times_as_the_cli_does(materialized):
+    store, t0 = materialized
+    with pytest.raises(skewless.InvalidInput, match="start `yesterday` is not a timestamp"):
+        store.materialize(["txn"], start="yesterday")
+    with pytest.raises(skewless.NotFound, match="no batch view `nope`"):
+        store.materialize(["nope"])
+    # A window as RFC 3339 text and as a naive datetime (UTC) are the same window.
+    by_text = store.materialize(["txn_copy"], start="2019-12-31T00:00:00Z", end="2020-01-02")
+    by_datetime = store.materialize(["txn_copy"], start=dt.datetime(2019, 12, 31), end=dt.date(2020, 1, 2))
+    assert by_text[0].window == by_datetime[0].window
+    assert by_text[0].rows == 1  # user 2's transaction of 2020-01-01
+    assert by_datetime[0].skipped  # the same window again
+
+
 def test_a_missing_repo_is_an_error_at_construction(tmp_path):
     with pytest.raises(skewless.SkewlessError, match="skewless.toml"):
         skewless.FeatureStore(tmp_path / "nowhere")
