@@ -198,3 +198,38 @@ def test_a_component_changed_since_apply_is_refused(tmp_path, guests):
     with pytest.raises(skewless.InvalidComponent, match="changed since the last `skewless apply`"):
         store.get_online_features(["txn:amount_log1p"], [{"user_id": 1}])
     store.close()
+
+
+def test_a_memory_budget_spills_and_gives_the_same_training_set(tmp_path, guests):
+    write_repo(tmp_path, guests)
+    t0 = now()
+    n = 60_000
+    ts = pa.timestamp("us", tz="UTC")
+    events = pa.array([t0 - dt.timedelta(minutes=i) for i in range(n)], ts)
+    source = pa.table(
+        {
+            "user_id": pa.array([i % 5000 for i in range(n)], pa.int64()),
+            "event_ts": events,
+            "ingested_at": events,
+            "amount": pa.array([float(i % 977) for i in range(n)]),
+            "balance_before": pa.array([float(i % 5003) for i in range(n)]),
+        }
+    )
+    with skewless.FeatureStore(tmp_path) as store:
+        store.ingest("raw.transactions", source, create=True)
+        store.apply()
+        store.materialize(["txn"])
+        entities = pa.table(
+            {
+                "user_id": pa.array(range(5000), pa.int64()),
+                "event_timestamp": pa.array([t0 - dt.timedelta(days=2)] * 5000, ts),
+            }
+        )
+        whole = store.get_historical_features(entities, ["txn:*"])
+        spilled = store.get_historical_features(entities, ["txn:*"], memory_budget=1)
+        assert whole.spilled == (0, 0)
+        assert spilled.spilled[0] > 0 and spilled.spilled[1] > 0
+        assert spilled.to_arrow().equals(whole.to_arrow())
+        assert whole.to_arrow().column("amount_log1p").null_count < 5000
+        with pytest.raises(skewless.InvalidInput, match="memory_budget"):
+            store.get_historical_features(entities, ["txn:*"], memory_budget=0)
