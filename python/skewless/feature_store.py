@@ -156,12 +156,30 @@ class OnlineResponse:
     comes from.
     """
 
-    def __init__(self, values: Any, statuses: Any, event_timestamps: Any, digests: Any) -> None:
-        self._values = values
-        self._statuses = statuses
-        self._times = event_timestamps
+    def __init__(self, native: Any) -> None:
+        # Held natively; each part crosses to pyarrow when first asked for.
+        self._native = native
+        self._parts: Dict[str, Any] = {}
         #: The digest of the component that computed each view's features.
-        self.digests: Dict[str, str] = dict(digests)
+        self.digests: Dict[str, str] = dict(native.digests)
+
+    def _part(self, name: str) -> Any:
+        part = self._parts.get(name)
+        if part is None:
+            part = self._parts[name] = getattr(self._native, name)()
+        return part
+
+    @property
+    def _values(self) -> Any:
+        return self._part("values")
+
+    @property
+    def _statuses(self) -> Any:
+        return self._part("statuses")
+
+    @property
+    def _times(self) -> Any:
+        return self._part("event_timestamps")
 
     def to_arrow(self) -> Any:
         """Join keys and features as a ``pyarrow.Table``."""
@@ -197,7 +215,7 @@ class OnlineResponse:
         return self._times.to_pydict()
 
     def __repr__(self) -> str:
-        return f"OnlineResponse({self._values.num_rows} rows, {self._statuses.num_columns} features)"
+        return f"OnlineResponse({self._native.rows} rows)"
 
 
 class FeatureStore:
@@ -406,8 +424,7 @@ class FeatureStore:
             request["features"] = list(features)
         if feature_service is not None:
             request["feature_service"] = feature_service
-        values, statuses, times, digests = self._native.online(json.dumps(request))
-        return OnlineResponse(values, statuses, times, digests)
+        return OnlineResponse(self._native.online(json.dumps(request)))
 
     # -- lifecycle ---------------------------------------------------------------------
 

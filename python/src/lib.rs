@@ -40,6 +40,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<transform::PyTransform>()?;
     module.add_class::<store::PyStore>()?;
     module.add_class::<store::PyTrainingSet>()?;
+    module.add_class::<store::PyOnlineAnswer>()?;
     module.add_function(wrap_pyfunction!(arrow_io::write_parquet, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -260,37 +260,29 @@ impl PyStore {
     }
 
     /// Online features for a request in the JSON shape of the server's
-    /// `POST /get-online-features`, answered by the code the server runs: values, statuses
-    /// and event timestamps (`pyarrow.RecordBatch` each) and each view's component digest.
-    #[expect(clippy::type_complexity, reason = "a tuple Python unpacks")]
-    fn online(
-        &self,
-        py: Python<'_>,
-        request_json: &str,
-    ) -> PyResult<(Py<PyAny>, Py<PyAny>, Py<PyAny>, Vec<(String, String)>)> {
-        let (batches, digests) = py
-            .detach(|| {
-                let request = FeatureRequest::from_json(request_json.as_bytes())?;
-                let serving = self.serving()?;
-                let features = serving.serving.get(&request)?;
-                let mut digests: Vec<(String, String)> = Vec::new();
-                for column in &features.features {
-                    if let Some(digest) = serving.serving.view_digest(&column.view)
-                        && !digests.iter().any(|(v, _)| **v == *column.view)
-                    {
-                        digests.push((column.view.to_string(), digest.to_owned()));
-                    }
+    /// `POST /get-online-features`, answered by the code the server runs.
+    fn online(&self, py: Python<'_>, request_json: &str) -> PyResult<PyOnlineAnswer> {
+        py.detach(|| {
+            let request = FeatureRequest::from_json(request_json.as_bytes())?;
+            let serving = self.serving()?;
+            let features = serving.serving.get(&request)?;
+            let mut digests: Vec<(String, String)> = Vec::new();
+            for column in &features.features {
+                if let Some(digest) = serving.serving.view_digest(&column.view)
+                    && !digests.iter().any(|(v, _)| **v == *column.view)
+                {
+                    digests.push((column.view.to_string(), digest.to_owned()));
                 }
-                Ok((to_batches(&features)?, digests))
+            }
+            let [values, statuses, times] = to_batches(&features)?;
+            Ok(PyOnlineAnswer {
+                values,
+                statuses,
+                times,
+                digests,
             })
-            .map_err(py_err)?;
-        let [values, statuses, times] = batches;
-        Ok((
-            batch_to_py(py, &values)?,
-            batch_to_py(py, &statuses)?,
-            batch_to_py(py, &times)?,
-            digests,
-        ))
+        })
+        .map_err(py_err)
     }
 
     /// Closes the online store and what serves from it (the embedded store is locked while
@@ -358,6 +350,47 @@ fn tuple(done: Materialized) -> MaterializedTuple {
         done.window,
         done.elapsed.as_secs_f64(),
     )
+}
+
+/// An online answer, held as Arrow until Python asks for a part of it (each part crosses to
+/// pyarrow on its own, so a caller that reads only the values pays for nothing else).
+#[pyclass(module = "skewless._native", name = "OnlineAnswer", frozen)]
+#[derive(Debug)]
+pub(crate) struct PyOnlineAnswer {
+    values: RecordBatch,
+    statuses: RecordBatch,
+    times: RecordBatch,
+    digests: Vec<(String, String)>,
+}
+
+#[pymethods]
+impl PyOnlineAnswer {
+    /// Join keys, then features, as a `pyarrow.RecordBatch`.
+    fn values(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        batch_to_py(py, &self.values)
+    }
+
+    /// One status column per feature (`PRESENT`, ...), as a `pyarrow.RecordBatch`.
+    fn statuses(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        batch_to_py(py, &self.statuses)
+    }
+
+    /// One event-time column per feature, as a `pyarrow.RecordBatch`.
+    fn event_timestamps(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        batch_to_py(py, &self.times)
+    }
+
+    /// The component digest of each view served, in first-use order.
+    #[getter]
+    fn digests(&self) -> Vec<(String, String)> {
+        self.digests.clone()
+    }
+
+    /// The number of entity rows answered.
+    #[getter]
+    fn rows(&self) -> usize {
+        self.values.num_rows()
+    }
 }
 
 /// A training set: the entity rows and their features, with the snapshots and digests it was
