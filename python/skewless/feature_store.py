@@ -85,9 +85,16 @@ class Materialized:
             self.digest,
             window,
             self.seconds,
+            self.mode,
+            self.source_snapshot,
         ) = raw
-        #: The window, microseconds since the epoch: [start, end).
-        self.window = tuple(window)
+        #: The event-time window replaced, microseconds since the epoch: [start, end); None
+        #: for an incremental run (it reads what the source appended, whatever the times).
+        self.window = tuple(window) if window is not None else None
+        #: ``full``, ``window`` or ``incremental`` (``none`` when skipped before deciding).
+        self.mode: str
+        #: The source snapshot read (None when nothing was read).
+        self.source_snapshot: "int | None"
 
     def __repr__(self) -> str:
         if self.skipped:
@@ -304,8 +311,9 @@ class FeatureStore:
     ) -> List[Materialized]:
         """Computes batch views over ``[start, end)`` of their sources' event time into the
         offline and online stores (``skewless materialize``): ``views`` (every batch view by
-        default), from the beginning of time and until now by default. A re-run of the same
-        window is recognized and skipped."""
+        default). Without ``start`` and ``end`` a full run replaces each view's feature table;
+        with them a backfill replaces the window's rows (each row stored once however often it
+        runs), and a re-run of the same window from the same source snapshot is skipped."""
         return [
             Materialized(m)
             for m in self._native.materialize(
@@ -313,15 +321,12 @@ class FeatureStore:
             )
         ]
 
-    def materialize_incremental(
-        self, views: Optional[Sequence[str]] = None, end: Optional[TimeLike] = None
-    ) -> List[Materialized]:
-        """Continues each view from where its last materialization ended
+    def materialize_incremental(self, views: Optional[Sequence[str]] = None) -> List[Materialized]:
+        """Continues each view from the last source snapshot it processed
         (``skewless materialize --incremental``): every row appended to a source since is
         processed exactly once, however late its event time."""
         return [
-            Materialized(m)
-            for m in self._native.materialize(_views(views), None, _micros(end, "end"), True)
+            Materialized(m) for m in self._native.materialize(_views(views), None, None, True)
         ]
 
     # -- retrieval ---------------------------------------------------------------------

@@ -69,8 +69,10 @@ type MaterializedTuple = (
     Option<i64>,
     Option<String>,
     String,
-    (i64, i64),
+    Option<(i64, i64)>,
     f64,
+    &'static str,
+    Option<i64>,
 );
 
 #[pymethods]
@@ -170,7 +172,7 @@ impl PyStore {
                 start_us,
                 end_us,
                 incremental,
-                threads: 0,
+                ..Options::default()
             };
             let job = Job {
                 context,
@@ -349,6 +351,8 @@ fn tuple(done: Materialized) -> MaterializedTuple {
         done.digest,
         done.window,
         done.elapsed.as_secs_f64(),
+        done.mode,
+        done.source_snapshot,
     )
 }
 
