@@ -91,7 +91,14 @@ pub(super) fn key_columns(
                 KeyType::Utf8 => ArrowType::Utf8,
                 KeyType::Int32 | KeyType::Int64 => ArrowType::Int64,
             };
-            arrow_cast::cast(column, &to).map_err(|e| {
+            // Not the default (safe) cast, which turns a value that does not convert (the
+            // string "abc" for an integer key) into a null: a null key matches nothing, so
+            // that row would silently get no features.
+            let strict = arrow_cast::CastOptions {
+                safe: false,
+                ..Default::default()
+            };
+            arrow_cast::cast_with_options(column, &to, &strict).map_err(|e| {
                 Error::new(
                     ErrorKind::SchemaMismatch,
                     format!(
@@ -172,6 +179,32 @@ mod tests {
     use arrow_schema::{Field, Schema};
 
     use super::*;
+
+    #[test]
+    fn a_key_value_that_does_not_convert_is_an_error_not_a_null() {
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("id", ArrowType::Utf8, true)])),
+            vec![Arc::new(arrow_array::StringArray::from(vec![
+                Some("1"),
+                None,
+                Some("abc"),
+            ]))],
+        )
+        .unwrap();
+        let keys = [("id".to_owned(), KeyType::Int64)];
+        let e = key_columns(&batch, &keys).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::SchemaMismatch);
+        assert_eq!(e.context_value("column"), Some("id"));
+        assert!(e.to_string().contains("abc"), "{e}");
+        // Numbers as text and nulls (a null key matches nothing, as documented) convert.
+        let fine = RecordBatch::try_new(
+            batch.schema(),
+            vec![Arc::new(arrow_array::StringArray::from(vec![Some("1"), None]))],
+        )
+        .unwrap();
+        let cast = key_columns(&fine, &keys).unwrap();
+        assert_eq!(cast[0].null_count(), 1);
+    }
 
     #[test]
     fn a_row_hashes_like_its_entity_key_whatever_the_key_types_and_nulls() {
