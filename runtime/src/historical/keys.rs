@@ -175,7 +175,7 @@ fn write_str(h: &mut impl Hasher, s: &str) {
 mod tests {
     use std::sync::Arc;
 
-    use arrow_array::Int32Array;
+    use arrow_array::{Int32Array, StringArray};
     use arrow_schema::{Field, Schema};
 
     use super::*;
@@ -184,7 +184,7 @@ mod tests {
     fn a_key_value_that_does_not_convert_is_an_error_not_a_null() {
         let batch = RecordBatch::try_new(
             Arc::new(Schema::new(vec![Field::new("id", ArrowType::Utf8, true)])),
-            vec![Arc::new(arrow_array::StringArray::from(vec![
+            vec![Arc::new(StringArray::from(vec![
                 Some("1"),
                 None,
                 Some("abc"),
@@ -199,7 +199,7 @@ mod tests {
         // Numbers as text and nulls (a null key matches nothing, as documented) convert.
         let fine = RecordBatch::try_new(
             batch.schema(),
-            vec![Arc::new(arrow_array::StringArray::from(vec![Some("1"), None]))],
+            vec![Arc::new(StringArray::from(vec![Some("1"), None]))],
         )
         .unwrap();
         let cast = key_columns(&fine, &keys).unwrap();
