@@ -669,3 +669,125 @@ fn one_e16_plus_one_minus_one_e16_is_one_in_every_grouping() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Declarations: `plan` type-checks every aggregation against its column.
+
+const AGGREGATE_REPO: &str = r#"
+[project]
+name = "aggregates"
+
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "int64" }]
+
+# Source columns, aggregated directly.
+[[aggregate_view]]
+name = "user_txn"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+created_timestamp = "ingested_at"
+aggregations = [
+    { name = "txn_count_1h", function = "count", window = "1h" },
+    { name = "amount_sum_24h", function = "sum", column = "amount", window = "24h" },
+    { name = "amount_mean_7d", function = "mean", column = "amount", window = "7d" },
+    { name = "amount_max_lifetime", function = "max", column = "amount", window = "lifetime" },
+    { name = "last_merchants", function = "last_n", column = "merchant", window = "30d", k = 5 },
+    { name = "merchants_30d", function = "approx_count_distinct", column = "merchant", window = "30d" },
+    { name = "bad_function", function = "median", column = "amount", window = "1h" },
+    { name = "bad_window", function = "sum", column = "amount", window = "1 hour" },
+    { name = "no_column", function = "sum", column = "amont", window = "1h" },
+    { name = "bad_type", function = "sum", column = "merchant", window = "1h" },
+    { name = "no_k", function = "last_n", column = "merchant", window = "1h" },
+]
+
+# A transform's outputs, aggregated.
+[[aggregate_view]]
+name = "user_txn_features"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+transform = "{TRANSACTION_FEATURES}"
+aggregations = [
+    { name = "zscore_stddev_24h", function = "stddev", column = "amount_zscore", window = "24h" },
+    { name = "high_value_count_7d", function = "count", column = "is_high_value", window = "7d" },
+    { name = "raw_amount", function = "sum", column = "amount", window = "1h" },
+    { name = "flag_mean", function = "mean", column = "is_high_value", window = "1h" },
+]
+"#;
+
+#[test]
+fn plan_names_the_view_the_aggregation_and_the_column_of_every_bad_declaration() {
+    let repo = skewless_tests::feature_repo::TestRepo::new(AGGREGATE_REPO);
+    let batches: Vec<_> = skewless_datagen::batches(
+        skewless_datagen::Spec {
+            rows: 100,
+            users: 5,
+            days: 2,
+            ..skewless_datagen::Spec::default()
+        },
+        64,
+    )
+    .collect();
+    repo.ingest("raw.transactions", "txns.parquet", &batches);
+    let plan = repo.plan().expect("plan runs");
+    let expected = [
+        "aggregate view `user_txn`: aggregation `bad_function`: unknown function `median`; expected one of count, sum, mean, min, max, last, last_n, count_distinct, approx_count_distinct, variance, stddev",
+        "aggregate view `user_txn`: aggregation `bad_window`: window: `1 hour` is not a duration; expected a number and a unit (s, m, h, d or w), such as `30d`, `12h` or `1d12h` (or `lifetime`)",
+        "aggregate view `user_txn`: aggregation `no_column`: column `amont` is not among the columns it can aggregate ([txn_id, user_id, event_ts, ingested_at, amount, balance_before, merchant])",
+        "aggregate view `user_txn`: aggregation `bad_type`: function `sum` cannot take column `merchant` of type utf8; it takes int32, int64, float32 or float64",
+        "aggregate view `user_txn`: aggregation `no_k`: function `last_n` needs `k`, the number of values to keep (e.g. `k = 5`)",
+        "aggregate view `user_txn_features`: aggregation `raw_amount`: column `amount` is not among the columns it can aggregate ([amount_log1p, amount_zscore, amount_bucket, amount_to_balance_ratio, is_high_value])",
+        "aggregate view `user_txn_features`: aggregation `flag_mean`: function `mean` cannot take column `is_high_value` of type boolean; it takes int32, int64, float32 or float64",
+    ];
+    let mut problems = plan.problems.clone();
+    problems.sort();
+    let mut expected: Vec<String> = expected.iter().map(|e| e.to_string()).collect();
+    expected.sort();
+    assert_eq!(problems, expected, "exactly these problems, each once");
+    let err = repo
+        .apply()
+        .expect_err("apply refuses while there are problems");
+    assert!(err.message().contains("problems"), "{err}");
+
+    // Structural problems stop `open`: an aggregate view without aggregations, a name twice.
+    let broken = skewless_tests::feature_repo::TestRepo::new(
+        r#"
+[project]
+name = "broken"
+
+[[entity]]
+name = "user"
+join_keys = [{ name = "user_id", type = "int64" }]
+
+[[aggregate_view]]
+name = "empty"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+aggregations = []
+
+[[aggregate_view]]
+name = "twice"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+aggregations = [
+    { name = "n", function = "count", window = "1h" },
+    { name = "n", function = "count", window = "2h" },
+]
+"#,
+    );
+    let err = broken.open().expect_err("structural problems");
+    assert!(
+        err.message()
+            .contains("aggregate view `empty` declares no aggregations"),
+        "{err}"
+    );
+    assert!(
+        err.message()
+            .contains("aggregate view `twice`: aggregation `n` is declared more than once"),
+        "{err}"
+    );
+}

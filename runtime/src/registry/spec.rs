@@ -373,6 +373,47 @@ impl RepoSpec {
             }
             check_component(&at, dir, &view.transform, &mut problems);
         }
+        for view in &self.aggregate_views {
+            unique("feature view", &view.name, &mut problems);
+            let at = format!("aggregate view `{}`", view.name);
+            check_entities(&at, &view.entities, &entity_names, &mut problems);
+            if view.entities.is_empty() {
+                problems.push(format!(
+                    "{at} names no entities; an aggregate view needs at least one"
+                ));
+            }
+            match view.source.split_once('.') {
+                Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
+                _ => problems.push(format!(
+                    "{at}: source `{}` is not a table name; expected `namespace.table`",
+                    view.source
+                )),
+            }
+            if let Some(ttl) = &view.ttl
+                && let Err(e) = parse_duration(ttl)
+            {
+                problems.push(format!("{at}: ttl: {}", e.message()));
+            }
+            if let Some(transform) = &view.transform {
+                check_component(&at, dir, transform, &mut problems);
+            }
+            if view.aggregations.is_empty() {
+                problems.push(format!(
+                    "{at} declares no aggregations; add `aggregations = [{{ name = \"...\", \
+                     function = \"count\", window = \"1h\" }}]`"
+                ));
+            }
+            // Functions, windows, columns and types are checked by `plan`, against the columns.
+            let mut seen = HashSet::new();
+            for aggregation in &view.aggregations {
+                if !seen.insert(aggregation.name.as_str()) {
+                    problems.push(format!(
+                        "{at}: aggregation `{}` is declared more than once",
+                        aggregation.name
+                    ));
+                }
+            }
+        }
         let batch_names: HashSet<&str> = self.batch_views.iter().map(|v| v.name.as_str()).collect();
         for view in &self.request_views {
             unique("feature view", &view.name, &mut problems);
