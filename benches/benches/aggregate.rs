@@ -2,7 +2,12 @@
 //! end) against a plain left-to-right `f64` sum over the same values, and the cost of merging
 //! and encoding tile states.
 //!
-//! Run: `cargo bench -p skewless-benches --bench aggregate -- --warm-up-time 1 --measurement-time 4`
+//! Run: `cargo bench -p skewless-benches --bench aggregate -- --warm-up-time 1 --measurement-time 3`.
+//! Figures: `benches/README.md`.
+#![allow(
+    missing_docs,
+    reason = "criterion's macros generate undocumented functions"
+)]
 
 use std::hint::black_box;
 
