@@ -46,7 +46,9 @@
 //! - [`Function`] and its type rules; [`Window`] and tiles ([`tile_of`], [`cover`]);
 //! - [`State`]: a partial aggregate with `update`, `merge` (associative, commutative) and
 //!   `evaluate`; [`encode`]/[`decode`]: its one canonical, versioned byte form;
-//! - [`Aggregation`]: one declared aggregation, checked against its column's type.
+//! - [`Aggregation`]: one declared aggregation, checked against its column's type;
+//! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass (the
+//!   offline computation; wiring it into historical retrieval is planned).
 //!
 //! There is no `subtract`: a window's state is merged from the tiles covering it. The exact sums
 //! could subtract exactly (they are integers), which prefix sums over sorted events may use.
@@ -71,6 +73,7 @@ mod exact_sum;
 mod function;
 mod hll;
 mod round;
+mod sliding;
 mod state;
 mod value;
 mod window;
@@ -78,6 +81,7 @@ mod window;
 pub use aggregation::Aggregation;
 pub use encoding::{FORMAT, decode, encode};
 pub use function::{FUNCTION_NAMES, Function, MAX_LAST_N, OutputType};
+pub use sliding::values_at_labels;
 pub use state::{Output, State};
 pub use window::{Window, cover, tile_of};
 
