@@ -17,13 +17,14 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 
+use crate::aggregate::Aggregation;
 use crate::batch::accepts;
 use crate::engine::TransformEngine;
 use crate::error::Result;
 use crate::offline::{OfflineStore, TableName};
 use crate::registry::{
-    AppliedRegistry, AppliedView, BatchViewSpec, FeatureRef, FeatureRepo, KeyType, RequestViewSpec,
-    ViewKind,
+    AggregateViewSpec, AppliedRegistry, AppliedView, BatchViewSpec, FeatureRef, FeatureRepo,
+    KeyType, RequestViewSpec, ViewKind,
 };
 use crate::signature::{DataType, Signature, UTC};
 
@@ -129,6 +130,9 @@ pub async fn plan(
                 }
             }
         }
+    }
+    for view in &spec.aggregate_views {
+        check_aggregate_view(repo, engine, offline, view, &mut problems).await?;
     }
     for view in &spec.request_views {
         let at = format!("request view `{}`", view.name);
@@ -340,6 +344,127 @@ async fn check_batch_view(
         return Ok(None);
     }
     Ok(Some(feature_table_schema(&keys, signature)))
+}
+
+/// Checks an aggregate view: its source, keys and timestamps, its transform if any, and every
+/// aggregation against the type of the column it aggregates (the transform's output, or the
+/// source column without a transform). Aggregate views are checked, not yet registered: see
+/// `docs/aggregations.md` for what is planned.
+async fn check_aggregate_view(
+    repo: &FeatureRepo,
+    engine: &TransformEngine,
+    offline: &OfflineStore,
+    view: &AggregateViewSpec,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    let at = format!("aggregate view `{}`", view.name);
+    let source = TableName::parse(&view.source)?;
+    if !offline.table_exists(&source).await? {
+        problems.push(format!(
+            "{at}: source table {source} does not exist; ingest data with \
+             `skewless ingest {source} --from <file> --create`"
+        ));
+        return Ok(());
+    }
+    let schema = offline.arrow_schema(&source).await?;
+    let source_columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for (key, key_type) in join_keys(repo, &view.entities) {
+        match schema.field_with_name(&key) {
+            Err(_) => problems.push(format!(
+                "{at}: join key `{key}` has no column in {source} (columns: [{}])",
+                source_columns.join(", ")
+            )),
+            Ok(f) if !key_accepts(key_type, f.data_type()) => problems.push(format!(
+                "{at}: join key `{key}` is {} in {source}, but the entity declares it {key_type:?}",
+                f.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    for ts in [Some(&view.event_timestamp), view.created_timestamp.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        match schema.field_with_name(ts) {
+            Err(_) => problems.push(format!(
+                "{at}: timestamp column `{ts}` is not in {source} (columns: [{}])",
+                source_columns.join(", ")
+            )),
+            Ok(f) if !matches!(f.data_type(), ArrowType::Timestamp(..)) => problems.push(format!(
+                "{at}: column `{ts}` of {source} is {}, not a timestamp",
+                f.data_type()
+            )),
+            Ok(_) => {}
+        }
+    }
+    // The columns an aggregation can read, with their types.
+    let columns: Vec<(String, DataType)> = match &view.transform {
+        Some(transform) => {
+            let Some(applied) = load(repo, engine, &at, transform, problems, None) else {
+                return Ok(());
+            };
+            // The transform reads the source as a batch view's does.
+            let before = problems.len();
+            for input in &applied.signature.inputs {
+                match schema.field_with_name(&input.name) {
+                    Err(_) => problems.push(format!(
+                        "{at}: the transform's input `{}` ({}) has no column in {source} (columns: [{}])",
+                        input.name,
+                        input.data_type,
+                        source_columns.join(", ")
+                    )),
+                    Ok(f) if !accepts(input.data_type, f.data_type()) => problems.push(format!(
+                        "{at}: column `{}` of {source} is {}, but the transform declares it {}",
+                        input.name,
+                        f.data_type(),
+                        input.data_type
+                    )),
+                    Ok(_) => {}
+                }
+            }
+            if problems.len() > before {
+                return Ok(());
+            }
+            applied
+                .signature
+                .outputs
+                .iter()
+                .map(|f| (f.name.clone(), f.data_type))
+                .collect()
+        }
+        None => schema
+            .fields()
+            .iter()
+            .filter_map(|f| column_type(f.data_type()).map(|t| (f.name().clone(), t)))
+            .collect(),
+    };
+    let names: Vec<String> = columns.iter().map(|(n, _)| n.clone()).collect();
+    let lookup = |name: &str| columns.iter().find(|(n, _)| n == name).map(|(_, t)| *t);
+    for aggregation in &view.aggregations {
+        if let Err(problem) = Aggregation::resolve(aggregation, lookup, &names) {
+            problems.push(format!("{at}: {problem}"));
+        }
+    }
+    Ok(())
+}
+
+/// The type an aggregation sees for a source column of Arrow type `t` (read as the data path
+/// reads it: the first type that [`accepts`] it), or `None` for a type it cannot read.
+fn column_type(t: &ArrowType) -> Option<DataType> {
+    let mut candidates = vec![
+        DataType::Boolean,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Float32,
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Binary,
+        DataType::Timestamp,
+    ];
+    if let ArrowType::FixedSizeList(_, size) = t {
+        candidates.push(DataType::Float32Vector(*size as u32));
+    }
+    candidates.into_iter().find(|c| accepts(*c, t))
 }
 
 /// The join keys of `entities`, in order, with their types.

@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod aggregate;
 pub mod apply;
 mod batch;
 mod bindings;

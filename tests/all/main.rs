@@ -1,5 +1,6 @@
 //! End-to-end tests of the transform engine on real compiled components, one module per area.
 
+mod aggregate;
 mod determinism;
 mod examples;
 mod feast_sdk;

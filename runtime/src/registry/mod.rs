@@ -15,8 +15,9 @@ pub use duration::parse_duration;
 pub use repo::{FEATURE_NAMESPACE, FeatureRepo, OpenedRepo, RepoContext, new_runtime};
 pub(crate) use repo::{problems_error, unknown_feature_service};
 pub use spec::{
-    BatchViewSpec, EntitySpec, FeatureRef, FeatureServiceSpec, JoinKeySpec, KeyType, OfflineSpec,
-    OnlineSpec, ProjectSpec, REPO_FILE, RepoSpec, RequestInputSpec, RequestViewSpec,
+    AggregateViewSpec, AggregationSpec, BatchViewSpec, EntitySpec, FeatureRef, FeatureServiceSpec,
+    JoinKeySpec, KeyType, OfflineSpec, OnlineSpec, ProjectSpec, REPO_FILE, RepoSpec,
+    RequestInputSpec, RequestViewSpec,
 };
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub struct RepoSpec {
     /// Batch feature views: a transform over a source table, materialized.
     #[serde(default, rename = "batch_view")]
     pub batch_views: Vec<BatchViewSpec>,
+    /// Aggregate views: windowed aggregations over a source table's rows (or a transform's
+    /// outputs per row).
+    #[serde(default, rename = "aggregate_view")]
+    pub aggregate_views: Vec<AggregateViewSpec>,
     /// Request-time feature views: a transform over request data and stored features.
     #[serde(default, rename = "request_view")]
     pub request_views: Vec<RequestViewSpec>,
@@ -176,6 +180,54 @@ pub struct BatchViewSpec {
     /// For humans.
     #[serde(default)]
     pub description: String,
+}
+
+/// `[[aggregate_view]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateViewSpec {
+    /// View name; features are `<view>:<aggregation name>`.
+    pub name: String,
+    /// Entities whose join keys identify the rows aggregated together.
+    pub entities: Vec<String>,
+    /// Source Iceberg table, `namespace.table`.
+    pub source: String,
+    /// The source's event-timestamp column: which windows a row falls in.
+    pub event_timestamp: String,
+    /// The source's created timestamp column, which orders rows with equal event timestamps
+    /// for `last` and `last_n`; the materialization time when absent.
+    pub created_timestamp: Option<String>,
+    /// A row transform (`.wasm`) whose outputs are the columns to aggregate; without one the
+    /// source's columns are aggregated as they are.
+    pub transform: Option<PathBuf>,
+    /// How long a value stays valid after its latest event, as for batch views.
+    pub ttl: Option<String>,
+    /// Whether the aggregates are served online.
+    #[serde(default = "default_true")]
+    pub online: bool,
+    /// The aggregations, each a feature.
+    pub aggregations: Vec<AggregationSpec>,
+    /// For humans.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One aggregation of an aggregate view,
+/// `{ name = "amount_sum_24h", function = "sum", column = "amount", window = "24h" }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AggregationSpec {
+    /// The feature's name.
+    pub name: String,
+    /// `count`, `sum`, `mean`, `min`, `max`, `last`, `last_n`, `count_distinct`,
+    /// `approx_count_distinct`, `variance` or `stddev`.
+    pub function: String,
+    /// The column aggregated (optional for `count`, which then counts rows).
+    pub column: Option<String>,
+    /// A duration (`1h`, `24h`, `7d`) or `lifetime`.
+    pub window: String,
+    /// How many values `last_n` keeps.
+    pub k: Option<u32>,
 }
 
 fn default_true() -> bool {
@@ -325,6 +377,47 @@ impl RepoSpec {
                 problems.push(format!("{at}: ttl: {}", e.message()));
             }
             check_component(&at, dir, &view.transform, &mut problems);
+        }
+        for view in &self.aggregate_views {
+            unique("feature view", &view.name, &mut problems);
+            let at = format!("aggregate view `{}`", view.name);
+            check_entities(&at, &view.entities, &entity_names, &mut problems);
+            if view.entities.is_empty() {
+                problems.push(format!(
+                    "{at} names no entities; an aggregate view needs at least one"
+                ));
+            }
+            match view.source.split_once('.') {
+                Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
+                _ => problems.push(format!(
+                    "{at}: source `{}` is not a table name; expected `namespace.table`",
+                    view.source
+                )),
+            }
+            if let Some(ttl) = &view.ttl
+                && let Err(e) = parse_duration(ttl)
+            {
+                problems.push(format!("{at}: ttl: {}", e.message()));
+            }
+            if let Some(transform) = &view.transform {
+                check_component(&at, dir, transform, &mut problems);
+            }
+            if view.aggregations.is_empty() {
+                problems.push(format!(
+                    "{at} declares no aggregations; add `aggregations = [{{ name = \"...\", \
+                     function = \"count\", window = \"1h\" }}]`"
+                ));
+            }
+            // Functions, windows, columns and types are checked by `plan`, against the columns.
+            let mut seen = HashSet::new();
+            for aggregation in &view.aggregations {
+                if !seen.insert(aggregation.name.as_str()) {
+                    problems.push(format!(
+                        "{at}: aggregation `{}` is declared more than once",
+                        aggregation.name
+                    ));
+                }
+            }
         }
         let batch_names: HashSet<&str> = self.batch_views.iter().map(|v| v.name.as_str()).collect();
         for view in &self.request_views {
