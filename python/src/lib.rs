@@ -28,7 +28,6 @@ mod arrow_io;
 mod errors;
 mod online;
 mod store;
-mod time;
 mod transform;
 
 use pyo3::prelude::*;

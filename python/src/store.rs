@@ -26,7 +26,7 @@ use skewless_runtime::{Error, ErrorKind, Result, TransformEngine};
 use crate::arrow_io::{Input, batch_to_py, table_to_py, write_batches};
 use crate::errors::py_err;
 use crate::online::to_batches;
-use crate::time::{parse_time, snapshot_time};
+use skewless_runtime::micros::parse_time;
 
 /// A feature repo (a folder with a `skewless.toml`) and its stores.
 #[pyclass(module = "skewless._native", name = "NativeStore", frozen)]
@@ -231,16 +231,14 @@ impl PyStore {
                 }
             };
             let as_of_ms = match (as_of, as_of_ms) {
-                (Some(text), _) => Some(match text.parse::<i64>() {
-                    Ok(snapshot) => snapshot_time(
-                        context.repo,
-                        context.offline,
-                        context.runtime,
-                        &features,
-                        snapshot,
-                    )?,
-                    Err(_) => parse_time("as_of", &text)? / 1000,
-                }),
+                (Some(text), _) => Some(skewless_runtime::historical::pinned_time(
+                    context.repo,
+                    context.offline,
+                    context.runtime,
+                    &features,
+                    "as_of",
+                    &text,
+                )?),
                 (None, ms) => ms,
             };
             if memory_budget_mib == 0 {

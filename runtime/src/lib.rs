@@ -52,7 +52,7 @@ pub mod files;
 pub mod historical;
 pub mod ingest;
 pub mod materialize;
-mod micros;
+pub mod micros;
 pub mod offline;
 pub mod online;
 pub mod pipeline;

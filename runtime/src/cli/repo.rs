@@ -143,12 +143,12 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
         start_us: args
             .start
             .as_deref()
-            .map(|t| parse_time("--start", t))
+            .map(|t| crate::micros::parse_time("--start", t))
             .transpose()?,
         end_us: args
             .end
             .as_deref()
-            .map(|t| parse_time("--end", t))
+            .map(|t| crate::micros::parse_time("--end", t))
             .transpose()?,
         incremental: args.incremental,
         threads: 0,
@@ -192,34 +192,6 @@ fn print_summary(done: &materialize::Materialized) {
         done.mode,
         done.digest
     );
-}
-
-/// Parses an RFC 3339 timestamp (`2026-08-01T00:00:00Z`, or a date `2026-08-01`) into µs.
-pub(super) fn parse_time(flag: &str, text: &str) -> Result<i64> {
-    use arrow_array::types::TimestampMicrosecondType;
-    use arrow_array::{Array, StringArray};
-    let parsed = arrow_cast::cast(
-        &StringArray::from(vec![text]),
-        &arrow_schema::DataType::Timestamp(
-            arrow_schema::TimeUnit::Microsecond,
-            Some("+00:00".into()),
-        ),
-    )
-    .ok()
-    .filter(|a| a.is_valid(0))
-    .map(|a| {
-        a.as_any()
-            .downcast_ref::<arrow_array::PrimitiveArray<TimestampMicrosecondType>>()
-            .map(|a| a.value(0))
-    });
-    parsed.flatten().ok_or_else(|| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "{flag} `{text}` is not a timestamp; expected RFC 3339, e.g. 2026-08-01T00:00:00Z"
-            ),
-        )
-    })
 }
 
 fn progress_bar(view: &str) -> ProgressBar {
@@ -406,10 +378,9 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     };
     let as_of_ms = match &args.as_of {
         None => None,
-        Some(text) => Some(match text.parse::<i64>() {
-            Ok(snapshot) => snapshot_time(repo, offline, rt, &features, snapshot)?,
-            Err(_) => parse_time("--as-of", text)? / 1000,
-        }),
+        Some(text) => Some(crate::historical::pinned_time(
+            repo, offline, rt, &features, "--as-of", text,
+        )?),
     };
     let label =
         crate::signature::Field::new(LABEL_TIME, crate::signature::DataType::Timestamp, false);
@@ -470,35 +441,4 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         json(&set.snapshots)
     );
     Ok(())
-}
-
-/// The commit time of `snapshot` in one of the requested batch views' feature tables.
-fn snapshot_time(
-    repo: &FeatureRepo,
-    offline: &OfflineStore,
-    rt: &Runtime,
-    features: &[crate::registry::FeatureRef],
-    snapshot: i64,
-) -> Result<i64> {
-    for r in features {
-        let Ok(table) = repo.feature_table(&r.view) else {
-            continue;
-        };
-        if !rt.block_on(offline.table_exists(&table))? {
-            continue;
-        }
-        if let Some(s) = rt
-            .block_on(offline.snapshots(&table))?
-            .into_iter()
-            .find(|s| s.snapshot_id == snapshot)
-        {
-            return Ok(s.timestamp_ms);
-        }
-    }
-    Err(Error::new(
-        ErrorKind::NotFound,
-        format!(
-            "snapshot {snapshot} is not a snapshot of any requested view's feature table; pass an RFC 3339 time instead"
-        ),
-    ))
 }

@@ -459,3 +459,41 @@ fn internal(e: arrow_schema::ArrowError) -> Error {
     )
     .with_source(e)
 }
+
+/// The time (ms since the epoch) an as-of given as text pins a retrieval to: a snapshot id of
+/// one of the requested views' feature tables (its commit time), or an RFC 3339 time. `what`
+/// names the argument in errors (`--as-of`, `as_of`).
+pub fn pinned_time(
+    repo: &crate::registry::FeatureRepo,
+    offline: &crate::offline::OfflineStore,
+    runtime: &tokio::runtime::Runtime,
+    features: &[FeatureRef],
+    what: &str,
+    text: &str,
+) -> Result<i64> {
+    let Ok(snapshot) = text.parse::<i64>() else {
+        return Ok(crate::micros::parse_time(what, text)? / 1000);
+    };
+    for r in features {
+        let Ok(table) = repo.feature_table(&r.view) else {
+            continue;
+        };
+        if !runtime.block_on(offline.table_exists(&table))? {
+            continue;
+        }
+        if let Some(s) = runtime
+            .block_on(offline.snapshots(&table))?
+            .into_iter()
+            .find(|s| s.snapshot_id == snapshot)
+        {
+            return Ok(s.timestamp_ms);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::NotFound,
+        format!(
+            "{what} names snapshot {snapshot}, which is not a snapshot of any requested view's \
+             feature table; give one of their snapshot ids or an RFC 3339 time"
+        ),
+    ))
+}
