@@ -358,47 +358,25 @@ impl RepoSpec {
         for view in &self.batch_views {
             unique("feature view", &view.name, &mut problems);
             let at = format!("batch view `{}`", view.name);
-            check_entities(&at, &view.entities, &entity_names, &mut problems);
-            if view.entities.is_empty() {
-                problems.push(format!(
-                    "{at} names no entities; a batch view needs at least one"
-                ));
-            }
-            match view.source.split_once('.') {
-                Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
-                _ => problems.push(format!(
-                    "{at}: source `{}` is not a table name; expected `namespace.table`",
-                    view.source
-                )),
-            }
-            if let Some(ttl) = &view.ttl
-                && let Err(e) = parse_duration(ttl)
-            {
-                problems.push(format!("{at}: ttl: {}", e.message()));
-            }
+            let sourced = Sourced {
+                kind: "a batch view",
+                entities: &view.entities,
+                source: &view.source,
+                ttl: view.ttl.as_deref(),
+            };
+            sourced.check(&at, &entity_names, &mut problems);
             check_component(&at, dir, &view.transform, &mut problems);
         }
         for view in &self.aggregate_views {
             unique("feature view", &view.name, &mut problems);
             let at = format!("aggregate view `{}`", view.name);
-            check_entities(&at, &view.entities, &entity_names, &mut problems);
-            if view.entities.is_empty() {
-                problems.push(format!(
-                    "{at} names no entities; an aggregate view needs at least one"
-                ));
-            }
-            match view.source.split_once('.') {
-                Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
-                _ => problems.push(format!(
-                    "{at}: source `{}` is not a table name; expected `namespace.table`",
-                    view.source
-                )),
-            }
-            if let Some(ttl) = &view.ttl
-                && let Err(e) = parse_duration(ttl)
-            {
-                problems.push(format!("{at}: ttl: {}", e.message()));
-            }
+            let sourced = Sourced {
+                kind: "an aggregate view",
+                entities: &view.entities,
+                source: &view.source,
+                ttl: view.ttl.as_deref(),
+            };
+            sourced.check(&at, &entity_names, &mut problems);
             if let Some(transform) = &view.transform {
                 check_component(&at, dir, transform, &mut problems);
             }
@@ -470,6 +448,40 @@ impl RepoSpec {
     /// The TTL of a batch view, parsed.
     pub fn ttl(view: &BatchViewSpec) -> Result<Option<Duration>> {
         view.ttl.as_deref().map(parse_duration).transpose()
+    }
+}
+
+/// What batch and aggregate views share, checked by one rule: the entities they name, a source
+/// table `namespace.table`, a TTL that parses.
+struct Sourced<'a> {
+    /// "a batch view", "an aggregate view".
+    kind: &'a str,
+    entities: &'a [String],
+    source: &'a str,
+    ttl: Option<&'a str>,
+}
+
+impl Sourced<'_> {
+    fn check(&self, at: &str, entity_names: &HashSet<&str>, problems: &mut Vec<String>) {
+        check_entities(at, self.entities, entity_names, problems);
+        if self.entities.is_empty() {
+            problems.push(format!(
+                "{at} names no entities; {} needs at least one",
+                self.kind
+            ));
+        }
+        match self.source.split_once('.') {
+            Some((ns, table)) if !ns.is_empty() && !table.is_empty() => {}
+            _ => problems.push(format!(
+                "{at}: source `{}` is not a table name; expected `namespace.table`",
+                self.source
+            )),
+        }
+        if let Some(ttl) = self.ttl
+            && let Err(e) = parse_duration(ttl)
+        {
+            problems.push(format!("{at}: ttl: {}", e.message()));
+        }
     }
 }
 
