@@ -337,8 +337,10 @@ impl Job<'_> {
                     true => Ok(()),
                     false => Err(Error::new(
                         ErrorKind::Unavailable,
-                        "another materialization of this view committed while this one ran; \
-                         nothing was committed: run it again",
+                        format!(
+                            "another materialization of view `{view}` committed while this one \
+                             ran; nothing was committed: run `skewless materialize {view}` again"
+                        ),
                     )),
                 }
             })
