@@ -334,21 +334,31 @@ fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
 async fn write_to_online_store(State(state): State<AppState>, body: Body) -> Response {
     let endpoint = "write-to-online-store";
     let started = Instant::now();
-    let response = match refuse_online_write(&state, body).await {
-        Ok(never) => match never {},
-        Err(e) => failed(&state, endpoint, e),
+    let refusal = match checked_online_write(&state, body).await {
+        Ok(view) => ApiError::from(
+            Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "skewless does not store feature values computed outside it: `{view}`'s \
+                     online values are computed by its component from source rows that the \
+                     offline store also holds, so that training and serving see the same values. \
+                     Append the source rows to the view's source table (`skewless ingest`) and \
+                     run `skewless materialize {view}`"
+                ),
+            )
+            .with_context("view", view),
+        ),
+        Err(e) => e,
     };
+    let response = failed(&state, endpoint, refusal);
     state
         .metrics
         .request(endpoint, response.status().as_u16(), started.elapsed());
     response
 }
 
-/// Checks a `/write-to-online-store` body as Feast's server does, then refuses it.
-async fn refuse_online_write(
-    state: &AppState,
-    body: Body,
-) -> Result<std::convert::Infallible, ApiError> {
+/// Checks a `/write-to-online-store` body as Feast's server does; the view it names.
+async fn checked_online_write(state: &AppState, body: Body) -> Result<String, ApiError> {
     let limit = state.limits.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
@@ -414,17 +424,7 @@ async fn refuse_online_write(
         .with_context("field", "feature_view_name")
         .into());
     }
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "skewless does not store feature values computed outside it: `{view}`'s online values \
-             are computed by its component from source rows that the offline store also holds, \
-             so that training and serving see the same values. Append the source rows to the \
-             view's source table (`skewless ingest`) and run `skewless materialize {view}`"
-        ),
-    )
-    .with_context("view", view)
-    .into())
+    Ok(view.clone())
 }
 
 async fn views(State(state): State<AppState>) -> Response {
