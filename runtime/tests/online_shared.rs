@@ -4,6 +4,8 @@
 //! process's writes without reopening; and two processes writing the same keys at once never
 //! regress a value. And a repo left with an earlier version's store is told what to do.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -13,7 +15,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use skewless_runtime::online::{self, EntityKey, FeatureValue, OnlineStore, StoredRow};
 use skewless_runtime::registry::FeatureRepo;
-use skewless_test_components::TRANSACTION_FEATURES;
 
 fn skewless(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skewless"))
@@ -39,27 +40,7 @@ fn ok(out: &Output) -> String {
 fn materialized_repo(amounts: &[(i64, f64)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    std::fs::write(
-        repo.join("skewless.toml"),
-        format!(
-            r#"
-[project]
-name = "shared"
-
-[[entity]]
-name = "user"
-join_keys = [{{ name = "user_id", type = "int64" }}]
-
-[[batch_view]]
-name = "txn"
-entities = ["user"]
-source = "raw.transactions"
-event_timestamp = "event_ts"
-transform = "{TRANSACTION_FEATURES}"
-"#
-        ),
-    )
-    .unwrap();
+    common::write_txn_repo(repo, "shared", None);
     ingest(repo, amounts, 3600, "--create");
     ok(&skewless(repo, &["apply"]));
     ok(&skewless(repo, &["materialize", "--all"]));

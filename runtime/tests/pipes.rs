@@ -2,6 +2,8 @@
 //! (`skewless show x.parquet | head -1`) exits with its usual status and no panic, and still
 //! does its work: the output is discarded, the job is not.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -58,27 +60,7 @@ fn workspace() -> PathBuf {
 fn every_command_survives_a_reader_that_went_away() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    std::fs::write(
-        repo.join("skewless.toml"),
-        format!(
-            r#"
-[project]
-name = "pipes"
-
-[[entity]]
-name = "user"
-join_keys = [{{ name = "user_id", type = "int64" }}]
-
-[[batch_view]]
-name = "txn"
-entities = ["user"]
-source = "raw.transactions"
-event_timestamp = "event_ts"
-transform = "{TRANSACTION_FEATURES}"
-"#
-        ),
-    )
-    .unwrap();
+    common::write_txn_repo(repo, "pipes", None);
     std::fs::write(
         repo.join("txns.csv"),
         "user_id,event_ts,amount,balance_before\n\

@@ -2,13 +2,13 @@
 //! `get`, then `serve` on a real socket, answered over HTTP, and stopped by SIGTERM after the
 //! requests in flight finish.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use skewless_test_components::TRANSACTION_FEATURES;
 
 fn skewless(repo: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_skewless"))
@@ -50,28 +50,7 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 fn repo_commands_then_serve_then_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    std::fs::write(
-        repo.join("skewless.toml"),
-        format!(
-            r#"
-[project]
-name = "cli"
-
-[[entity]]
-name = "user"
-join_keys = [{{ name = "user_id", type = "int64" }}]
-
-[[batch_view]]
-name = "txn"
-entities = ["user"]
-source = "raw.transactions"
-event_timestamp = "event_ts"
-transform = "{TRANSACTION_FEATURES}"
-ttl = "7d"
-"#
-        ),
-    )
-    .unwrap();
+    common::write_txn_repo(repo, "cli", Some("7d"));
     // Yesterday for users 1 and 2, a month ago for user 3 (outside the 7-day TTL).
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
