@@ -57,6 +57,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         let kind = match kind {
             ViewKind::Batch => "batch view",
             ViewKind::Request => "request-time view",
+            ViewKind::Aggregate => "aggregate view",
         };
         eprintln!("loaded {kind} {name} ({digest})");
     }
