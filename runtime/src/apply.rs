@@ -543,7 +543,7 @@ fn column_type(t: &ArrowType) -> Option<DataType> {
 }
 
 /// The join keys of `entities`, in order, with their types.
-pub(crate) fn join_keys(repo: &FeatureRepo, entities: &[String]) -> Vec<(String, KeyType)> {
+pub fn join_keys(repo: &FeatureRepo, entities: &[String]) -> Vec<(String, KeyType)> {
     entities
         .iter()
         .filter_map(|e| repo.spec().entities.iter().find(|s| s.name == *e))

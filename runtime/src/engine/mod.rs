@@ -41,7 +41,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use transform::Transform;
 
-pub(crate) use load::digest;
+pub use load::digest;
 
 use crate::error::{Error, ErrorKind, Result};
 use cache::CompiledCache;

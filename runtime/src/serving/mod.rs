@@ -35,8 +35,8 @@ use serde_json::Value;
 
 use request::EntityColumns;
 pub use request::FeatureRequest;
-pub(crate) use request::json_kind;
-pub(crate) use values::{JsonValue, format_timestamp};
+pub use request::json_kind;
+pub use values::{JsonValue, format_timestamp};
 
 use crate::engine::{Transform, TransformEngine};
 use crate::error::{Error, ErrorKind, Result};

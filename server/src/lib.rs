@@ -40,8 +40,8 @@ use serde_json::json;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
 
 /// The OpenAPI description served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -381,14 +381,14 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
             format!(
                 "the request body is {}, expected an object: {{\"feature_view_name\": \"view\", \
                  \"df\": {{\"column\": [...], ...}}}}",
-                crate::serving::json_kind(&value)
+                skewless_runtime::serving::json_kind(&value)
             ),
         ));
     }
     let view = match value.get("feature_view_name") {
         Some(serde_json::Value::String(view)) => view,
         other => {
-            let given = other.map_or("missing", crate::serving::json_kind);
+            let given = other.map_or("missing", skewless_runtime::serving::json_kind);
             return Err(invalid(
                 "feature_view_name",
                 format!("`feature_view_name` is {given}, expected the name of a feature view"),
@@ -407,7 +407,7 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
                 flag,
                 format!(
                     "`{flag}` is {}, expected true or false",
-                    crate::serving::json_kind(given)
+                    skewless_runtime::serving::json_kind(given)
                 ),
             ));
         }
