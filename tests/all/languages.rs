@@ -20,7 +20,9 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use skewless_runtime::toolchain::{self, BuildOptions, Language, ScaffoldOptions};
 use skewless_runtime::{ErrorKind, Transform, TransformEngine};
-use skewless_tests::languages::{self, RUST_ORDER_FEATURES, RequestView, order_batch, request_batch};
+use skewless_tests::languages::{
+    self, RUST_ORDER_FEATURES, RequestView, order_batch, request_batch,
+};
 
 /// One engine for the whole test binary, so that each component is compiled once.
 fn engine() -> &'static TransformEngine {
@@ -418,10 +420,16 @@ fn the_request_view_reference_covers_the_edge_cases() {
         .as_primitive::<Float64Type>();
     let large = out.column_by_name("is_large").unwrap().as_boolean();
     let logs: Vec<f64> = log1p.iter().flatten().collect();
-    assert!(logs.iter().any(|v| *v == 0.0 && v.is_sign_negative()), "log1p(-0.0)");
+    assert!(
+        logs.iter().any(|v| *v == 0.0 && v.is_sign_negative()),
+        "log1p(-0.0)"
+    );
     assert!(logs.contains(&f64::INFINITY), "log1p(inf)");
     assert!(log1p.null_count() > 0 && ratio.null_count() > 0);
-    assert!(ratio.iter().flatten().any(|r| r < 0.0), "negative amounts over averages");
+    assert!(
+        ratio.iter().flatten().any(|r| r < 0.0),
+        "negative amounts over averages"
+    );
     assert!(large.true_count() > 0 && large.false_count() > 0);
 }
 
@@ -432,8 +440,8 @@ fn the_request_view_reference_covers_the_edge_cases() {
 fn echo_batch(rows: usize, nulls: fn(usize) -> bool, ascii: bool) -> RecordBatch {
     use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
     use arrow_array::{
-        BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array,
-        StringArray, TimestampMicrosecondArray,
+        BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
     };
     let f64s = [
         0.0,
@@ -467,7 +475,11 @@ fn echo_batch(rows: usize, nulls: fn(usize) -> bool, ascii: bool) -> RecordBatch
     skewless_tests::batch(vec![
         (
             "c_bool",
-            Arc::new((0..rows).map(|i| opt(i).then_some(i % 3 == 0)).collect::<BooleanArray>()),
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(i % 3 == 0))
+                    .collect::<BooleanArray>(),
+            ),
         ),
         (
             "c_i32",
@@ -554,13 +566,15 @@ fn python_helpers_round_trip_every_type() {
                         .unwrap_or_else(|e| panic!("{project}, {rows} rows: {e}"));
                     let what = format!("{project}, {rows} rows, nulls: {which}, ascii: {ascii}");
                     // The input's columns under the output's schema: also checks the types.
-                    let expected =
-                        RecordBatch::try_new(output.schema(), input.columns().to_vec())
-                            .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    let expected = RecordBatch::try_new(output.schema(), input.columns().to_vec())
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
                     assert_bit_identical(&expected, &output, &input, &what);
                     if which == "none" {
                         // A column with no nulls goes back without a validity bitmap.
-                        assert!(output.columns().iter().all(|c| c.nulls().is_none()), "{what}");
+                        assert!(
+                            output.columns().iter().all(|c| c.nulls().is_none()),
+                            "{what}"
+                        );
                     }
                 }
             }

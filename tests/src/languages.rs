@@ -236,7 +236,10 @@ impl RequestView {
 
     /// The component, built (see [`build_or_skip`]).
     pub fn build(self) -> Option<Built> {
-        build_or_skip(&self.project(), &format!("request-features-{}", self.name()))
+        build_or_skip(
+            &self.project(),
+            &format!("request-features-{}", self.name()),
+        )
     }
 }
 
@@ -282,13 +285,13 @@ pub fn request_batch(rows: usize, seed: u64) -> RecordBatch {
         let mut value = |k: u64| {
             if (r >> k) & 7 == 0 {
                 None
-            } else if (r >> (k + 3)) % 5 == 0 {
+            } else if (r >> (k + 3)).is_multiple_of(5) {
                 Some(f64::from_bits(next()))
             } else {
                 // exp of a uniform in [-2, 8): amounts from cents to thousands, as card
                 // transactions are; a few negative (refunds).
                 let u = (next() % 10_000) as f64 / 1_000.0 - 2.0;
-                let sign = if next() % 20 == 0 { -1.0 } else { 1.0 };
+                let sign = if next().is_multiple_of(20) { -1.0 } else { 1.0 };
                 Some(sign * u.exp())
             }
         };
