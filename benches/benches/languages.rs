@@ -1,5 +1,8 @@
 //! The same transform (`order-features`) in Rust, C, Python and JavaScript: component size,
-//! first compile, cached load, warm 1-row call and rows/s on 8192-row batches.
+//! first compile, cached load, warm 1-row call and rows/s on 8192-row batches. Then the
+//! request-time view of the Feast benchmark workload (`log1p`, a division, a comparison) in
+//! Rust and in Python's two APIs, on 8192-row batches and 10-row (online) calls, beside a
+//! Python component of the same signature that does no work (the boundary's floor).
 //!
 //! Run: `cargo bench -p skewless-benches --bench languages`. Figures: `benches/README.md`.
 //! Components are built as the tests build them (`skewless_tests::languages`); a language
@@ -16,7 +19,10 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use skewless_runtime::TransformEngine;
-use skewless_tests::languages::{RUST_ORDER_FEATURES, build_example, order_batch};
+use skewless_tests::languages::{
+    RUST_ORDER_FEATURES, RequestView, build_example, build_or_skip, order_batch, request_batch,
+    workspace,
+};
 use skewless_toolchain::Language;
 
 const BATCH: usize = 8192;
@@ -100,7 +106,43 @@ fn batch_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, cached_load, one_row_call, batch_throughput);
+/// (name, component path) of the request view's versions whose toolchains are here, and of
+/// the no-work Python floor.
+fn request_views() -> Vec<(&'static str, PathBuf)> {
+    let mut found: Vec<(&'static str, PathBuf)> = RequestView::ALL
+        .iter()
+        .filter_map(|view| Some((view.name(), view.build()?.path)))
+        .collect();
+    let floor = workspace().join("tests/guests/python-request-floor");
+    if let Some(built) = build_or_skip(&floor, "python-request-floor") {
+        found.push(("python-floor", built.path));
+    }
+    found
+}
+
+fn request_view(c: &mut Criterion) {
+    let engine = cached_engine();
+    let views = request_views();
+    for rows in [BATCH, 10] {
+        // Seed 2: past the edge rows, so that the batches are mostly ordinary values.
+        let input = request_batch(rows, 2);
+        let mut group = c.benchmark_group(format!("request_view_{rows}"));
+        group.throughput(Throughput::Elements(rows as u64));
+        for (name, path) in &views {
+            let transform = engine.load_file(path).expect("loads");
+            group.bench_function(*name, |b| b.iter(|| transform.run(&input).expect("runs")));
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    cached_load,
+    one_row_call,
+    batch_throughput,
+    request_view
+);
 
 fn main() {
     one_off_figures();

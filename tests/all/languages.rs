@@ -12,14 +12,16 @@
 //! interpreter-sized component takes seconds.
 
 use std::path::Path;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
+use arrow_array::types::{Float32Type, Float64Type};
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use skewless_runtime::{ErrorKind, Transform, TransformEngine};
-use skewless_tests::languages::{self, RUST_ORDER_FEATURES, order_batch};
+use skewless_tests::languages::{
+    self, RUST_ORDER_FEATURES, RequestView, order_batch, request_batch,
+};
 use skewless_toolchain::{self as toolchain, BuildOptions, Language, ScaffoldOptions};
 
 /// One engine for the whole test binary, so that each component is compiled once.
@@ -96,6 +98,19 @@ fn assert_bit_identical(
                     e.value(row),
                     a.value(row),
                     row_input(row)
+                );
+            }
+        } else if field.data_type() == &DataType::Float32 {
+            let (e, a) = (
+                e.as_primitive::<Float32Type>(),
+                a.as_primitive::<Float32Type>(),
+            );
+            for row in (0..e.len()).filter(|r| e.is_valid(*r)) {
+                assert_eq!(
+                    e.value(row).to_bits(),
+                    a.value(row).to_bits(),
+                    "{what}: column {} row {row}",
+                    field.name(),
                 );
             }
         } else {
@@ -336,5 +351,233 @@ fn guest_exceptions_become_transform_errors_naming_the_row() {
         // The instance is still usable for batches without the bad row.
         let ok = transform.run(&input[0].slice(0, 1)).unwrap();
         assert_eq!(ok.num_rows(), 1);
+    }
+}
+
+/// A version of the request-time view, built and loaded once; `None` when its toolchain is
+/// missing (and not required).
+fn request_view(view: RequestView) -> Option<Transform> {
+    static LOADED: [OnceLock<Option<Transform>>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = RequestView::ALL.iter().position(|v| *v == view).unwrap();
+    LOADED[slot]
+        .get_or_init(|| {
+            let built = view.build()?;
+            Some(
+                engine()
+                    .load_file(&built.path)
+                    .unwrap_or_else(|e| panic!("{} should load: {e}", view.name())),
+            )
+        })
+        .clone()
+}
+
+/// The request-time view in Python, columnar and per row, returns the Rust twin's bits on
+/// edge values (NaN, infinities, signed zeros, subnormals, extremes), nulls in either input,
+/// random values and batch sizes around the bitmaps' bytes. `log1p` included: both languages
+/// call wasi-libc's.
+#[test]
+fn python_request_view_matches_rust_bit_for_bit() {
+    let Some(rust) = request_view(RequestView::Rust) else {
+        return;
+    };
+    let edges = languages::EDGE_AMOUNTS.len() * languages::EDGE_AVERAGES.len();
+    for view in [RequestView::PythonColumnar, RequestView::PythonRows] {
+        let Some(python) = request_view(view) else {
+            continue;
+        };
+        assert_eq!(python.signature(), rust.signature(), "{}", view.name());
+        for (rows, seed) in [(0, 1), (1, 2), (9, 3), (edges, 4), (1000, 5), (8192, 6)] {
+            let input = request_batch(rows, seed);
+            let expected = rust.run(&input).expect("the Rust twin runs");
+            let actual = python
+                .run(&input)
+                .unwrap_or_else(|e| panic!("{} on {rows} rows: {e}", view.name()));
+            let what = format!("{}, {rows} rows", view.name());
+            assert_bit_identical(&expected, &actual, &input, &what);
+        }
+        // Rows without nulls in one column or in both: the readers' no-validity paths.
+        let input = request_batch(edges, 7);
+        let expected = rust.run(&input).unwrap();
+        assert_bit_identical(&expected, &python.run(&input).unwrap(), &input, "no nulls");
+    }
+}
+
+/// The edge rows reach every branch the comparison above is meant to test.
+#[test]
+fn the_request_view_reference_covers_the_edge_cases() {
+    let Some(rust) = request_view(RequestView::Rust) else {
+        return;
+    };
+    let out = rust.run(&request_batch(2000, 4)).unwrap();
+    let log1p = out
+        .column_by_name("amount_log1p")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let ratio = out
+        .column_by_name("amount_to_avg_ratio")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let large = out.column_by_name("is_large").unwrap().as_boolean();
+    let logs: Vec<f64> = log1p.iter().flatten().collect();
+    assert!(
+        logs.iter().any(|v| *v == 0.0 && v.is_sign_negative()),
+        "log1p(-0.0)"
+    );
+    assert!(logs.contains(&f64::INFINITY), "log1p(inf)");
+    assert!(log1p.null_count() > 0 && ratio.null_count() > 0);
+    assert!(
+        ratio.iter().flatten().any(|r| r < 0.0),
+        "negative amounts over averages"
+    );
+    assert!(large.true_count() > 0 && large.false_count() > 0);
+}
+
+/// A batch of every echoed type: edge values (integer limits, NaN, infinities, signed zeros,
+/// subnormals, empty and non-ASCII strings, empty and 0xff bytes), with `nulls` deciding
+/// which rows are null (the same rows in every column but `c_f64`, whose null rows are
+/// shifted so that a NaN and a null meet in neither order); strings ASCII-only or not.
+fn echo_batch(rows: usize, nulls: fn(usize) -> bool, ascii: bool) -> RecordBatch {
+    use arrow_array::builder::{FixedSizeListBuilder, Float32Builder};
+    use arrow_array::{
+        BinaryArray, BooleanArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+        TimestampMicrosecondArray,
+    };
+    let f64s = [
+        0.0,
+        -0.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        5e-324,
+        f64::MAX,
+        -1.5,
+        1.0 / 3.0,
+    ];
+    let f32s = [0.0f32, -0.0, f32::INFINITY, 1e-45, f32::MAX, -2.5, 0.1];
+    let i64s = [i64::MIN, i64::MAX, 0, -1, 1 << 53, (1 << 53) + 1];
+    let i32s = [i32::MIN, i32::MAX, 0, -1];
+    let strings: &[&str] = if ascii {
+        &["", "a", "hello world", " ", "0123456789"]
+    } else {
+        &["", "é", "🦀 crab", "日本語", "a\u{0}b", "ascii"]
+    };
+    let bytes: [&[u8]; 4] = [b"", b"\xff\xfe", b"\x00", b"bytes"];
+    let opt = |i: usize| !nulls(i);
+    let mut vec = FixedSizeListBuilder::new(Float32Builder::new(), 4).with_field(Arc::new(
+        arrow_schema::Field::new("item", DataType::Float32, false),
+    ));
+    for i in 0..rows {
+        vec.values()
+            .append_slice(&[f32s[i % f32s.len()], 1.0, -0.0, i as f32]);
+        vec.append(opt(i));
+    }
+    skewless_tests::batch(vec![
+        (
+            "c_bool",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(i % 3 == 0))
+                    .collect::<BooleanArray>(),
+            ),
+        ),
+        (
+            "c_i32",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(i32s[i % i32s.len()]))
+                    .collect::<Int32Array>(),
+            ),
+        ),
+        (
+            "c_i64",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(i64s[i % i64s.len()]))
+                    .collect::<Int64Array>(),
+            ),
+        ),
+        (
+            "c_f32",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(f32s[i % f32s.len()]))
+                    .collect::<Float32Array>(),
+            ),
+        ),
+        (
+            "c_f64",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i + 1).then_some(f64s[i % f64s.len()]))
+                    .collect::<Float64Array>(),
+            ),
+        ),
+        (
+            "c_utf8",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(strings[i % strings.len()]))
+                    .collect::<StringArray>(),
+            ),
+        ),
+        (
+            "c_binary",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(bytes[i % bytes.len()]))
+                    .collect::<BinaryArray>(),
+            ),
+        ),
+        (
+            "c_ts",
+            Arc::new(
+                (0..rows)
+                    .map(|i| opt(i).then_some(i64s[i % i64s.len()]))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("+00:00"),
+            ),
+        ),
+        ("c_vec", Arc::new(vec.finish())),
+    ])
+}
+
+/// The Python helper's readers and builders, columnar and per row, return every type
+/// unchanged: empty batches, no nulls (no validity bitmap), all nulls, nulls every few rows
+/// around the bitmaps' byte boundaries, NaN next to null, integer limits, ASCII-only and
+/// Unicode strings.
+#[test]
+fn python_helpers_round_trip_every_type() {
+    let dir = languages::workspace().join("tests/guests");
+    let none: fn(usize) -> bool = |_| false;
+    let all: fn(usize) -> bool = |_| true;
+    let some: fn(usize) -> bool = |i| i % 3 == 1 || i == 8;
+    for project in ["python-echo", "python-echo-rows"] {
+        let Some(built) = languages::build_or_skip(&dir.join(project), project) else {
+            return;
+        };
+        let echo = engine().load_file(&built.path).unwrap();
+        for rows in [0, 1, 7, 8, 9, 17, 1000] {
+            for (nulls, which) in [(none, "none"), (all, "all"), (some, "some")] {
+                for ascii in [true, false] {
+                    let input = echo_batch(rows, nulls, ascii);
+                    let output = echo
+                        .run(&input)
+                        .unwrap_or_else(|e| panic!("{project}, {rows} rows: {e}"));
+                    let what = format!("{project}, {rows} rows, nulls: {which}, ascii: {ascii}");
+                    // The input's columns under the output's schema: also checks the types.
+                    let expected = RecordBatch::try_new(output.schema(), input.columns().to_vec())
+                        .unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_bit_identical(&expected, &output, &input, &what);
+                    if which == "none" {
+                        // A column with no nulls goes back without a validity bitmap.
+                        assert!(
+                            output.columns().iter().all(|c| c.nulls().is_none()),
+                            "{what}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -194,3 +194,120 @@ pub fn order_batch(rows: usize, seed: u64) -> RecordBatch {
     )
     .expect("valid batch")
 }
+
+/// The request-time view of the Feast benchmark workload (`log1p` of a request's amount, its
+/// ratio to the user's average, whether that is large) in its three versions, which return
+/// the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestView {
+    /// The Rust twin, `tests/guests/request-features`: the reference.
+    Rust,
+    /// `examples/python-request-features`: the columnar Python API.
+    PythonColumnar,
+    /// `examples/python-request-features-rows`: the per-row Python API.
+    PythonRows,
+}
+
+impl RequestView {
+    /// Every version.
+    pub const ALL: [RequestView; 3] = [
+        RequestView::Rust,
+        RequestView::PythonColumnar,
+        RequestView::PythonRows,
+    ];
+
+    /// A short name, for messages and benchmark ids.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestView::Rust => "rust",
+            RequestView::PythonColumnar => "python-columnar",
+            RequestView::PythonRows => "python-rows",
+        }
+    }
+
+    /// The project directory.
+    pub fn project(self) -> PathBuf {
+        match self {
+            RequestView::Rust => workspace().join("tests/guests/request-features"),
+            RequestView::PythonColumnar => workspace().join("examples/python-request-features"),
+            RequestView::PythonRows => workspace().join("examples/python-request-features-rows"),
+        }
+    }
+
+    /// The component, built (see [`build_or_skip`]).
+    pub fn build(self) -> Option<Built> {
+        build_or_skip(
+            &self.project(),
+            &format!("request-features-{}", self.name()),
+        )
+    }
+}
+
+/// Edge values of `avg_amount`: zeros of both signs, negatives, NaN, infinities, a subnormal
+/// (whose ratios overflow to infinity) and extremes.
+pub const EDGE_AVERAGES: &[f64] = &[
+    0.0,
+    -0.0,
+    -1.0,
+    f64::NAN,
+    f64::INFINITY,
+    f64::NEG_INFINITY,
+    5e-324,
+    1e-300,
+    f64::MAX,
+    3.0,
+    0.1,
+];
+
+/// A deterministic batch of `rows` requests (`amount`, `avg_amount`): the edge values of both
+/// columns first (every amount against every average), then lognormal-like amounts and
+/// averages, one in five drawn from raw bit patterns; after the edge rows, about one value in
+/// eight is null in each column.
+pub fn request_batch(rows: usize, seed: u64) -> RecordBatch {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let edges = EDGE_AMOUNTS.len() * EDGE_AVERAGES.len();
+    let mut amounts = Vec::with_capacity(rows);
+    let mut averages = Vec::with_capacity(rows);
+    for i in 0..rows {
+        if i < edges {
+            amounts.push(Some(EDGE_AMOUNTS[i % EDGE_AMOUNTS.len()]));
+            averages.push(Some(EDGE_AVERAGES[i / EDGE_AMOUNTS.len()]));
+            continue;
+        }
+        let r = next();
+        let mut value = |k: u64| {
+            if (r >> k) & 7 == 0 {
+                None
+            } else if (r >> (k + 3)).is_multiple_of(5) {
+                Some(f64::from_bits(next()))
+            } else {
+                // exp of a uniform in [-2, 8): amounts from cents to thousands, as card
+                // transactions are; a few negative (refunds).
+                let u = (next() % 10_000) as f64 / 1_000.0 - 2.0;
+                let sign = if next().is_multiple_of(20) { -1.0 } else { 1.0 };
+                Some(sign * u.exp())
+            }
+        };
+        amounts.push(value(0));
+        averages.push(value(8));
+    }
+    let schema = Schema::new(vec![
+        Field::new("amount", DataType::Float64, true),
+        Field::new("avg_amount", DataType::Float64, true),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(Float64Array::from(amounts)),
+            Arc::new(Float64Array::from(averages)),
+        ],
+    )
+    .expect("valid batch")
+}
