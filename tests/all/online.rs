@@ -1,11 +1,13 @@
 //! Online store conformance: one suite, run against every backend (the embedded LMDB file
-//! always; Redis on a throwaway `redis-server`), plus what is particular to each (reopening a
+//! always; Redis on a throwaway `redis-server`; a Redis Cluster of six throwaway nodes), plus what is particular to each (reopening a
 //! file, a full map, a file that is not a store, a dead and restarted Redis). Sharing the
 //! embedded store between processes is tested with real processes in
 //! `runtime/tests/online_shared.rs`, where the `skewless` binary is at hand.
 //!
 //! Each behaviour is a function over a [`Backend`]; `conformance!` generates one `#[test]` per
-//! behaviour and backend (`online::embedded::*`, `online::redis::*`).
+//! behaviour and backend (`online::embedded::*`, `online::redis::*`,
+//! `online::redis_cluster::*`). What is particular to the cluster (failover, redirections,
+//! readiness) is in `online_cluster.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,7 @@ use skewless_runtime::online::{
     self, EntityKey, FeatureValue, KeyValue, OnlineConfig, OnlineStore, RedisStore, StoredRow,
     WriteStats,
 };
+use skewless_tests::redis_cluster::RedisCluster;
 use skewless_tests::redis_server::RedisServer;
 
 /// A backend under test: a store, and a way to get a second, independent handle for
@@ -79,6 +82,36 @@ impl Backend for Redis {
     }
 }
 
+struct Cluster {
+    cluster: RedisCluster,
+    store: Arc<dyn OnlineStore>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let cluster = RedisCluster::start();
+        let store = online::open(&OnlineConfig::RedisCluster {
+            nodes: cluster.urls(),
+        })
+        .unwrap();
+        assert_eq!(store.backend(), "redis-cluster");
+        Cluster { cluster, store }
+    }
+}
+
+impl Backend for Cluster {
+    fn store(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+    fn second_writer(&self) -> Arc<dyn OnlineStore> {
+        // Seeded by one node only: it learns the rest from the cluster.
+        online::open(&OnlineConfig::RedisCluster {
+            nodes: self.cluster.urls()[3..4].to_vec(),
+        })
+        .unwrap()
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -86,6 +119,9 @@ macro_rules! conformance {
         }
         mod redis {
             $(#[test] fn $name() { super::$name(&super::Redis::new()); })*
+        }
+        mod redis_cluster {
+            $(#[test] fn $name() { super::$name(&super::Cluster::new()); })*
         }
     };
 }

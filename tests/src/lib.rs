@@ -14,6 +14,7 @@ pub mod http;
 pub mod languages;
 pub mod python;
 
+pub mod redis_cluster;
 pub mod redis_server;
 
 /// An engine with a private compiled cache, a 1 s deadline and a 64 MiB memory cap: small

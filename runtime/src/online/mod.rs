@@ -1,16 +1,20 @@
 //! The online store: the latest feature values per (feature view, entity key).
 //!
 //! Materialization writes rows; the online server reads them, one round trip per request.
-//! [`OnlineStore`] is the boundary; two backends sit behind it:
+//! [`OnlineStore`] is the boundary; these backends sit behind it:
 //!
 //! - [`EmbeddedStore`]: a single [LMDB](http://www.lmdb.tech/doc/) file (e.g.
 //!   `.skewless/online.lmdb`), no server to run, shared by a running server and any number of
 //!   jobs on the same machine: readers never wait, writers from any process take turns.
 //! - [`RedisStore`]: Redis, for production: several machines, or more data than one machine's
 //!   disk.
+//! - [`RedisClusterStore`]: a Redis Cluster, for more data or load than one Redis: keys
+//!   hash-tagged by entity, one pipeline per master, failovers ridden out by bounded retries.
 //!
-//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"` or `type = "redis"`); no
-//! other code names a concrete backend.
+//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"`, `"redis"` or
+//! `"redis-cluster"`); no other code names a concrete backend. A new backend is one more
+//! file implementing [`OnlineStore`], one more [`OnlineConfig`] variant and one more arm in
+//! [`open`]; the conformance suite (`tests/all/online.rs`) then runs against it unchanged.
 //!
 //! # Semantics
 //!
@@ -18,8 +22,8 @@
 //! backend applies [`replaces`] (compare `(event_ts, created_ts)`, strictly greater wins) per
 //! key, atomically with the write, so out-of-order, repeated or concurrent materializations
 //! cannot regress a feature, and re-running a window is a no-op. The embedded backend does it
-//! inside one write transaction, which LMDB serializes across processes; the Redis backend in
-//! a Lua script, server-side. Both compare
+//! inside one write transaction, which LMDB serializes across processes; the Redis backends in
+//! a Lua script, server-side (in a cluster, on the key's own master). All compare
 //! the same 16-byte order-preserving prefix of the same stored encoding (see `row.rs`).
 //!
 //! A read returns the stored row; [`status_at`] turns it into what the point-in-time join at
@@ -49,6 +53,7 @@
 
 mod embedded;
 mod key;
+mod redis_cluster;
 mod redis_store;
 mod row;
 mod status;
@@ -63,6 +68,7 @@ use serde::{Deserialize, Serialize};
 
 pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
+pub use redis_cluster::RedisClusterStore;
 pub use redis_store::RedisStore;
 pub use row::{FeatureValue, StoredRow, replaces};
 pub use status::{ReadStatus, status_at};
@@ -108,7 +114,8 @@ pub trait OnlineStore: Send + Sync + Debug {
     /// Succeeds if the store can serve reads now (readiness).
     fn ping(&self) -> Result<()>;
 
-    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"` or `"redis"`.
+    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"`, `"redis"` or
+    /// `"redis-cluster"`.
     fn backend(&self) -> &'static str;
 
     /// Whether reads are served from this process's own memory and files, with no network
@@ -132,6 +139,12 @@ pub trait OnlineStore: Send + Sync + Debug {
 /// type = "redis"
 /// url = "redis://127.0.0.1:6379"
 /// ```
+///
+/// ```toml
+/// [online]
+/// type = "redis-cluster"
+/// nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]  # seeds: any one is enough
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OnlineConfig {
@@ -150,6 +163,13 @@ pub enum OnlineConfig {
         /// `redis://[user:password@]host:port[/db]`.
         url: String,
     },
+    /// A Redis Cluster.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster {
+        /// Seed nodes, `redis://[user:password@]host:port` each: the store learns the others
+        /// from the first that answers. Every node takes the first seed's user and password.
+        nodes: Vec<String>,
+    },
 }
 
 /// Opens the online store `config` describes. The one place that names concrete backends.
@@ -157,6 +177,7 @@ pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
+        OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect(nodes)?),
     })
 }
 
@@ -168,6 +189,7 @@ pub fn open_lazily(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect_lazily(url)?),
+        OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect_lazily(nodes)?),
     })
 }
 
@@ -259,9 +281,19 @@ mod tests {
         let redis: OnlineConfig =
             toml::from_str("type = \"redis\"\nurl = \"redis://127.0.0.1:6379\"").unwrap();
         assert!(matches!(redis, OnlineConfig::Redis { .. }));
+        let cluster: OnlineConfig =
+            toml::from_str("type = \"redis-cluster\"\nnodes = [\"redis://a:1\", \"redis://b:2\"]")
+                .unwrap();
+        assert_eq!(
+            cluster,
+            OnlineConfig::RedisCluster {
+                nodes: vec!["redis://a:1".into(), "redis://b:2".into()]
+            }
+        );
         let e = toml::from_str::<OnlineConfig>("type = \"dynamo\"").unwrap_err();
         assert!(
-            e.to_string().contains("expected `embedded` or `redis`"),
+            e.to_string()
+                .contains("expected one of `embedded`, `redis`, `redis-cluster`"),
             "{e}"
         );
         let e = toml::from_str::<OnlineConfig>("type = \"redis\"\nurl = \"x\"\nhost = \"y\"")

@@ -112,6 +112,9 @@ impl FeatureRepo {
                 map_size: *map_size,
             },
             OnlineSpec::Redis { url } => OnlineConfig::Redis { url: url.clone() },
+            OnlineSpec::RedisCluster { nodes } => OnlineConfig::RedisCluster {
+                nodes: nodes.clone(),
+            },
         }
     }
 
