@@ -109,6 +109,34 @@ impl RedisCluster {
         out.trim().trim_start_matches("(integer) ") == "1"
     }
 
+    /// Moves `slots` slots from the master on `from` to the master on `to`, key by key
+    /// (`redis-cli --cluster reshard`): while it runs, clients get `ASK` for keys already moved
+    /// out of a migrating slot, and `MOVED` once a slot has moved.
+    ///
+    /// # Panics
+    /// If the resharding fails.
+    pub fn reshard(&self, from: u16, to: u16, slots: usize) {
+        let id = |port: u16| {
+            cli(port, &["CLUSTER", "MYID"])
+                .expect("a node id")
+                .trim()
+                .to_owned()
+        };
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
+            .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
+            .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
+            .args(["--cluster-pipeline", "10"])
+            .output()
+            .expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster reshard failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Kills the node on `port` (SIGKILL): a master or replica that dies.
     pub fn kill(&mut self, port: u16) {
         let node = self

@@ -408,6 +408,12 @@ impl RedisClusterStore {
                 ));
             }
             if round.back_off {
+                tracing::warn!(
+                    store = "redis-cluster",
+                    attempt,
+                    %cause,
+                    "online store call failed for now; retrying"
+                );
                 std::thread::sleep(backoff(attempt));
             }
             if round.refresh {
