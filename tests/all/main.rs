@@ -14,6 +14,7 @@ mod materialize;
 mod offline;
 mod online;
 mod online_cluster;
+mod online_dynamodb;
 mod round_trip;
 mod sandbox;
 mod server;

@@ -9,6 +9,7 @@ use skewless_runtime::{Transform, TransformEngine};
 
 pub use skewless_test_components as components;
 
+pub mod dynalite;
 pub mod feature_repo;
 pub mod http;
 pub mod languages;

@@ -10,9 +10,11 @@
 //!   disk.
 //! - [`RedisClusterStore`]: a Redis Cluster, for more data or load than one Redis: keys
 //!   hash-tagged by entity, one pipeline per master, failovers ridden out by bounded retries.
+//! - `DynamoDbStore` (cargo feature `dynamodb`): a DynamoDB table, conditional puts and
+//!   batched, strongly consistent reads.
 //!
-//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"`, `"redis"` or
-//! `"redis-cluster"`); no other code names a concrete backend. A new backend is one more
+//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"`, `"redis"`,
+//! `"redis-cluster"` or `"dynamodb"`); no other code names a concrete backend. A new backend is one more
 //! file implementing [`OnlineStore`], one more [`OnlineConfig`] variant and one more arm in
 //! [`open`]; the conformance suite (`tests/all/online.rs`) then runs against it unchanged.
 //!
@@ -51,6 +53,7 @@
 //! # Ok(()) }
 //! ```
 
+mod dynamodb;
 mod embedded;
 mod key;
 mod redis_cluster;
@@ -66,6 +69,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbConfig, Secret};
 pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
 pub use redis_cluster::RedisClusterStore;
@@ -114,8 +120,8 @@ pub trait OnlineStore: Send + Sync + Debug {
     /// Succeeds if the store can serve reads now (readiness).
     fn ping(&self) -> Result<()>;
 
-    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"`, `"redis"` or
-    /// `"redis-cluster"`.
+    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"`, `"redis"`,
+    /// `"redis-cluster"` or `"dynamodb"`.
     fn backend(&self) -> &'static str;
 
     /// Whether reads are served from this process's own memory and files, with no network
@@ -145,6 +151,15 @@ pub trait OnlineStore: Send + Sync + Debug {
 /// type = "redis-cluster"
 /// nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]  # seeds: any one is enough
 /// ```
+///
+/// ```toml
+/// [online]
+/// type = "dynamodb"
+/// table = "skewless-online"
+/// region = "eu-west-1"
+/// ```
+///
+/// (see [`DynamoDbConfig`] for its other settings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OnlineConfig {
@@ -170,6 +185,10 @@ pub enum OnlineConfig {
         /// from the first that answers. Every node takes the first seed's user and password.
         nodes: Vec<String>,
     },
+    /// A DynamoDB table (the store needs the `dynamodb` cargo feature; the configuration
+    /// always parses).
+    #[serde(rename = "dynamodb")]
+    DynamoDb(DynamoDbConfig),
 }
 
 /// Opens the online store `config` describes. The one place that names concrete backends.
@@ -178,6 +197,7 @@ pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
         OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect(nodes)?),
+        OnlineConfig::DynamoDb(config) => open_dynamodb(config, false)?,
     })
 }
 
@@ -190,7 +210,30 @@ pub fn open_lazily(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect_lazily(url)?),
         OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect_lazily(nodes)?),
+        OnlineConfig::DynamoDb(config) => open_dynamodb(config, true)?,
     })
+}
+
+#[cfg(feature = "dynamodb")]
+fn open_dynamodb(config: &DynamoDbConfig, lazily: bool) -> Result<Arc<dyn OnlineStore>> {
+    Ok(Arc::new(if lazily {
+        DynamoDbStore::connect_lazily(config)?
+    } else {
+        DynamoDbStore::connect(config)?
+    }))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+fn open_dynamodb(config: &DynamoDbConfig, _lazily: bool) -> Result<Arc<dyn OnlineStore>> {
+    Err(crate::error::Error::new(
+        crate::error::ErrorKind::Unsupported,
+        format!(
+            "the online store is DynamoDB ({}), but this skewless was built without it; \
+             build it with the `dynamodb` feature: cargo install --path runtime --features \
+             dynamodb",
+            config.describe()
+        ),
+    ))
 }
 
 fn open_embedded(path: &std::path::Path, map_size: Option<u64>) -> Result<EmbeddedStore> {
@@ -290,10 +333,20 @@ mod tests {
                 nodes: vec!["redis://a:1".into(), "redis://b:2".into()]
             }
         );
+        let dynamodb: OnlineConfig =
+            toml::from_str("type = \"dynamodb\"\ntable = \"t\"\nendpoint = \"http://x:1\"")
+                .unwrap();
+        let OnlineConfig::DynamoDb(config) = dynamodb else {
+            panic!("{dynamodb:?}")
+        };
+        assert_eq!(config.describe(), "table t (endpoint http://x:1)");
+        let e = toml::from_str::<OnlineConfig>("type = \"dynamodb\"\ntable = \"t\"\nurl = \"u\"")
+            .unwrap_err();
+        assert!(e.to_string().contains("url"), "{e}");
         let e = toml::from_str::<OnlineConfig>("type = \"dynamo\"").unwrap_err();
         assert!(
             e.to_string()
-                .contains("expected one of `embedded`, `redis`, `redis-cluster`"),
+                .contains("expected one of `embedded`, `redis`, `redis-cluster`, `dynamodb`"),
             "{e}"
         );
         let e = toml::from_str::<OnlineConfig>("type = \"redis\"\nurl = \"x\"\nhost = \"y\"")

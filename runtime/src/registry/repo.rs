@@ -115,6 +115,7 @@ impl FeatureRepo {
             OnlineSpec::RedisCluster { nodes } => OnlineConfig::RedisCluster {
                 nodes: nodes.clone(),
             },
+            OnlineSpec::DynamoDb(config) => OnlineConfig::DynamoDb(config.clone()),
         }
     }
 

@@ -113,6 +113,9 @@ pub enum OnlineSpec {
         /// Seed node URLs.
         nodes: Vec<String>,
     },
+    /// A DynamoDB table.
+    #[serde(rename = "dynamodb")]
+    DynamoDb(crate::online::DynamoDbConfig),
 }
 
 impl Default for OnlineSpec {

@@ -66,7 +66,7 @@ const MAX_IDLE: usize = 8;
 /// The online store in a Redis Cluster: one string per (view, entity) under
 /// `skewless:{<hex of the encoded key>}:<view>`, one pipeline per master involved in a call,
 /// written by the compare-and-set script and confirmed by a replica; redirections and
-/// failovers retried for about 5 s. See the [module docs](self).
+/// failovers retried for about 5 s. See `docs/online-stores.md`.
 pub struct RedisClusterStore {
     /// The seed nodes' connection settings, and their addresses.
     seeds: Vec<(NodeAddr, ConnectionInfo)>,
