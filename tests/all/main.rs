@@ -13,6 +13,8 @@ mod main_job;
 mod materialize;
 mod offline;
 mod online;
+mod online_cluster;
+mod online_dynamodb;
 mod round_trip;
 mod sandbox;
 mod server;

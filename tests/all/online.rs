@@ -1,11 +1,15 @@
 //! Online store conformance: one suite, run against every backend (the embedded LMDB file
-//! always; Redis on a throwaway `redis-server`), plus what is particular to each (reopening a
+//! always; Redis on a throwaway `redis-server`; a Redis Cluster of six throwaway nodes;
+//! DynamoDB on a throwaway `dynalite`), plus what is particular to each (reopening a
 //! file, a full map, a file that is not a store, a dead and restarted Redis). Sharing the
 //! embedded store between processes is tested with real processes in
 //! `cli/tests/online_shared.rs`, where the `skewless` binary is at hand.
 //!
 //! Each behaviour is a function over a [`Backend`]; `conformance!` generates one `#[test]` per
-//! behaviour and backend (`online::embedded::*`, `online::redis::*`).
+//! behaviour and backend (`online::embedded::*`, `online::redis::*`,
+//! `online::redis_cluster::*`, `online::dynamodb::*`). What is particular to the cluster
+//! (failover, redirections, readiness) is in `online_cluster.rs`, to DynamoDB in
+//! `online_dynamodb.rs`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use skewless_runtime::ErrorKind;
 use skewless_runtime::online::{
-    self, EntityKey, FeatureValue, KeyValue, OnlineConfig, OnlineStore, RedisStore, StoredRow,
-    WriteStats,
+    self, DynamoDbConfig, DynamoDbStore, EntityKey, FeatureValue, KeyValue, OnlineConfig,
+    OnlineStore, RedisStore, Secret, StoredRow, WriteStats,
 };
+use skewless_tests::dynalite::Dynalite;
+use skewless_tests::redis_cluster::RedisCluster;
 use skewless_tests::redis_server::RedisServer;
 
 /// A backend under test: a store, and a way to get a second, independent handle for
@@ -24,6 +30,11 @@ use skewless_tests::redis_server::RedisServer;
 trait Backend {
     fn store(&self) -> Arc<dyn OnlineStore>;
     fn second_writer(&self) -> Arc<dyn OnlineStore>;
+    /// The keys of `a_large_batch_round_trips`: fewer against an emulator that takes one HTTP
+    /// request per conditional write (still many batches of every kind).
+    fn large_batch(&self) -> usize {
+        50_000
+    }
 }
 
 struct Embedded {
@@ -79,6 +90,79 @@ impl Backend for Redis {
     }
 }
 
+struct Cluster {
+    cluster: RedisCluster,
+    store: Arc<dyn OnlineStore>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let cluster = RedisCluster::start();
+        let store = online::open(&OnlineConfig::RedisCluster {
+            nodes: cluster.urls(),
+        })
+        .unwrap();
+        assert_eq!(store.backend(), "redis-cluster");
+        Cluster { cluster, store }
+    }
+}
+
+impl Backend for Cluster {
+    fn store(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+    fn second_writer(&self) -> Arc<dyn OnlineStore> {
+        // Seeded by one node only: it learns the rest from the cluster.
+        online::open(&OnlineConfig::RedisCluster {
+            nodes: self.cluster.urls()[3..4].to_vec(),
+        })
+        .unwrap()
+    }
+}
+
+pub(crate) struct Dynamo {
+    pub(crate) server: Dynalite,
+    pub(crate) config: DynamoDbConfig,
+    store: Arc<dyn OnlineStore>,
+}
+
+impl Dynamo {
+    pub(crate) fn new() -> Self {
+        let server = Dynalite::start();
+        let config = DynamoDbConfig {
+            table: "skewless-online".into(),
+            region: Some("us-east-1".into()),
+            endpoint: Some(server.endpoint()),
+            access_key_id: Some("test".into()),
+            secret_access_key: Some(Secret::new("test-secret")),
+            session_token: None,
+        };
+        DynamoDbStore::connect_lazily(&config)
+            .unwrap()
+            .create_table()
+            .unwrap();
+        let store = online::open(&OnlineConfig::DynamoDb(config.clone())).unwrap();
+        assert_eq!(store.backend(), "dynamodb");
+        Dynamo {
+            server,
+            config,
+            store,
+        }
+    }
+}
+
+impl Backend for Dynamo {
+    fn store(&self) -> Arc<dyn OnlineStore> {
+        self.store.clone()
+    }
+    fn second_writer(&self) -> Arc<dyn OnlineStore> {
+        online::open(&OnlineConfig::DynamoDb(self.config.clone())).unwrap()
+    }
+    fn large_batch(&self) -> usize {
+        5_000
+    }
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -86,6 +170,12 @@ macro_rules! conformance {
         }
         mod redis {
             $(#[test] fn $name() { super::$name(&super::Redis::new()); })*
+        }
+        mod redis_cluster {
+            $(#[test] fn $name() { super::$name(&super::Cluster::new()); })*
+        }
+        mod dynamodb {
+            $(#[test] fn $name() { super::$name(&super::Dynamo::new()); })*
         }
     };
 }
@@ -438,9 +528,9 @@ fn reading_several_views_at_once_answers_each_in_order(backend: &dyn Backend) {
 }
 
 fn a_large_batch_round_trips(backend: &dyn Backend) {
-    const N: usize = 50_000;
+    let n = backend.large_batch();
     let store = backend.store();
-    let rows: Vec<(EntityKey, StoredRow)> = (0..N as i64)
+    let rows: Vec<(EntityKey, StoredRow)> = (0..n as i64)
         .map(|i| {
             (
                 EntityKey(vec![format!("user-{i}").into(), i.into()]),
@@ -449,16 +539,16 @@ fn a_large_batch_round_trips(backend: &dyn Backend) {
         })
         .collect();
     let start = Instant::now();
-    assert_eq!(store.write("big", &rows).unwrap(), stats(N, 0));
+    assert_eq!(store.write("big", &rows).unwrap(), stats(n, 0));
     let keys: Vec<EntityKey> = rows.iter().map(|(k, _)| k.clone()).collect();
     let read = store.read("big", &keys).unwrap();
-    assert_eq!(read.len(), N);
+    assert_eq!(read.len(), n);
     for ((_, expected), got) in rows.iter().zip(&read) {
         assert_eq!(got.as_ref(), Some(expected));
     }
-    assert_eq!(store.write("big", &rows).unwrap(), stats(0, N));
+    assert_eq!(store.write("big", &rows).unwrap(), stats(0, n));
     eprintln!(
-        "{}: 50k keys written, read and rewritten in {:?}",
+        "{}: {n} keys written, read and rewritten in {:?}",
         store.backend(),
         start.elapsed()
     );

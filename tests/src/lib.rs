@@ -9,11 +9,13 @@ use skewless_runtime::{Transform, TransformEngine};
 
 pub use skewless_test_components as components;
 
+pub mod dynalite;
 pub mod feature_repo;
 pub mod http;
 pub mod languages;
 pub mod python;
 
+pub mod redis_cluster;
 pub mod redis_server;
 
 /// An engine with a private compiled cache, a 1 s deadline and a 64 MiB memory cap: small

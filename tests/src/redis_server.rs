@@ -44,11 +44,22 @@ impl RedisServer {
     }
 
     fn try_start_on(port: u16) -> Result<Self, String> {
+        Self::try_start_with(port, &[])
+    }
+
+    /// Starts a server on `port` with more `redis-server` arguments (`--cluster-enabled yes`,
+    /// ...), in a temp directory of its own; `Err` with its log if it does not answer PING
+    /// within 5 s.
+    ///
+    /// # Panics
+    /// If `redis-server` is not installed.
+    pub fn try_start_with(port: u16, args: &[&str]) -> Result<Self, String> {
         let dir = tempfile::tempdir().expect("a temp dir for redis-server");
         let log = std::fs::File::create(dir.path().join("redis.log")).expect("a log file");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("a log file handle"))
@@ -96,6 +107,11 @@ impl RedisServer {
         self.port
     }
 
+    /// Whether the server was started and not killed since.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
     /// Kills the server (SIGKILL) and waits for it to exit: a dead Redis.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -111,7 +127,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

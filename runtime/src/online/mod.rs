@@ -1,16 +1,22 @@
 //! The online store: the latest feature values per (feature view, entity key).
 //!
 //! Materialization writes rows; the online server reads them, one round trip per request.
-//! [`OnlineStore`] is the boundary; two backends sit behind it:
+//! [`OnlineStore`] is the boundary; these backends sit behind it:
 //!
 //! - [`EmbeddedStore`]: a single [LMDB](http://www.lmdb.tech/doc/) file (e.g.
 //!   `.skewless/online.lmdb`), no server to run, shared by a running server and any number of
 //!   jobs on the same machine: readers never wait, writers from any process take turns.
 //! - [`RedisStore`]: Redis, for production: several machines, or more data than one machine's
 //!   disk.
+//! - [`RedisClusterStore`]: a Redis Cluster, for more data or load than one Redis: keys
+//!   hash-tagged by entity, one pipeline per master, failovers ridden out by bounded retries.
+//! - `DynamoDbStore` (cargo feature `dynamodb`): a DynamoDB table, conditional puts and
+//!   batched, strongly consistent reads.
 //!
-//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"` or `type = "redis"`); no
-//! other code names a concrete backend.
+//! [`open`] chooses one from an [`OnlineConfig`] (`type = "embedded"`, `"redis"`,
+//! `"redis-cluster"` or `"dynamodb"`); no other code names a concrete backend. A new backend is one more
+//! file implementing [`OnlineStore`], one more [`OnlineConfig`] variant and one more arm in
+//! [`open`]; the conformance suite (`tests/all/online.rs`) then runs against it unchanged.
 //!
 //! # Semantics
 //!
@@ -18,8 +24,8 @@
 //! backend applies [`replaces`] (compare `(event_ts, created_ts)`, strictly greater wins) per
 //! key, atomically with the write, so out-of-order, repeated or concurrent materializations
 //! cannot regress a feature, and re-running a window is a no-op. The embedded backend does it
-//! inside one write transaction, which LMDB serializes across processes; the Redis backend in
-//! a Lua script, server-side. Both compare
+//! inside one write transaction, which LMDB serializes across processes; the Redis backends in
+//! a Lua script, server-side (in a cluster, on the key's own master). All compare
 //! the same 16-byte order-preserving prefix of the same stored encoding (see `row.rs`).
 //!
 //! A read returns the stored row; [`status_at`] turns it into what the point-in-time join at
@@ -47,8 +53,10 @@
 //! # Ok(()) }
 //! ```
 
+mod dynamodb;
 mod embedded;
 mod key;
+mod redis_cluster;
 mod redis_store;
 mod row;
 mod status;
@@ -61,8 +69,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+#[cfg(feature = "dynamodb")]
+pub use dynamodb::DynamoDbStore;
+pub use dynamodb::{DynamoDbConfig, Secret};
 pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
+pub use redis_cluster::RedisClusterStore;
 pub use redis_store::RedisStore;
 pub use row::{FeatureValue, StoredRow, replaces};
 pub use status::{ReadStatus, status_at};
@@ -108,7 +120,8 @@ pub trait OnlineStore: Send + Sync + Debug {
     /// Succeeds if the store can serve reads now (readiness).
     fn ping(&self) -> Result<()>;
 
-    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"` or `"redis"`.
+    /// The backend's name, as in [`OnlineConfig`]'s `type`: `"embedded"`, `"redis"`,
+    /// `"redis-cluster"` or `"dynamodb"`.
     fn backend(&self) -> &'static str;
 
     /// Whether reads are served from this process's own memory and files, with no network
@@ -132,6 +145,21 @@ pub trait OnlineStore: Send + Sync + Debug {
 /// type = "redis"
 /// url = "redis://127.0.0.1:6379"
 /// ```
+///
+/// ```toml
+/// [online]
+/// type = "redis-cluster"
+/// nodes = ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"]  # seeds: any one is enough
+/// ```
+///
+/// ```toml
+/// [online]
+/// type = "dynamodb"
+/// table = "skewless-online"
+/// region = "eu-west-1"
+/// ```
+///
+/// (see [`DynamoDbConfig`] for its other settings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OnlineConfig {
@@ -150,6 +178,17 @@ pub enum OnlineConfig {
         /// `redis://[user:password@]host:port[/db]`.
         url: String,
     },
+    /// A Redis Cluster.
+    #[serde(rename = "redis-cluster")]
+    RedisCluster {
+        /// Seed nodes, `redis://[user:password@]host:port` each: the store learns the others
+        /// from the first that answers. Every node takes the first seed's user and password.
+        nodes: Vec<String>,
+    },
+    /// A DynamoDB table (the store needs the `dynamodb` cargo feature; the configuration
+    /// always parses).
+    #[serde(rename = "dynamodb")]
+    DynamoDb(DynamoDbConfig),
 }
 
 /// Opens the online store `config` describes. The one place that names concrete backends.
@@ -157,6 +196,8 @@ pub fn open(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect(url)?),
+        OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect(nodes)?),
+        OnlineConfig::DynamoDb(config) => open_dynamodb(config, false)?,
     })
 }
 
@@ -168,7 +209,31 @@ pub fn open_lazily(config: &OnlineConfig) -> Result<Arc<dyn OnlineStore>> {
     Ok(match config {
         OnlineConfig::Embedded { path, map_size } => Arc::new(open_embedded(path, *map_size)?),
         OnlineConfig::Redis { url } => Arc::new(RedisStore::connect_lazily(url)?),
+        OnlineConfig::RedisCluster { nodes } => Arc::new(RedisClusterStore::connect_lazily(nodes)?),
+        OnlineConfig::DynamoDb(config) => open_dynamodb(config, true)?,
     })
+}
+
+#[cfg(feature = "dynamodb")]
+fn open_dynamodb(config: &DynamoDbConfig, lazily: bool) -> Result<Arc<dyn OnlineStore>> {
+    Ok(Arc::new(if lazily {
+        DynamoDbStore::connect_lazily(config)?
+    } else {
+        DynamoDbStore::connect(config)?
+    }))
+}
+
+#[cfg(not(feature = "dynamodb"))]
+fn open_dynamodb(config: &DynamoDbConfig, _lazily: bool) -> Result<Arc<dyn OnlineStore>> {
+    Err(crate::error::Error::new(
+        crate::error::ErrorKind::Unsupported,
+        format!(
+            "the online store is DynamoDB ({}), but this skewless was built without it; \
+             build it with the `dynamodb` feature: cargo install --path runtime --features \
+             dynamodb",
+            config.describe()
+        ),
+    ))
 }
 
 fn open_embedded(path: &std::path::Path, map_size: Option<u64>) -> Result<EmbeddedStore> {
@@ -259,9 +324,29 @@ mod tests {
         let redis: OnlineConfig =
             toml::from_str("type = \"redis\"\nurl = \"redis://127.0.0.1:6379\"").unwrap();
         assert!(matches!(redis, OnlineConfig::Redis { .. }));
+        let cluster: OnlineConfig =
+            toml::from_str("type = \"redis-cluster\"\nnodes = [\"redis://a:1\", \"redis://b:2\"]")
+                .unwrap();
+        assert_eq!(
+            cluster,
+            OnlineConfig::RedisCluster {
+                nodes: vec!["redis://a:1".into(), "redis://b:2".into()]
+            }
+        );
+        let dynamodb: OnlineConfig =
+            toml::from_str("type = \"dynamodb\"\ntable = \"t\"\nendpoint = \"http://x:1\"")
+                .unwrap();
+        let OnlineConfig::DynamoDb(config) = dynamodb else {
+            panic!("{dynamodb:?}")
+        };
+        assert_eq!(config.describe(), "table t (endpoint http://x:1)");
+        let e = toml::from_str::<OnlineConfig>("type = \"dynamodb\"\ntable = \"t\"\nurl = \"u\"")
+            .unwrap_err();
+        assert!(e.to_string().contains("url"), "{e}");
         let e = toml::from_str::<OnlineConfig>("type = \"dynamo\"").unwrap_err();
         assert!(
-            e.to_string().contains("expected `embedded` or `redis`"),
+            e.to_string()
+                .contains("expected one of `embedded`, `redis`, `redis-cluster`, `dynamodb`"),
             "{e}"
         );
         let e = toml::from_str::<OnlineConfig>("type = \"redis\"\nurl = \"x\"\nhost = \"y\"")

@@ -233,7 +233,7 @@ fn is_broken(e: &RedisError) -> bool {
 
 /// `url` with the password (everything after the user name in the userinfo) replaced by
 /// `***`.
-fn redact(url: &str) -> String {
+pub(super) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -250,7 +250,7 @@ fn redact(url: &str) -> String {
 }
 
 /// `view` as a literal in a Redis glob pattern.
-fn glob_escape(view: &str) -> String {
+pub(super) fn glob_escape(view: &str) -> String {
     let mut out = String::with_capacity(view.len());
     for c in view.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {

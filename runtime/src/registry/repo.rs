@@ -112,6 +112,10 @@ impl FeatureRepo {
                 map_size: *map_size,
             },
             OnlineSpec::Redis { url } => OnlineConfig::Redis { url: url.clone() },
+            OnlineSpec::RedisCluster { nodes } => OnlineConfig::RedisCluster {
+                nodes: nodes.clone(),
+            },
+            OnlineSpec::DynamoDb(config) => OnlineConfig::DynamoDb(config.clone()),
         }
     }
 

@@ -107,6 +107,15 @@ pub enum OnlineSpec {
         /// `redis://host:port[/db]`.
         url: String,
     },
+    /// A Redis Cluster, by seed nodes (`redis://host:port` each).
+    #[serde(rename = "redis-cluster")]
+    RedisCluster {
+        /// Seed node URLs.
+        nodes: Vec<String>,
+    },
+    /// A DynamoDB table.
+    #[serde(rename = "dynamodb")]
+    DynamoDb(crate::online::DynamoDbConfig),
 }
 
 impl Default for OnlineSpec {
