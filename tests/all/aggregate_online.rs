@@ -75,6 +75,15 @@ aggregations = [
     { name = "count_30s", function = "count", window = "30s" },
     { name = "n_max_30s", function = "max", column = "n", window = "30s" },
 ]
+
+# A request-time view reading two aggregates as inputs.
+[[request_view]]
+name = "req"
+transform = "{REQUEST_AMOUNT_RATIO}"
+entities = ["user"]
+inputs.request_amount = { request = "amount" }
+inputs.user_last_amount = { feature = "agg:x_last_10s" }
+inputs.user_avg_amount_30d = { feature = "agg:x_mean_50s" }
 "#;
 
 /// One source row.
@@ -493,6 +502,19 @@ fn window_edges_statuses_and_bad_requests() {
         .get_at(&request(&["agg:rows_10s"], &[7]), T0 + 1)
         .expect("served");
     assert_eq!(later.features[0].values, [FeatureValue::Int64(3)], "T0 − w + 1 left, T0 + 1 came");
+
+    // A request-time view computes from the aggregates at the same `now`: the last value in
+    // 10 s is 5, the mean over 50 s is (1 + 2 + 3 + 4 + 5) / 5 = 3.
+    let body = serde_json::json!({
+        "features": ["req:amount_to_last_ratio", "req:amount_minus_avg", "agg:x_mean_50s"],
+        "entities": {"user_id": [7], "amount": [10.0]},
+    });
+    let answer = serving
+        .get_at(&FeatureRequest::from_json(body.to_string().as_bytes()).unwrap(), T0)
+        .expect("served");
+    assert_eq!(answer.features[0].values, [FeatureValue::Float64(2.0)]);
+    assert_eq!(answer.features[1].values, [FeatureValue::Float64(7.0)]);
+    assert_eq!(answer.features[2].values, [FeatureValue::Float64(3.0)]);
 
     // An aggregation the view does not have: an error naming it and the features it has.
     let e = serving
