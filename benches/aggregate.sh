@@ -10,17 +10,18 @@
 #   bash benches/aggregate.sh
 #   ROWS=5000000 bash benches/aggregate.sh
 #
-# Needs a release build (built here), wrk and redis-server.
+# Needs a release build (built here; BIN=<dir> uses the binaries in <dir> instead), wrk and
+# redis-server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${ROWS:-1000000}
 users=${USERS:-100000}
 duration=${DURATION:-8s}
 connections=${CONNECTIONS:-1 2}
-bin=$PWD/target/release
+bin=${BIN:-$PWD/target/release}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
-cargo build --release --quiet -p skewless-runtime -p skewless-datagen
+[ -n "${BIN:-}" ] || cargo build --release --quiet -p skewless-runtime -p skewless-datagen
 work=$(mktemp -d)
 pids=()
 cleanup() {

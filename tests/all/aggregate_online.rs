@@ -179,14 +179,32 @@ fn snapshots(seed: u64) -> Vec<Vec<Event>> {
 
 fn batch(rows: &[Event]) -> RecordBatch {
     let ts = |f: fn(&Event) -> i64| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>()).with_timezone("UTC"))
+        Arc::new(
+            TimestampMicrosecondArray::from(rows.iter().map(f).collect::<Vec<_>>())
+                .with_timezone("UTC"),
+        )
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
-        ("user_id", Arc::new(Int64Array::from(rows.iter().map(|r| r.user).collect::<Vec<_>>()))),
+        (
+            "user_id",
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.user).collect::<Vec<_>>(),
+            )),
+        ),
         ("event_ts", ts(|r| r.event_ts)),
         ("ingested_at", ts(|r| r.created_ts)),
-        ("x", Arc::new(Float64Array::from(rows.iter().map(|r| r.x).collect::<Vec<_>>()))),
-        ("n", Arc::new(Int64Array::from(rows.iter().map(|r| r.n).collect::<Vec<_>>()))),
+        (
+            "x",
+            Arc::new(Float64Array::from(
+                rows.iter().map(|r| r.x).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "n",
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.n).collect::<Vec<_>>(),
+            )),
+        ),
     ];
     RecordBatch::try_from_iter(columns).expect("batch")
 }
@@ -321,8 +339,8 @@ fn check(serving: &OnlineServing, repo: &TestRepo, rows: &[Event], what: &str) {
                     .filter(|e| e.user == user && e.event_ts <= t)
                     .map(|e| e.event_ts)
                     .max();
-                let expired = &*column.view == "recent"
-                    && newest.is_none_or(|n| n < t - 20 * SECOND);
+                let expired =
+                    &*column.view == "recent" && newest.is_none_or(|n| n < t - 20 * SECOND);
                 let (status, value) = (column.statuses[i], &column.values[i]);
                 if !seen {
                     assert_eq!(status, ReadStatus::NotFound, "{at}");
@@ -403,7 +421,12 @@ fn batchings(seed: u64, redis: Option<&RedisServer>) {
             ..job_options()
         };
         materialize(&incremental, &inc, stores[1].as_ref());
-        check(&serving(&incremental, stores[1].clone()), &incremental, &ingested, &format!("{what}, incremental"));
+        check(
+            &serving(&incremental, stores[1].clone()),
+            &incremental,
+            &ingested,
+            &format!("{what}, incremental"),
+        );
 
         // (c) incremental; at snapshot 2 a run that fails first (the records stay the
         // previous run's), then a window backfill in the middle of the stream.
@@ -422,7 +445,12 @@ fn batchings(seed: u64, redis: Option<&RedisServer>) {
             mixed
                 .materialize("recent", &failing, stores[2].as_ref())
                 .expect_err("the fault fails the run");
-            check(&serving(&mixed, stores[2].clone()), &mixed, &previous, &format!("{what}, after a failed run"));
+            check(
+                &serving(&mixed, stores[2].clone()),
+                &mixed,
+                &previous,
+                &format!("{what}, after a failed run"),
+            );
         }
         materialize(&mixed, &inc, stores[2].as_ref());
         if s == 1 {
@@ -433,11 +461,21 @@ fn batchings(seed: u64, redis: Option<&RedisServer>) {
             };
             materialize(&mixed, &window, stores[2].as_ref());
         }
-        check(&serving(&mixed, stores[2].clone()), &mixed, &ingested, &format!("{what}, mixed"));
+        check(
+            &serving(&mixed, stores[2].clone()),
+            &mixed,
+            &ingested,
+            &format!("{what}, mixed"),
+        );
     }
     // (a) one full run at the end.
     materialize(&full, &job_options(), stores[0].as_ref());
-    check(&serving(&full, stores[0].clone()), &full, &ingested, &format!("seed {seed}, full"));
+    check(
+        &serving(&full, stores[0].clone()),
+        &full,
+        &ingested,
+        &format!("seed {seed}, full"),
+    );
     // A full run again changes nothing served; so does one more window backfill.
     materialize(&full, &job_options(), stores[0].as_ref());
     let window = Options {
@@ -446,7 +484,12 @@ fn batchings(seed: u64, redis: Option<&RedisServer>) {
         ..job_options()
     };
     materialize(&full, &window, stores[0].as_ref());
-    check(&serving(&full, stores[0].clone()), &full, &ingested, &format!("seed {seed}, full, re-run"));
+    check(
+        &serving(&full, stores[0].clone()),
+        &full,
+        &ingested,
+        &format!("seed {seed}, full, re-run"),
+    );
 }
 
 #[test]
@@ -484,11 +527,17 @@ fn window_edges_statuses_and_bad_requests() {
     materialize(&repo, &job_options(), store.as_ref());
     let serving = serving(&repo, store);
     let answer = serving
-        .get_at(&request(&["agg:rows_10s", "agg:x_sum_10s", "agg:x_last3_50s"], &[7]), T0)
+        .get_at(
+            &request(&["agg:rows_10s", "agg:x_sum_10s", "agg:x_last3_50s"], &[7]),
+            T0,
+        )
         .expect("served");
     // (T0 − 10 s, T0]: T0 − w + 1, T0 − 1 and T0; not T0 − w, not T0 + 1.
     assert_eq!(answer.features[0].values, [FeatureValue::Int64(3)]);
-    assert_eq!(answer.features[1].values, [FeatureValue::Float64(3.0 + 4.0 + 5.0)]);
+    assert_eq!(
+        answer.features[1].values,
+        [FeatureValue::Float64(3.0 + 4.0 + 5.0)]
+    );
     assert_eq!(
         answer.features[2].values,
         [FeatureValue::List(vec![
@@ -501,7 +550,11 @@ fn window_edges_statuses_and_bad_requests() {
     let later = serving
         .get_at(&request(&["agg:rows_10s"], &[7]), T0 + 1)
         .expect("served");
-    assert_eq!(later.features[0].values, [FeatureValue::Int64(3)], "T0 − w + 1 left, T0 + 1 came");
+    assert_eq!(
+        later.features[0].values,
+        [FeatureValue::Int64(3)],
+        "T0 − w + 1 left, T0 + 1 came"
+    );
 
     // A request-time view computes from the aggregates at the same `now`: the last value in
     // 10 s is 5, the mean over 50 s is (1 + 2 + 3 + 4 + 5) / 5 = 3.
@@ -510,7 +563,10 @@ fn window_edges_statuses_and_bad_requests() {
         "entities": {"user_id": [7], "amount": [10.0]},
     });
     let answer = serving
-        .get_at(&FeatureRequest::from_json(body.to_string().as_bytes()).unwrap(), T0)
+        .get_at(
+            &FeatureRequest::from_json(body.to_string().as_bytes()).unwrap(),
+            T0,
+        )
         .expect("served");
     assert_eq!(answer.features[0].values, [FeatureValue::Float64(2.0)]);
     assert_eq!(answer.features[1].values, [FeatureValue::Float64(7.0)]);
@@ -521,7 +577,10 @@ fn window_edges_statuses_and_bad_requests() {
         .get_at(&request(&["agg:nope"], &[7]), T0)
         .expect_err("unknown aggregation");
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    assert!(e.message().contains("`nope`") && e.message().contains("rows_10s"), "{e}");
+    assert!(
+        e.message().contains("`nope`") && e.message().contains("rows_10s"),
+        "{e}"
+    );
     // A time the records cannot answer (their windows reach below the cut): an error, never
     // a value from too few rows.
     let e = serving

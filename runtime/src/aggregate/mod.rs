@@ -83,11 +83,11 @@ mod window;
 
 pub use aggregation::Aggregation;
 pub use encoding::{FORMAT, decode, encode};
+pub use function::{FUNCTION_NAMES, Function, MAX_LAST_N, OutputType};
 pub use record::{
     RECORD_FORMAT, Record, RecordBuilder, RecordLayout, RecordRow, RecordValues, decode_record,
     encode_record,
 };
-pub use function::{FUNCTION_NAMES, Function, MAX_LAST_N, OutputType};
 pub use sliding::values_at_labels;
 pub use state::{Output, State};
 pub use window::{Window, cover, tile_of};

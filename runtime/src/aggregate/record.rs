@@ -202,8 +202,7 @@ impl RecordLayout {
     /// [`Aggregation::value_at`] gives on all the entity's rows. An error when the record does
     /// not fit this layout, or cannot answer at `now` (a window reaching below its cut).
     pub fn values_at(&self, record: &Record, now: i64) -> Result<RecordValues> {
-        if record.columns as usize != self.columns.len() || record.lifetime.len() != self.lifetime
-        {
+        if record.columns as usize != self.columns.len() || record.lifetime.len() != self.lifetime {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
@@ -216,9 +215,9 @@ impl RecordLayout {
                 ),
             ));
         }
-        let reach = self.longest.map_or(i128::from(now), |w| {
-            i128::from(now) - i128::from(w)
-        });
+        let reach = self
+            .longest
+            .map_or(i128::from(now), |w| i128::from(now) - i128::from(w));
         if reach < i128::from(record.cut) {
             return Err(Error::new(
                 ErrorKind::Unavailable,
@@ -232,19 +231,11 @@ impl RecordLayout {
         }
         let mut outputs = Vec::with_capacity(self.aggregations.len());
         for (i, aggregation) in self.aggregations.iter().enumerate() {
-            let rows = (record.rows.iter()).map(|r| (r.event_ts, r.created_ts, self.input(i, &r.values)));
+            let rows =
+                (record.rows.iter()).map(|r| (r.event_ts, r.created_ts, self.input(i, &r.values)));
             outputs.push(match self.lifetime_of[i] {
                 None => aggregation.value_at(rows, now),
-                Some(l) => (|| {
-                    let mut state = aggregation.new_state();
-                    state.merge(&record.lifetime[l])?;
-                    for (event_ts, created_ts, value) in rows {
-                        if event_ts <= now {
-                            state.update(value, event_ts, created_ts)?;
-                        }
-                    }
-                    state.evaluate()
-                })(),
+                Some(l) => lifetime_value(aggregation, &record.lifetime[l], rows, now),
             });
         }
         let newest = (record.rows.iter())
@@ -254,6 +245,24 @@ impl RecordLayout {
             .or(record.newest_before_cut);
         Ok(RecordValues { outputs, newest })
     }
+}
+
+/// A lifetime aggregation's value at `now`: the state of the rows folded at the cut, merged
+/// with the kept rows at or before `now`.
+fn lifetime_value<'v>(
+    aggregation: &Aggregation,
+    folded: &State,
+    rows: impl Iterator<Item = (i64, i64, &'v FeatureValue)>,
+    now: i64,
+) -> Result<Output> {
+    let mut state = aggregation.new_state();
+    state.merge(folded)?;
+    for (event_ts, created_ts, value) in rows {
+        if event_ts <= now {
+            state.update(value, event_ts, created_ts)?;
+        }
+    }
+    state.evaluate()
 }
 
 /// Builds one entity's record from its rows, given in any order.
@@ -462,7 +471,11 @@ mod tests {
             (-5 * S, 2, FeatureValue::Float64(1.0)),
             (100 * S, 1, FeatureValue::Float64(-1e16)),
             (200 * DAY_US, 0, FeatureValue::Null),
-            (200 * DAY_US - 3 * S, 7, FeatureValue::Float64(f64::from_bits(0x7ff8_0000_0000_0001))),
+            (
+                200 * DAY_US - 3 * S,
+                7,
+                FeatureValue::Float64(f64::from_bits(0x7ff8_0000_0000_0001)),
+            ),
             (200 * DAY_US - 3 * S, 7, FeatureValue::Float64(-0.0)),
             (200 * DAY_US + 2 * S, 7, FeatureValue::Float64(2.5)),
         ]
@@ -489,17 +502,44 @@ mod tests {
         let bytes = encode_record(&record);
         assert_eq!(decode_record(&bytes).unwrap(), record);
         let all = rows();
-        for now in [job_now - DAY_US, job_now - 3 * S - 1, job_now - 3 * S, job_now, job_now + 2 * S, job_now + 9 * S, job_now + 100 * DAY_US] {
+        for now in [
+            job_now - DAY_US,
+            job_now - 3 * S - 1,
+            job_now - 3 * S,
+            job_now,
+            job_now + 2 * S,
+            job_now + 9 * S,
+            job_now + 100 * DAY_US,
+        ] {
             let got = layout.values_at(&record, now).unwrap();
             for (i, a) in layout.aggregations().iter().enumerate() {
-                let want = a.value_at(all.iter().map(|(e, c, v)| (*e, *c, match a.column { Some(_) => v, None => &FeatureValue::Boolean(true) })), now);
-                assert_eq!(got.outputs[i].as_ref().unwrap(), &want.unwrap(), "{} at {now}", a.name);
+                let want = a.value_at(
+                    all.iter().map(|(e, c, v)| {
+                        (
+                            *e,
+                            *c,
+                            match a.column {
+                                Some(_) => v,
+                                None => &FeatureValue::Boolean(true),
+                            },
+                        )
+                    }),
+                    now,
+                );
+                assert_eq!(
+                    got.outputs[i].as_ref().unwrap(),
+                    &want.unwrap(),
+                    "{} at {now}",
+                    a.name
+                );
             }
             let newest = all.iter().map(|r| r.0).filter(|&e| e <= now).max();
             assert_eq!(got.newest, newest);
         }
         // Too early for the 10 s window: refused, not answered from too few rows.
-        let e = layout.values_at(&record, layout.cut(job_now) + 9 * S).unwrap_err();
+        let e = layout
+            .values_at(&record, layout.cut(job_now) + 9 * S)
+            .unwrap_err();
         assert!(e.message().contains("needs older rows"), "{e}");
     }
 
@@ -513,7 +553,12 @@ mod tests {
         assert!(decode_record(&trailing).is_err());
         let mut format = bytes.clone();
         format[0] = 2;
-        assert!(decode_record(&format).unwrap_err().message().contains("format 2"));
+        assert!(
+            decode_record(&format)
+                .unwrap_err()
+                .message()
+                .contains("format 2")
+        );
         // Two rows swapped are another spelling of the same record.
         let mut swapped = record.clone();
         swapped.rows.swap(0, 1);
@@ -532,7 +577,12 @@ mod tests {
             raw.extend(r.created_ts.to_le_bytes());
             raw.extend(row_bytes(&r.values));
         }
-        assert!(decode_record(&raw).unwrap_err().message().contains("canonical order"));
+        assert!(
+            decode_record(&raw)
+                .unwrap_err()
+                .message()
+                .contains("canonical order")
+        );
     }
 
     proptest! {

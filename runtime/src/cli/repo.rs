@@ -361,7 +361,11 @@ fn display_value(value: &crate::online::FeatureValue) -> String {
         V::Float32Vector(v) => format!("{v:?}"),
         V::List(items) => format!(
             "[{}]",
-            items.iter().map(display_value).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(display_value)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

@@ -78,13 +78,13 @@ use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType as ArrowType, SchemaRef, TimeUnit};
 use futures::StreamExt;
 
+use crate::aggregate::RecordLayout;
 use crate::apply::{feature_table_schema, join_keys};
+use crate::engine::Transform;
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::{CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
-use crate::aggregate::RecordLayout;
-use crate::engine::Transform;
 use crate::registry::{KeyType, NO_TRANSFORM, RepoContext, ViewKind};
 use crate::signature::{Signature, UTC};
 
@@ -438,7 +438,14 @@ impl Job<'_> {
                 (false, _) => Ok(0),
                 (true, None) => self.write_online(view_name, &newest.into_rows(&digest)),
                 (true, Some(records)) => {
-                    self.read_back(&records, &work, head.as_ref(), &table, &keys, view.records.as_ref())?;
+                    self.read_back(
+                        &records,
+                        &work,
+                        head.as_ref(),
+                        &table,
+                        &keys,
+                        view.records.as_ref(),
+                    )?;
                     // Newer materializations win: the source snapshot the run's rows are as
                     // of, then the time of the run (see the module docs).
                     let version = (
@@ -575,7 +582,10 @@ impl Job<'_> {
             created_timestamp: view.created_timestamp.as_deref(),
             online: view.online,
             compute,
-            records: Some(RecordLayout::new(applied.resolved_aggregations()?, &outputs)),
+            records: Some(RecordLayout::new(
+                applied.resolved_aggregations()?,
+                &outputs,
+            )),
         })
     }
 
@@ -583,7 +593,6 @@ impl Job<'_> {
     /// entities the run touches (see `records.rs`): all of them for an incremental run, those
     /// outside the window for a backfill (whose replaced rows touch their entities), none for
     /// a full run.
-    #[allow(clippy::too_many_arguments)]
     fn read_back(
         &self,
         records: &Records<'_>,
@@ -610,7 +619,9 @@ impl Job<'_> {
         columns.push(crate::apply::EVENT_TS.to_owned());
         columns.push(crate::apply::CREATED_TS.to_owned());
         columns.extend(layout.columns().iter().cloned());
-        let values: Vec<usize> = (0..layout.columns().len()).map(|i| keys.len() + 2 + i).collect();
+        let values: Vec<usize> = (0..layout.columns().len())
+            .map(|i| keys.len() + 2 + i)
+            .collect();
         let at = records::Columns {
             keys: keys.len(),
             values: &values,
@@ -632,10 +643,13 @@ impl Job<'_> {
         };
         if let Some((start, end)) = window {
             // The rows the window replaces touch their entities.
-            scan(Some((start, end)), &|e, _| match (start..end).contains(&e) {
-                true => Keep::TouchOnly,
-                false => Keep::Skip,
-            })?;
+            scan(
+                Some((start, end)),
+                &|e, _| match (start..end).contains(&e) {
+                    true => Keep::TouchOnly,
+                    false => Keep::Skip,
+                },
+            )?;
         }
         scan(None, &|e, _| match window {
             Some((start, end)) if (start..end).contains(&e) => Keep::Skip,

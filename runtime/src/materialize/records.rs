@@ -126,19 +126,18 @@ impl<'a> Records<'a> {
                 .iter()
                 .map(|&c| feature_value(batch.column(c), row))
                 .collect::<Result<Vec<FeatureValue>>>()?;
-            builder.add(
-                self.layout,
-                event.value(row),
-                created.value(row),
-                values,
-            )?;
+            builder.add(self.layout, event.value(row), created.value(row), values)?;
         }
         Ok(())
     }
 
     /// The records as stored rows: one binary value (the encoded record), stamped with the
     /// component digest and the run's `version` (see `materialize`'s module docs).
-    pub(crate) fn into_rows(self, digest: &str, version: (i64, i64)) -> Vec<(EntityKey, StoredRow)> {
+    pub(crate) fn into_rows(
+        self,
+        digest: &str,
+        version: (i64, i64),
+    ) -> Vec<(EntityKey, StoredRow)> {
         let layout = self.layout;
         self.shards
             .into_iter()

@@ -586,7 +586,9 @@ impl OnlineServing {
             features.push(match s.view.kind {
                 ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
                 ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
-                ViewKind::Aggregate => aggregate_column(s, find(&aggregated, &s.view.name).as_slice()),
+                ViewKind::Aggregate => {
+                    aggregate_column(s, find(&aggregated, &s.view.name).as_slice())
+                }
             });
         }
         Ok(OnlineFeatures {
@@ -709,7 +711,13 @@ impl OnlineServing {
     ) -> Result<RecordBatch> {
         let name = &view.name;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(view.inputs.len());
-        for (input, source) in view.component()?.signature().inputs.iter().zip(&view.inputs) {
+        for (input, source) in view
+            .component()?
+            .signature()
+            .inputs
+            .iter()
+            .zip(&view.inputs)
+        {
             let values: Vec<FeatureValue> = match source {
                 InputSource::Request(field) => {
                     let json = column(columns, field, "request field")?;
@@ -898,10 +906,12 @@ fn aggregate_values(
     let fail = |e: Error| e.with_context("view", &*view.name);
     let served = |outputs: Vec<Result<Output>>| -> Result<Vec<FeatureValue>> {
         (outputs.into_iter().zip(layout.aggregations()))
-            .map(|(output, a)| match output.map_err(|e| e.with_context("feature", &a.name))? {
-                Output::Value(v) => Ok(v),
-                Output::List(items) => Ok(FeatureValue::List(items)),
-            })
+            .map(
+                |(output, a)| match output.map_err(|e| e.with_context("feature", &a.name))? {
+                    Output::Value(v) => Ok(v),
+                    Output::List(items) => Ok(FeatureValue::List(items)),
+                },
+            )
             .collect::<Result<_>>()
             .map_err(fail)
     };
