@@ -84,6 +84,10 @@ entities = ["user"]
 inputs.request_amount = { request = "amount" }
 inputs.user_last_amount = { feature = "agg:x_last_10s" }
 inputs.user_avg_amount_30d = { feature = "agg:x_mean_50s" }
+
+[[feature_service]]
+name = "mixed"
+features = ["agg:rows_10s", "recent:*", "req:amount_minus_avg"]
 "#;
 
 /// One source row.
@@ -571,6 +575,38 @@ fn window_edges_statuses_and_bad_requests() {
     assert_eq!(answer.features[0].values, [FeatureValue::Float64(2.0)]);
     assert_eq!(answer.features[1].values, [FeatureValue::Float64(7.0)]);
     assert_eq!(answer.features[2].values, [FeatureValue::Float64(3.0)]);
+
+    // A feature service mixing aggregates of two views and a request-time view.
+    let body = serde_json::json!({
+        "feature_service": "mixed",
+        "entities": {"user_id": [7, 8], "amount": [10.0, 1.0]},
+    });
+    let answer = serving
+        .get_at(
+            &FeatureRequest::from_json(body.to_string().as_bytes()).unwrap(),
+            T0,
+        )
+        .expect("served");
+    let names: Vec<&str> = answer.features.iter().map(|c| &*c.name).collect();
+    assert_eq!(
+        names,
+        ["rows_10s", "count_30s", "n_max_30s", "amount_minus_avg"]
+    );
+    assert_eq!(
+        answer.features[0].values,
+        [FeatureValue::Int64(3), FeatureValue::Int64(0)]
+    );
+    assert_eq!(
+        answer.features[0].statuses,
+        [ReadStatus::Present, ReadStatus::NotFound]
+    );
+    // `recent` has a 20 s TTL: the newest row at T0 is T0 itself.
+    assert_eq!(answer.features[1].values[0], FeatureValue::Int64(5));
+    assert_eq!(answer.features[2].values[0], FeatureValue::Int64(4));
+    assert_eq!(
+        answer.features[3].values,
+        [FeatureValue::Float64(7.0), FeatureValue::Null]
+    );
 
     // An aggregation the view does not have: an error naming it and the features it has.
     let e = serving

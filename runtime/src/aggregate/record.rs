@@ -288,7 +288,7 @@ impl RecordBuilder {
             self.rows.push(RecordRow {
                 event_ts,
                 created_ts,
-                values: values.iter().map(canonical).collect(),
+                values: values.into_iter().map(|v| canonical(&v)).collect(),
             });
             return Ok(());
         }

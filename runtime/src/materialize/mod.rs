@@ -316,7 +316,7 @@ impl Job<'_> {
             return Ok(result);
         }
 
-        let keys = join_keys(self.context.repo, &view.entities);
+        let keys = join_keys(self.context.repo, view.entities);
         let schema = feature_table_schema(&keys, transform.signature());
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         columns.push(view.event_timestamp.to_owned());
