@@ -46,10 +46,10 @@ pub(super) struct IngestArgs {
 pub(super) struct MaterializeArgs {
     #[command(flatten)]
     repo: RepoArg,
-    /// Batch views to materialize.
+    /// Batch or aggregate views to materialize.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     views: Vec<String>,
-    /// Materialize every batch view.
+    /// Materialize every batch and aggregate view.
     #[arg(long)]
     all: bool,
     /// Backfill: window start (RFC 3339, e.g. 2026-08-01T00:00:00Z), the beginning of time by
@@ -131,11 +131,8 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
     let repo = context.repo;
     let online = skewless_runtime::online::open(&repo.online_config())?;
     let views: Vec<String> = match args.all {
-        true => repo
-            .spec()
-            .batch_views
-            .iter()
-            .map(|v| v.name.clone())
+        true => (repo.spec().batch_views.iter().map(|v| v.name.clone()))
+            .chain(repo.spec().aggregate_views.iter().map(|v| v.name.clone()))
             .collect(),
         false => args.views.clone(),
     };
@@ -152,6 +149,7 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
             .transpose()?,
         incremental: args.incremental,
         threads: 0,
+        now_us: None,
         hook: None,
     };
     let job = Job {
@@ -213,7 +211,7 @@ fn progress_bar(view: &str) -> ProgressBar {
 pub(super) struct GetArgs {
     #[command(flatten)]
     repo: RepoArg,
-    /// The batch view to read.
+    /// The batch or aggregate view to read.
     view: String,
     /// Entity keys: the join-key values in order, comma-separated for composite keys
     /// (`42`, `42,EUR`); several keys read several entities.
@@ -229,14 +227,18 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
 
     let repo = FeatureRepo::open(&args.repo.repo)?;
     let registry = repo.applied()?;
-    let view = repo.batch_view(&args.view)?;
+    let aggregate = (repo.spec().aggregate_views.iter()).find(|v| v.name == args.view);
+    let entities = match aggregate {
+        Some(view) => &view.entities,
+        None => &repo.batch_view(&args.view)?.entities,
+    };
     let applied = registry.views.get(&args.view).ok_or_else(|| {
         Error::new(
             ErrorKind::NotFound,
             format!("view `{}` is not applied; run `skewless apply`", args.view),
         )
     })?;
-    let key_types = skewless_runtime::apply::join_keys(&repo, &view.entities);
+    let key_types = skewless_runtime::apply::join_keys(&repo, entities);
     let keys = args
         .keys
         .iter()
@@ -276,6 +278,10 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let online = skewless_runtime::online::open(&repo.online_config())?;
+    if aggregate.is_some() {
+        return get_aggregates(&repo, &registry, online, &args.view, &key_types, &keys);
+    }
+    let view = repo.batch_view(&args.view)?;
     let rows = online.read(&args.view, &keys)?;
     let ttl = skewless_runtime::registry::RepoSpec::ttl(view)?;
     let now = skewless_runtime::micros::now();
@@ -288,6 +294,53 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
                 .and_then(|r| r.values.get(i))
                 .map_or_else(|| "-".to_owned(), display_value);
             outln!("  {:28} {:12} {value}", field.name, status.as_str());
+        }
+    }
+    Ok(())
+}
+
+/// `skewless get` of an aggregate view: every aggregation's value now, computed from the
+/// online records exactly as the server computes it (one request through [`OnlineServing`]).
+///
+/// [`OnlineServing`]: skewless_runtime::serving::OnlineServing
+fn get_aggregates(
+    repo: &FeatureRepo,
+    registry: &skewless_runtime::registry::AppliedRegistry,
+    online: std::sync::Arc<dyn skewless_runtime::online::OnlineStore>,
+    view: &str,
+    key_types: &[(String, skewless_runtime::registry::KeyType)],
+    keys: &[skewless_runtime::online::EntityKey],
+) -> Result<()> {
+    use skewless_runtime::online::KeyValue;
+    use serde_json::{Map, Value};
+
+    let engine = repo.engine()?;
+    let serving = skewless_runtime::serving::OnlineServing::open(repo, registry, &engine, online)?;
+    let mut entities = Map::new();
+    for (i, (name, _)) in key_types.iter().enumerate() {
+        let column = (keys.iter())
+            .map(|k| match &k.0[i] {
+                KeyValue::Int64(v) => Value::from(*v),
+                KeyValue::Utf8(v) => Value::from(v.as_str()),
+            })
+            .collect();
+        entities.insert(name.clone(), Value::Array(column));
+    }
+    let request = skewless_runtime::serving::FeatureRequest {
+        features: Some(vec![format!("{view}:*")]),
+        entities,
+        ..Default::default()
+    };
+    let answer = serving.get(&request)?;
+    for (row, key) in keys.iter().enumerate() {
+        outln!("{view} {key}");
+        for column in &answer.features {
+            outln!(
+                "  {:28} {:12} {}",
+                column.feature,
+                column.statuses[row].as_str(),
+                display_value(&column.values[row])
+            );
         }
     }
     Ok(())
@@ -306,6 +359,14 @@ fn display_value(value: &skewless_runtime::online::FeatureValue) -> String {
         V::Binary(v) => format!("0x{}", hex::encode(v)),
         V::Timestamp(us) => format!("{us} µs"),
         V::Float32Vector(v) => format!("{v:?}"),
+        V::List(items) => format!(
+            "[{}]",
+            items
+                .iter()
+                .map(display_value)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 

@@ -341,3 +341,54 @@ fn two_processes_writing_the_same_keys_never_regress_a_value() {
         );
     }
 }
+
+#[test]
+fn get_prints_the_aggregates_of_an_aggregate_view_at_the_current_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    common::write_txn_repo(repo, "aggregates", None);
+    let mut toml = std::fs::read_to_string(repo.join("skewless.toml")).unwrap();
+    toml.push_str(
+        r#"
+[[aggregate_view]]
+name = "agg"
+entities = ["user"]
+source = "raw.transactions"
+event_timestamp = "event_ts"
+aggregations = [
+    { name = "count_2h", function = "count", window = "2h" },
+    { name = "amount_sum_2h", function = "sum", column = "amount", window = "2h" },
+    { name = "amount_sum_30m", function = "sum", column = "amount", window = "30m" },
+]
+"#,
+    );
+    std::fs::write(repo.join("skewless.toml"), toml).unwrap();
+    // Two transactions of user 1 an hour ago, one of user 2.
+    ingest(repo, &[(1, 12.5), (2, 4.0), (1, 0.5)], 3600, "--create");
+    ok(&skewless(repo, &["apply"]));
+    let materialized = ok(&skewless(repo, &["materialize", "--all"]));
+    assert!(materialized.contains("agg: 3 rows"), "{materialized}");
+    let got = ok(&skewless(repo, &["get", "agg", "1", "2", "99"]));
+    let lines: Vec<Vec<&str>> = got
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let expected: Vec<Vec<&str>> = [
+        "agg (1)",
+        "count_2h present 2",
+        "amount_sum_2h present 13",
+        "amount_sum_30m null_value null",
+        "agg (2)",
+        "count_2h present 1",
+        "amount_sum_2h present 4",
+        "amount_sum_30m null_value null",
+        "agg (99)",
+        "count_2h not_found 0",
+        "amount_sum_2h not_found null",
+        "amount_sum_30m not_found null",
+    ]
+    .iter()
+    .map(|l| l.split_whitespace().collect())
+    .collect();
+    assert_eq!(lines, expected, "{got}");
+}

@@ -41,3 +41,5 @@ echo "== materialize every view into the offline (Iceberg) and online (embedded)
 echo "== online values of three users"
 "$skewless" get --repo "$repo" user_transaction_features 1 2 3
 "$skewless" get --repo "$repo" user_merchant_features 1
+echo "== their transaction counts and amount sums over the last hour, day and week, as of now"
+"$skewless" get --repo "$repo" user_txn_aggregates 1 2 3

@@ -309,9 +309,9 @@ class FeatureStore:
         start: Optional[TimeLike] = None,
         end: Optional[TimeLike] = None,
     ) -> List[Materialized]:
-        """Computes batch views over ``[start, end)`` of their sources' event time into the
-        offline and online stores (``skewless materialize``): ``views`` (every batch view by
-        default). Without ``start`` and ``end`` a full run replaces each view's feature table;
+        """Computes batch and aggregate views over ``[start, end)`` of their sources' event time
+        into the offline and online stores (``skewless materialize``): ``views`` (every batch and
+        aggregate view by default). Without ``start`` and ``end`` a full run replaces each view's feature table;
         with them a backfill replaces the window's rows (each row stored once however often it
         runs), and a re-run of the same window from the same source snapshot is skipped."""
         return [

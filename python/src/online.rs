@@ -35,8 +35,15 @@ pub(crate) fn to_batches(features: &OnlineFeatures) -> Result<[RecordBatch; 3]> 
     let mut times: Vec<ArrayRef> = Vec::new();
     for column in &features.features {
         let name = column.name.as_ref();
-        value_fields.push(Field::new(name, column.data_type.to_arrow(), true));
-        values.push(value_column(column.data_type, &column.values)?);
+        let (field_type, array) = match column.list {
+            true => list_column(column.data_type, &column.values)?,
+            false => (
+                column.data_type.to_arrow(),
+                value_column(column.data_type, &column.values)?,
+            ),
+        };
+        value_fields.push(Field::new(name, field_type, true));
+        values.push(array);
         status_fields.push(Field::new(name, ArrowType::Utf8, false));
         statuses.push(Arc::new(StringArray::from_iter_values(
             column
@@ -85,6 +92,36 @@ fn key_column(keys: &[KeyValue]) -> (ArrowType, ArrayRef) {
         }
     }
     (ArrowType::Utf8, Arc::new(b.finish()))
+}
+
+/// A column of lists of `data_type` values (`last_n`), a null list for a null value.
+fn list_column(data_type: DataType, values: &[FeatureValue]) -> Result<(ArrowType, ArrayRef)> {
+    let mut items = Vec::new();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::with_capacity(values.len());
+    for v in values {
+        match v {
+            FeatureValue::List(list) => items.extend(list.iter().cloned()),
+            FeatureValue::Null => {}
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    format!("a served value {other:?} is not a list of {data_type}"),
+                ));
+            }
+        }
+        valid.push(!v.is_null());
+        offsets.push(items.len() as i32);
+    }
+    let item = Arc::new(Field::new("item", data_type.to_arrow(), true));
+    let list = arrow_array::ListArray::try_new(
+        item.clone(),
+        arrow_buffer::OffsetBuffer::new(offsets.into()),
+        value_column(data_type, &items)?,
+        Some(valid.into()),
+    )
+    .map_err(|e| Error::new(ErrorKind::Internal, format!("a list column: {e}")))?;
+    Ok((ArrowType::List(item), Arc::new(list)))
 }
 
 /// A feature column of `data_type`; a value of another type is a bug, reported as such.

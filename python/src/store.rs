@@ -145,7 +145,8 @@ impl PyStore {
         .map_err(py_err)
     }
 
-    /// `skewless materialize`: `views` (every batch view when `None`) over `[start, end)` (µs)
+    /// `skewless materialize`: `views` (every batch and aggregate view when `None`) over
+    /// `[start, end)` (µs)
     /// or incrementally; one tuple per view (see [`MaterializedTuple`]).
     #[pyo3(signature = (views=None, start_us=None, end_us=None, incremental=false))]
     fn materialize(
@@ -161,12 +162,9 @@ impl PyStore {
             let context = opened.context();
             let online = self.online_store(context.repo)?;
             let views = views.unwrap_or_else(|| {
-                context
-                    .repo
-                    .spec()
-                    .batch_views
-                    .iter()
-                    .map(|v| v.name.clone())
+                let spec = context.repo.spec();
+                (spec.batch_views.iter().map(|v| v.name.clone()))
+                    .chain(spec.aggregate_views.iter().map(|v| v.name.clone()))
                     .collect()
             });
             let options = Options {

@@ -84,7 +84,7 @@ def test_materialize_reads_times_as_the_cli_does(materialized):
     store, t0 = materialized
     with pytest.raises(skewless.InvalidInput, match="start `yesterday` is not a timestamp"):
         store.materialize(["txn"], start="yesterday")
-    with pytest.raises(skewless.NotFound, match="no batch view `nope`"):
+    with pytest.raises(skewless.NotFound, match="no batch or aggregate view `nope`"):
         store.materialize(["nope"])
     # A window as RFC 3339 text and as a naive datetime (UTC) are the same window.
     by_text = store.materialize(["txn_copy"], start="2019-12-31T00:00:00Z", end="2020-01-02")

@@ -185,7 +185,10 @@ impl Serialize for NativeFeatures<'_> {
                 name: &c.name,
                 view: &c.view,
                 feature: &c.feature,
-                r#type: c.data_type.to_string(),
+                r#type: match c.list {
+                    true => format!("list<{}>", c.data_type),
+                    false => c.data_type.to_string(),
+                },
                 values: Values(&c.values),
                 statuses: Statuses(&c.statuses),
                 event_timestamps: &c.event_ts,

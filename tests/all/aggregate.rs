@@ -156,7 +156,7 @@ fn cmp_floats(a: f64, b: f64) -> Ordering {
 }
 
 /// The oracle's value of `function` over the window's rows `(event_ts, created_ts, x)`.
-fn oracle_float(function: Function, rows: &[(i64, i64, Option<f64>)]) -> Output {
+pub(crate) fn oracle_float(function: Function, rows: &[(i64, i64, Option<f64>)]) -> Output {
     let values: Vec<f64> = rows.iter().filter_map(|r| r.2).collect();
     let n = values.len();
     let null = Output::Value(FeatureValue::Null);
@@ -250,7 +250,7 @@ fn oracle_float(function: Function, rows: &[(i64, i64, Option<f64>)]) -> Output 
     }
 }
 
-fn oracle_int(function: Function, rows: &[(i64, i64, Option<i64>)]) -> Output {
+pub(crate) fn oracle_int(function: Function, rows: &[(i64, i64, Option<i64>)]) -> Output {
     let values: Vec<i64> = rows.iter().filter_map(|r| r.2).collect();
     let n = values.len();
     if n == 0 {

@@ -60,6 +60,7 @@ fn the_main_job_serves_present_values_today() {
         "user_transaction_features",
         "user_merchant_features",
         "user_time_features",
+        "user_txn_aggregates",
     ];
     for view in views {
         repo.materialize(view, &Options::default(), online.as_ref())
@@ -75,7 +76,7 @@ fn the_main_job_serves_present_values_today() {
     let serving = OnlineServing::open(&feature_repo, &registry, &engine, online).unwrap();
     let request = FeatureRequest::from_json(
         br#"{"features": ["user_transaction_features:*", "user_merchant_features:*",
-                          "user_time_features:*"],
+                          "user_time_features:*", "user_txn_aggregates:*"],
              "entities": {"user_id": [1, 2, 3]}}"#,
     )
     .unwrap();

@@ -47,6 +47,8 @@
 //! - [`State`]: a partial aggregate with `update`, `merge` (associative, commutative) and
 //!   `evaluate`; [`encode`]/[`decode`]: its one canonical, versioned byte form;
 //! - [`Aggregation`]: one declared aggregation, checked against its column's type;
+//! - [`Record`]: what the online store holds per entity (the recent rows and the lifetime
+//!   states), with [`RecordLayout::values_at`] giving every aggregation's value at `now`;
 //! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass (the
 //!   offline computation; wiring it into historical retrieval is planned).
 //!
@@ -72,6 +74,7 @@ mod encoding;
 mod exact_sum;
 mod function;
 mod hll;
+mod record;
 mod round;
 mod sliding;
 mod state;
@@ -81,6 +84,10 @@ mod window;
 pub use aggregation::Aggregation;
 pub use encoding::{FORMAT, decode, encode};
 pub use function::{FUNCTION_NAMES, Function, MAX_LAST_N, OutputType};
+pub use record::{
+    RECORD_FORMAT, Record, RecordBuilder, RecordLayout, RecordRow, RecordValues, decode_record,
+    encode_record,
+};
 pub use sliding::values_at_labels;
 pub use state::{Output, State};
 pub use window::{Window, cover, tile_of};

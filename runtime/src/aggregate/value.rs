@@ -26,6 +26,7 @@ const UTF8: u8 = 6;
 const BINARY: u8 = 7;
 const TIMESTAMP: u8 = 8;
 const FLOAT32_VECTOR: u8 = 9;
+const LIST: u8 = 10;
 
 fn canonical_f32(x: f32) -> f32 {
     if x.is_nan() { f32::NAN } else { x }
@@ -43,6 +44,7 @@ pub(crate) fn canonical(value: &FeatureValue) -> FeatureValue {
         FeatureValue::Float32Vector(v) => {
             FeatureValue::Float32Vector(v.iter().map(|x| canonical_f32(*x)).collect())
         }
+        FeatureValue::List(items) => FeatureValue::List(items.iter().map(canonical).collect()),
         other => other.clone(),
     }
 }
@@ -85,6 +87,12 @@ pub(crate) fn canonical_bytes(value: &FeatureValue) -> Vec<u8> {
             out.push(FLOAT32_VECTOR);
             for x in v {
                 out.extend(canonical_f32(*x).to_bits().to_le_bytes());
+            }
+        }
+        FeatureValue::List(items) => {
+            out.push(LIST);
+            for item in items {
+                super::encoding::put_bytes(&mut out, &canonical_bytes(item));
             }
         }
     }
@@ -131,6 +139,14 @@ pub(crate) fn from_canonical_bytes(bytes: &[u8]) -> Result<FeatureValue> {
                 .map(|c| f32::from_bits(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                 .collect(),
         ),
+        LIST => {
+            let mut r = super::encoding::Reader(rest);
+            let mut items = Vec::new();
+            while !r.0.is_empty() {
+                items.push(from_canonical_bytes(r.bytes()?)?);
+            }
+            FeatureValue::List(items)
+        }
         _ => return Err(bad()),
     };
     // Non-canonical NaNs are another spelling of the canonical one: refuse them.
@@ -170,6 +186,7 @@ pub(crate) fn type_name(value: &FeatureValue) -> &'static str {
         FeatureValue::Binary(_) => "binary",
         FeatureValue::Timestamp(_) => "timestamp",
         FeatureValue::Float32Vector(_) => "float32_vector",
+        FeatureValue::List(_) => "list",
     }
 }
 

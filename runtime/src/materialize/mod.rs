@@ -1,7 +1,12 @@
-//! `materialize`: run a batch view's transform over its source table and store the results.
+//! `materialize`: run a batch or aggregate view's transform over its source table and store
+//! the results.
+//!
+//! Both kinds of view take the one path below; they differ in what a source batch becomes (a
+//! component's outputs, or for an aggregate view without a transform the aggregated source
+//! columns as they are) and in what goes online (see [Aggregate views](#aggregate-views)).
 //!
 //! For one view:
-//! 1. the component is loaded and its digest checked against the applied registry;
+//! 1. the component (if any) is loaded and its digest checked against the applied registry;
 //! 2. `plan` decides what the run reads and writes: with `--incremental`, exactly the data
 //!    files the source's snapshots appended since the last processed source snapshot,
 //!    whatever their rows' event times (so a late row is never missed), appended to the
@@ -16,6 +21,17 @@
 //! 7. the job commits as **one** snapshot (an append, or an overwrite of the window) whose
 //!    summary records the view, the digest, the mode, the window, the source snapshot read
 //!    and the processed-snapshot marker.
+//!
+//! # Aggregate views
+//!
+//! An aggregate view's feature table is filled exactly as above. Online, instead of the newest
+//! row, each entity the run touches gets one **record** (`aggregate::Record`: its rows after a
+//! cut and the lifetime states of the older ones), built from the rows the run writes and the
+//! rows the feature table keeps for that entity (`records.rs`). A record's version, in the
+//! `(event_ts, created_ts)` slots the online store orders rows by, is `(commit time of the
+//! source snapshot read, time of the run)`: the marker only moves forward and full and
+//! incremental runs read the current source snapshot, a backfill the marker's, so a record
+//! built from more of the source wins, and among runs over the same snapshot the later one.
 //!
 //! A failure before step 7 commits nothing to the offline table and leaves the marker where
 //! it was, so a re-run reads the same rows again: none lost, none doubled. Online writes come
@@ -45,11 +61,13 @@
 
 mod newest;
 mod plan;
+mod records;
 mod values;
 
 pub(crate) use values::feature_value;
 
 use newest::NewestRows;
+use records::{Keep, Records};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -60,13 +78,15 @@ use arrow_array::{Array, ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType as ArrowType, SchemaRef, TimeUnit};
 use futures::StreamExt;
 
+use crate::aggregate::RecordLayout;
 use crate::apply::{feature_table_schema, join_keys};
+use crate::engine::Transform;
 use crate::error::{Error, ErrorKind, Result};
 use crate::offline::{CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
-use crate::registry::{KeyType, RepoContext};
-use crate::signature::UTC;
+use crate::registry::{KeyType, NO_TRANSFORM, RepoContext, ViewKind};
+use crate::signature::{Signature, UTC};
 
 /// Summary keys written on every materialization snapshot.
 pub mod summary {
@@ -105,6 +125,9 @@ pub struct Options {
     pub incremental: bool,
     /// Worker threads; the number of cores when zero.
     pub threads: usize,
+    /// The job's time, µs since the epoch (the current time when absent): an aggregate view's
+    /// online records answer at any `now` from about then on (see `aggregate::Record`).
+    pub now_us: Option<i64>,
     /// Called at each [`Step`]; an error it returns fails the run there (fault injection in
     /// tests; `None` otherwise).
     pub hook: Option<Hook>,
@@ -189,14 +212,10 @@ impl Job<'_> {
         let started = Instant::now();
         let rt = self.context.runtime;
         let offline = self.context.offline;
-        let view = self.context.repo.batch_view(view_name)?;
-        let transform = self.context.repo.verified_transform(
-            self.context.engine,
-            self.context.registry,
-            view_name,
-        )?;
+        let view = self.target(view_name)?;
+        let transform = &view.compute;
         let digest = transform.digest().to_owned();
-        let source = TableName::parse(&view.source)?;
+        let source = TableName::parse(view.source)?;
         let table = self.context.repo.feature_table(view_name)?;
         let mut result = Materialized {
             view: view_name.to_owned(),
@@ -297,11 +316,11 @@ impl Job<'_> {
             return Ok(result);
         }
 
-        let keys = join_keys(self.context.repo, &view.entities);
+        let keys = join_keys(self.context.repo, view.entities);
         let schema = feature_table_schema(&keys, transform.signature());
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        columns.push(view.event_timestamp.clone());
-        columns.extend(view.created_timestamp.clone());
+        columns.push(view.event_timestamp.to_owned());
+        columns.extend(view.created_timestamp.map(str::to_owned));
         columns.extend(transform.signature().inputs.iter().map(|f| f.name.clone()));
         let mut scan = ScanOptions::default()
             .snapshot(read)
@@ -313,7 +332,7 @@ impl Job<'_> {
                 scan = scan.data_files(appended.files);
             }
             plan::Work::Replace { start, end, .. } if (*start, *end) != (i64::MIN, i64::MAX) => {
-                scan = scan.time_range(&view.event_timestamp, *start, *end);
+                scan = scan.time_range(view.event_timestamp, *start, *end);
             }
             _ => {}
         }
@@ -322,8 +341,8 @@ impl Job<'_> {
 
         let layout = Layout {
             keys: &keys,
-            event_ts: &view.event_timestamp,
-            created_ts: view.created_timestamp.as_deref(),
+            event_ts: view.event_timestamp,
+            created_ts: view.created_timestamp,
             default_created_us: read_info.timestamp_ms.saturating_mul(1000),
             schema: &schema,
         };
@@ -365,6 +384,23 @@ impl Job<'_> {
             }
         };
         let newest = NewestRows::new();
+        // Aggregate views: the records of the entities the run touches, cut at the job's time.
+        let job_now = options.now_us.unwrap_or_else(crate::micros::now);
+        let records = view.records.as_ref().map(|l| Records::new(l, job_now));
+        let record_columns: Vec<usize> = match &view.records {
+            Some(layout) => (layout.columns().iter())
+                .filter_map(|c| {
+                    let outputs = &transform.signature().outputs;
+                    outputs.iter().position(|f| &f.name == c)
+                })
+                .map(|i| keys.len() + 2 + i)
+                .collect(),
+            None => Vec::new(),
+        };
+        let at = records::Columns {
+            keys: keys.len(),
+            values: &record_columns,
+        };
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -379,8 +415,10 @@ impl Job<'_> {
             |input: RecordBatch| {
                 let output = transform.run(&input)?;
                 let features = layout.features(&input, &output)?;
-                if view.online {
-                    newest.offer(&features.batch, keys.len())?;
+                match (&records, view.online) {
+                    (_, false) => {}
+                    (Some(records), true) => records.offer(&features.batch, &at)?,
+                    (None, true) => newest.offer(&features.batch, keys.len())?,
                 }
                 Ok(features)
             },
@@ -396,9 +434,26 @@ impl Job<'_> {
         );
         let online_written = transformed
             .and_then(|()| hook(Step::Transformed))
-            .and_then(|()| match view.online {
-                true => self.write_online(view_name, &newest.into_rows(&digest)),
-                false => Ok(0),
+            .and_then(|()| match (view.online, records) {
+                (false, _) => Ok(0),
+                (true, None) => self.write_online(view_name, &newest.into_rows(&digest)),
+                (true, Some(records)) => {
+                    self.read_back(
+                        &records,
+                        &work,
+                        head.as_ref(),
+                        &table,
+                        &keys,
+                        view.records.as_ref(),
+                    )?;
+                    // Newer materializations win: the source snapshot the run's rows are as
+                    // of, then the time of the run (see the module docs).
+                    let version = (
+                        read_info.timestamp_ms.saturating_mul(1000),
+                        crate::micros::now(),
+                    );
+                    self.write_online(view_name, &records.into_rows(&digest, version))
+                }
             })
             .and_then(|written| hook(Step::BeforeCommit).map(|()| written));
         match online_written {
@@ -418,7 +473,191 @@ impl Job<'_> {
     }
 }
 
+/// What a run of one view reads and computes: a batch view, or an aggregate view (whose
+/// feature table is filled the same way, with the transform's outputs or its source columns).
+struct Target<'r> {
+    entities: &'r [String],
+    source: &'r str,
+    event_timestamp: &'r str,
+    created_timestamp: Option<&'r str>,
+    online: bool,
+    compute: Compute,
+    /// Aggregate views: what their online records hold.
+    records: Option<RecordLayout>,
+}
+
+/// How a source batch becomes the columns a feature table stores beside keys and times.
+enum Compute {
+    /// A component's outputs.
+    Component(Transform),
+    /// The source columns `signature.inputs`, as they are (an aggregate view without a
+    /// transform: its applied signature is the identity over them).
+    Columns(Signature),
+}
+
+impl Compute {
+    fn digest(&self) -> &str {
+        match self {
+            Compute::Component(t) => t.digest(),
+            Compute::Columns(_) => NO_TRANSFORM,
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        match self {
+            Compute::Component(t) => t.signature(),
+            Compute::Columns(s) => s,
+        }
+    }
+
+    fn run(&self, input: &RecordBatch) -> Result<RecordBatch> {
+        let signature = match self {
+            Compute::Component(t) => return t.run(input),
+            Compute::Columns(s) => s,
+        };
+        let columns = (signature.outputs.iter())
+            .map(|f| cast(column(input, &f.name)?, &f.data_type.to_arrow(), &f.name))
+            .collect::<Result<Vec<_>>>()?;
+        let options = arrow_array::RecordBatchOptions::new().with_row_count(Some(input.num_rows()));
+        RecordBatch::try_new_with_options(signature.output_schema(), columns, &options).map_err(
+            |e| {
+                Error::new(
+                    ErrorKind::SchemaMismatch,
+                    format!("the source columns do not fit the view's applied signature: {e}; run `skewless apply`"),
+                )
+            },
+        )
+    }
+}
+
 impl Job<'_> {
+    /// The batch or aggregate view `name`, its component verified against the registry.
+    fn target(&self, name: &str) -> Result<Target<'_>> {
+        let repo = self.context.repo;
+        let spec = repo.spec();
+        let verified = || repo.verified_transform(self.context.engine, self.context.registry, name);
+        if let Some(view) = spec.batch_views.iter().find(|v| v.name == name) {
+            return Ok(Target {
+                entities: &view.entities,
+                source: &view.source,
+                event_timestamp: &view.event_timestamp,
+                created_timestamp: view.created_timestamp.as_deref(),
+                online: view.online,
+                compute: Compute::Component(verified()?),
+                records: None,
+            });
+        }
+        let Some(view) = spec.aggregate_views.iter().find(|v| v.name == name) else {
+            let known: Vec<&str> = (spec.batch_views.iter().map(|v| v.name.as_str()))
+                .chain(spec.aggregate_views.iter().map(|v| v.name.as_str()))
+                .collect();
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "there is no batch or aggregate view `{name}` in skewless.toml (views to materialize: [{}])",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let applied = match self.context.registry.views.get(name) {
+            Some(applied) if applied.kind == ViewKind::Aggregate => applied,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("aggregate view `{name}` is not applied; run `skewless apply`"),
+                ));
+            }
+        };
+        let compute = match &view.transform {
+            Some(_) => Compute::Component(verified()?),
+            None => Compute::Columns(applied.signature.clone()),
+        };
+        let outputs: Vec<String> = (applied.signature.outputs.iter())
+            .map(|f| f.name.clone())
+            .collect();
+        Ok(Target {
+            entities: &view.entities,
+            source: &view.source,
+            event_timestamp: &view.event_timestamp,
+            created_timestamp: view.created_timestamp.as_deref(),
+            online: view.online,
+            compute,
+            records: Some(RecordLayout::new(
+                applied.resolved_aggregations()?,
+                &outputs,
+            )),
+        })
+    }
+
+    /// Adds to `records` the rows the feature table holds and keeps after this run, for the
+    /// entities the run touches (see `records.rs`): all of them for an incremental run, those
+    /// outside the window for a backfill (whose replaced rows touch their entities), none for
+    /// a full run.
+    fn read_back(
+        &self,
+        records: &Records<'_>,
+        work: &plan::Work,
+        head: Option<&SnapshotInfo>,
+        table: &TableName,
+        keys: &[(String, KeyType)],
+        layout: Option<&RecordLayout>,
+    ) -> Result<()> {
+        let (Some(head), Some(layout)) = (head, layout) else {
+            return Ok(());
+        };
+        let window = match work {
+            plan::Work::Appended { .. } => None,
+            plan::Work::Replace { start, end, .. } if (*start, *end) == (i64::MIN, i64::MAX) => {
+                return Ok(());
+            }
+            plan::Work::Replace { start, end, .. } => Some((*start, *end)),
+            plan::Work::Nothing(_) => return Ok(()),
+        };
+        let rt = self.context.runtime;
+        let offline = self.context.offline;
+        let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
+        columns.push(crate::apply::EVENT_TS.to_owned());
+        columns.push(crate::apply::CREATED_TS.to_owned());
+        columns.extend(layout.columns().iter().cloned());
+        let values: Vec<usize> = (0..layout.columns().len())
+            .map(|i| keys.len() + 2 + i)
+            .collect();
+        let at = records::Columns {
+            keys: keys.len(),
+            values: &values,
+        };
+        // One scan at a time, a batch at a time: memory holds the records, not the table.
+        let scan = |range: Option<(i64, i64)>, keep: &dyn Fn(i64, bool) -> Keep| -> Result<()> {
+            let mut options = ScanOptions::default()
+                .snapshot(head.snapshot_id)
+                .columns(columns.clone())
+                .batch_size(crate::files::DEFAULT_BATCH_SIZE);
+            if let Some((start, end)) = range {
+                options = options.time_range(crate::apply::EVENT_TS, start, end);
+            }
+            let mut stream = rt.block_on(offline.scan(table, options))?;
+            while let Some(batch) = rt.block_on(stream.next()) {
+                records.offer_stored(&batch?, &at, keep)?;
+            }
+            Ok(())
+        };
+        if let Some((start, end)) = window {
+            // The rows the window replaces touch their entities.
+            scan(
+                Some((start, end)),
+                &|e, _| match (start..end).contains(&e) {
+                    true => Keep::TouchOnly,
+                    false => Keep::Skip,
+                },
+            )?;
+        }
+        scan(None, &|e, _| match window {
+            Some((start, end)) if (start..end).contains(&e) => Keep::Skip,
+            _ => Keep::IfTouched,
+        })?;
+        Ok(())
+    }
+
     /// Writes the newest row per entity, a pipelined chunk at a time.
     fn write_online(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<usize> {
         let mut written = 0;

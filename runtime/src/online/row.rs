@@ -46,6 +46,9 @@ pub enum FeatureValue {
     Timestamp(i64),
     /// A float32 vector (an embedding), stored bit-exactly.
     Float32Vector(Vec<f32>),
+    /// A list of values, latest first (what `last_n` aggregations give); never stored as a
+    /// batch view's value, only served.
+    List(Vec<FeatureValue>),
 }
 
 impl FeatureValue {
@@ -71,6 +74,7 @@ impl PartialEq for FeatureValue {
             (V::Float32Vector(a), V::Float32Vector(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
             }
+            (V::List(a), V::List(b)) => a == b,
             _ => false,
         }
     }

@@ -408,7 +408,10 @@ impl RepoSpec {
                 }
             }
         }
-        let batch_names: HashSet<&str> = self.batch_views.iter().map(|v| v.name.as_str()).collect();
+        // The views whose features are stored: a request view may read them.
+        let batch_names: HashSet<&str> = (self.batch_views.iter().map(|v| v.name.as_str()))
+            .chain(self.aggregate_views.iter().map(|v| v.name.as_str()))
+            .collect();
         for view in &self.request_views {
             unique("feature view", &view.name, &mut problems);
             let at = format!("request view `{}`", view.name);
@@ -419,7 +422,7 @@ impl RepoSpec {
                     (Some(_), None) => {}
                     (None, Some(feature)) => match FeatureRef::parse(feature) {
                         Ok(r) if !batch_names.contains(r.view.as_str()) => problems.push(format!(
-                            "{at}: input `{input}` reads `{r}`, but there is no batch view `{}`",
+                            "{at}: input `{input}` reads `{r}`, but there is no batch or aggregate view `{}`",
                             r.view
                         )),
                         Ok(_) => {}

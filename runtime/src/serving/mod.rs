@@ -38,13 +38,15 @@ pub use request::FeatureRequest;
 pub use request::json_kind;
 pub use values::{JsonValue, format_timestamp};
 
+use crate::aggregate::{Output, OutputType, RecordLayout, decode_record};
 use crate::engine::{Transform, TransformEngine};
 use crate::error::{Error, ErrorKind, Result};
 use crate::online::{
     EntityKey, FeatureValue, KeyValue, OnlineStore, ReadStatus, StoredRow, status_at,
 };
 use crate::registry::{
-    AppliedRegistry, FeatureRef, FeatureRepo, KeyType, RepoSpec, ViewKind, unknown_feature_service,
+    AggregateViewSpec, AppliedRegistry, FeatureRef, FeatureRepo, KeyType, RepoSpec, ViewKind,
+    parse_duration, unknown_feature_service,
 };
 use crate::signature::DataType;
 
@@ -82,8 +84,10 @@ pub struct FeatureColumn {
     pub view: Arc<str>,
     /// The feature within the view.
     pub feature: Arc<str>,
-    /// Its type.
+    /// Its type (of the list's items when `list`).
     pub data_type: DataType,
+    /// Whether each value is a list of `data_type` values (`last_n`), latest first.
+    pub list: bool,
     /// The values; null unless the status is `Present`.
     pub values: Vec<FeatureValue>,
     /// Each value's status.
@@ -115,9 +119,14 @@ struct ServedView {
     digest: Arc<str>,
     join_keys: Vec<(String, KeyType)>,
     ttl: Option<Duration>,
-    /// Batch views materialized to the online store (`online = true`).
+    /// Each output's type (a list for `last_n`), in output order.
+    types: Vec<OutputType>,
+    /// Batch and aggregate views materialized to the online store (`online = true`).
     online: bool,
-    transform: Transform,
+    /// The component: every batch and request-time view has one, an aggregate view may not.
+    transform: Option<Transform>,
+    /// Aggregate views: their aggregations and how they read the stored records.
+    records: Option<RecordLayout>,
     /// Request-time views: where each transform input comes from, in input order.
     inputs: Vec<InputSource>,
     /// Request-time views: the Arrow schema of the transform's input.
@@ -137,37 +146,75 @@ struct OutputName {
     full: Arc<str>,
 }
 
+/// What a served view computes its features with.
+struct Computes {
+    kind: ViewKind,
+    transform: Option<Transform>,
+    digest: String,
+    /// The features, named and typed, in order.
+    features: Vec<(String, OutputType)>,
+    records: Option<RecordLayout>,
+}
+
+impl Computes {
+    /// A batch or request-time view's component: its outputs are the features.
+    fn component(kind: ViewKind, transform: Transform) -> Self {
+        let features = (transform.signature().outputs.iter())
+            .map(|f| (f.name.clone(), OutputType::Scalar(f.data_type)))
+            .collect();
+        Computes {
+            kind,
+            digest: transform.digest().to_owned(),
+            transform: Some(transform),
+            features,
+            records: None,
+        }
+    }
+}
+
 impl ServedView {
     fn new(
         name: &str,
-        kind: ViewKind,
-        transform: Transform,
+        computes: Computes,
         join_keys: Vec<(String, KeyType)>,
         ttl: Option<Duration>,
         online: bool,
         inputs: Vec<InputSource>,
     ) -> Self {
-        let signature = transform.signature();
-        let outputs = signature
-            .outputs
-            .iter()
-            .map(|f| OutputName {
-                plain: f.name.as_str().into(),
-                full: format!("{name}__{}", f.name).into(),
+        let outputs = (computes.features.iter())
+            .map(|(feature, _)| OutputName {
+                plain: feature.as_str().into(),
+                full: format!("{name}__{feature}").into(),
             })
             .collect();
+        let input_schema = match (computes.kind, &computes.transform) {
+            (ViewKind::Request, Some(t)) => t.signature().input_schema(),
+            _ => Arc::new(arrow_schema::Schema::empty()),
+        };
         ServedView {
             name: name.into(),
-            kind,
-            input_schema: signature.input_schema(),
+            kind: computes.kind,
+            input_schema,
             outputs,
-            digest: transform.digest().into(),
+            types: computes.features.iter().map(|(_, t)| *t).collect(),
+            digest: computes.digest.into(),
             join_keys,
             ttl,
             online,
-            transform,
+            transform: computes.transform,
+            records: computes.records,
             inputs,
         }
+    }
+
+    /// The component of a request-time view (which always has one).
+    fn component(&self) -> Result<&Transform> {
+        self.transform.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("view `{}` has no component to run", self.name),
+            )
+        })
     }
 }
 
@@ -220,14 +267,24 @@ impl OnlineServing {
             let transform = load(repo, registry, engine, &batch.name)?;
             let view = ServedView::new(
                 &batch.name,
-                ViewKind::Batch,
-                transform,
+                Computes::component(ViewKind::Batch, transform),
                 crate::apply::join_keys(repo, &batch.entities),
                 RepoSpec::ttl(batch)?,
                 batch.online,
                 Vec::new(),
             );
             views.insert(batch.name.clone(), view);
+        }
+        for view in &spec.aggregate_views {
+            let served = ServedView::new(
+                &view.name,
+                aggregate_computes(repo, registry, engine, view)?,
+                crate::apply::join_keys(repo, &view.entities),
+                view.ttl.as_deref().map(parse_duration).transpose()?,
+                view.online,
+                Vec::new(),
+            );
+            views.insert(view.name.clone(), served);
         }
         for view in &spec.request_views {
             let transform = load(repo, registry, engine, &view.name)?;
@@ -250,7 +307,7 @@ impl OnlineServing {
                         let r = FeatureRef::parse(feature)?;
                         let stored = views.get(&r.view).ok_or_else(|| {
                             not_found(format!(
-                                "request view `{}` reads `{feature}`, but there is no batch view `{}`",
+                                "request view `{}` reads `{feature}`, but there is no batch or aggregate view `{}`",
                                 view.name, r.view
                             ))
                         })?;
@@ -283,8 +340,7 @@ impl OnlineServing {
                 .map_err(|e| e.with_context("view", &view.name))?;
             let served = ServedView::new(
                 &view.name,
-                ViewKind::Request,
-                transform,
+                Computes::component(ViewKind::Request, transform),
                 join_keys,
                 None,
                 true,
@@ -438,11 +494,11 @@ impl OnlineServing {
             }
         }
 
-        // One store read for every batch view involved (one round trip on Redis).
+        // One store read for every batch and aggregate view involved (one round trip on Redis).
         let batch_views: Vec<&ServedView> = involved
             .iter()
             .copied()
-            .filter(|view| view.kind == ViewKind::Batch)
+            .filter(|view| matches!(view.kind, ViewKind::Batch | ViewKind::Aggregate))
             .collect();
         let keys: Vec<Vec<EntityKey>> = batch_views
             .iter()
@@ -486,12 +542,22 @@ impl OnlineServing {
             transforms: Vec::new(),
         };
 
+        // Aggregate views: every aggregation of every entity at `now`, from its record.
+        let aggregated: Vec<(&str, Vec<Aggregated>)> = (involved.iter())
+            .filter(|v| v.kind == ViewKind::Aggregate)
+            .map(|view| {
+                let values = aggregate_values(view, find(&stored, &view.name).as_slice(), now_us)?;
+                Ok((&*view.name, values))
+            })
+            .collect::<Result<_>>()?;
+
         // Request-time views, each run once over all rows.
         let mut computed: Vec<(&str, RecordBatch)> = Vec::new();
         for view in involved.iter().filter(|v| v.kind == ViewKind::Request) {
-            let input = self.request_view_input(view, &columns, &stored, rows, now_us)?;
+            let input =
+                self.request_view_input(view, &columns, &stored, &aggregated, rows, now_us)?;
             let started = Instant::now();
-            let output = view.transform.run(&input);
+            let output = view.component()?.run(&input);
             let elapsed = started.elapsed();
             if elapsed > self.slow_call && !self.slow_call_seen.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
@@ -521,13 +587,7 @@ impl OnlineServing {
                 ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
                 ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
                 ViewKind::Aggregate => {
-                    return Err(Error::new(
-                        ErrorKind::Unsupported,
-                        format!(
-                            "view `{}` is an aggregate view; serving aggregates is not wired yet",
-                            s.view.name
-                        ),
-                    ));
+                    aggregate_column(s, find(&aggregated, &s.view.name).as_slice())
                 }
             });
         }
@@ -645,12 +705,19 @@ impl OnlineServing {
         view: &ServedView,
         columns: &EntityColumns<'_>,
         stored: &[(&str, Vec<Option<StoredRow>>)],
+        aggregated: &[(&str, Vec<Aggregated>)],
         rows: usize,
         now_us: i64,
     ) -> Result<RecordBatch> {
         let name = &view.name;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(view.inputs.len());
-        for (input, source) in view.transform.signature().inputs.iter().zip(&view.inputs) {
+        for (input, source) in view
+            .component()?
+            .signature()
+            .inputs
+            .iter()
+            .zip(&view.inputs)
+        {
             let values: Vec<FeatureValue> = match source {
                 InputSource::Request(field) => {
                     let json = column(columns, field, "request field")?;
@@ -684,6 +751,14 @@ impl OnlineServing {
                             Ok(value)
                         })
                         .collect::<Result<_>>()?
+                }
+                InputSource::Feature(source, index)
+                    if self.views[source].kind == ViewKind::Aggregate =>
+                {
+                    // The value served for the aggregate (null when outside its max age).
+                    (find(aggregated, source).iter())
+                        .map(|a| a.values[*index].clone())
+                        .collect()
                 }
                 InputSource::Feature(source, index) => {
                     let ttl = self.views[source].ttl;
@@ -740,19 +815,10 @@ fn load(
 }
 
 fn output_index(view: &ServedView, r: &FeatureRef) -> Result<usize> {
-    view.transform
-        .signature()
-        .outputs
-        .iter()
-        .position(|f| f.name == r.feature)
+    (view.outputs.iter())
+        .position(|o| *o.plain == r.feature)
         .ok_or_else(|| {
-            let names: Vec<&str> = view
-                .transform
-                .signature()
-                .outputs
-                .iter()
-                .map(|f| f.name.as_str())
-                .collect();
+            let names: Vec<&str> = view.outputs.iter().map(|o| &*o.plain).collect();
             not_found(format!(
                 "view `{}` has no feature `{}` (features: [{}])",
                 r.view,
@@ -760,6 +826,160 @@ fn output_index(view: &ServedView, r: &FeatureRef) -> Result<usize> {
                 names.join(", ")
             ))
         })
+}
+
+/// An aggregate view as served: its component (verified against the registry) if it has one,
+/// and its aggregations resolved against the columns its records keep.
+fn aggregate_computes(
+    repo: &FeatureRepo,
+    registry: &AppliedRegistry,
+    engine: &TransformEngine,
+    view: &AggregateViewSpec,
+) -> Result<Computes> {
+    let name = &view.name;
+    let applied = match registry.views.get(name) {
+        Some(applied) if applied.kind == ViewKind::Aggregate => applied,
+        _ => {
+            return Err(not_found(format!(
+                "view `{name}` is declared in skewless.toml but not applied; run `skewless apply`"
+            ))
+            .with_context("view", name));
+        }
+    };
+    let transform = match &view.transform {
+        Some(_) => Some(load(repo, registry, engine, name)?),
+        None => None,
+    };
+    let aggregations = applied
+        .resolved_aggregations()
+        .map_err(|e| e.with_context("view", name))?;
+    let features = (aggregations.iter())
+        .map(|a| (a.name.clone(), a.output))
+        .collect();
+    let outputs: Vec<String> = (applied.signature.outputs.iter())
+        .map(|f| f.name.clone())
+        .collect();
+    Ok(Computes {
+        kind: ViewKind::Aggregate,
+        digest: transform
+            .as_ref()
+            .map_or_else(|| applied.digest.clone(), |t| t.digest().to_owned()),
+        transform,
+        features,
+        records: Some(RecordLayout::new(aggregations, &outputs)),
+    })
+}
+
+/// One entity's aggregates at `now`.
+#[derive(Debug)]
+struct Aggregated {
+    status: AggregateStatus,
+    /// The newest event time `<= now` of the entity's rows.
+    newest: Option<i64>,
+    digest: Option<Arc<str>>,
+    /// Each aggregation's value served (null when outside the max age).
+    values: Vec<FeatureValue>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AggregateStatus {
+    /// No record: the empty-window values, reported not found.
+    NotFound,
+    /// The newest row is older than the TTL allows (or there is none at `now`).
+    Expired,
+    /// The values at `now`.
+    Found,
+}
+
+/// Every aggregation of an aggregate view at `now_us`, per entity, from the records read.
+fn aggregate_values(
+    view: &ServedView,
+    rows: &[Option<StoredRow>],
+    now_us: i64,
+) -> Result<Vec<Aggregated>> {
+    let layout = view.records.as_ref().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("aggregate view `{}` has no record layout", view.name),
+        )
+    })?;
+    let fail = |e: Error| e.with_context("view", &*view.name);
+    let served = |outputs: Vec<Result<Output>>| -> Result<Vec<FeatureValue>> {
+        (outputs.into_iter().zip(layout.aggregations()))
+            .map(
+                |(output, a)| match output.map_err(|e| e.with_context("feature", &a.name))? {
+                    Output::Value(v) => Ok(v),
+                    Output::List(items) => Ok(FeatureValue::List(items)),
+                },
+            )
+            .collect::<Result<_>>()
+            .map_err(fail)
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    let mut last_digest: Option<Arc<str>> = None;
+    for row in rows {
+        let Some(row) = row else {
+            out.push(Aggregated {
+                status: AggregateStatus::NotFound,
+                newest: None,
+                digest: None,
+                values: served(layout.empty_values())?,
+            });
+            continue;
+        };
+        let record = match row.values.as_slice() {
+            [FeatureValue::Binary(bytes)] => decode_record(bytes).map_err(fail)?,
+            _ => {
+                return Err(fail(Error::new(
+                    ErrorKind::InvalidInput,
+                    "the online store holds a row that is not an aggregate record for this                      view; run `skewless materialize` for it",
+                )));
+            }
+        };
+        let at = layout.values_at(&record, now_us).map_err(fail)?;
+        let expired = view.ttl.is_some_and(|ttl| {
+            at.newest
+                .is_none_or(|t| t < now_us.saturating_sub(crate::micros::duration(ttl)))
+        });
+        let digest = match &last_digest {
+            Some(d) if **d == *row.digest => d.clone(),
+            _ => Arc::<str>::from(row.digest.as_str()),
+        };
+        last_digest = Some(digest.clone());
+        out.push(match expired {
+            true => Aggregated {
+                status: AggregateStatus::Expired,
+                newest: at.newest,
+                digest: Some(digest),
+                values: vec![FeatureValue::Null; layout.aggregations().len()],
+            },
+            false => Aggregated {
+                status: AggregateStatus::Found,
+                newest: at.newest,
+                digest: Some(digest),
+                values: served(at.outputs)?,
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// A served column of an aggregate view's feature.
+fn aggregate_column(s: &Selected<'_>, entities: &[Aggregated]) -> FeatureColumn {
+    let mut column = empty_column(s, entities.len());
+    for a in entities {
+        let value = a.values[s.index].clone();
+        column.statuses.push(match a.status {
+            AggregateStatus::NotFound => ReadStatus::NotFound,
+            AggregateStatus::Expired => ReadStatus::OutsideMaxAge,
+            AggregateStatus::Found if value.is_null() => ReadStatus::NullValue,
+            AggregateStatus::Found => ReadStatus::Present,
+        });
+        column.values.push(value);
+        column.event_ts.push(a.newest);
+        column.digests.push(a.digest.clone());
+    }
+    column
 }
 
 /// The status of feature `index` of a stored row at `now_us`, and the value served for it:
@@ -831,7 +1051,10 @@ fn empty_column(s: &Selected<'_>, rows: usize) -> FeatureColumn {
         name: s.name.clone(),
         view: s.view.name.clone(),
         feature: s.view.outputs[s.index].plain.clone(),
-        data_type: s.view.transform.signature().outputs[s.index].data_type,
+        data_type: match s.view.types[s.index] {
+            OutputType::Scalar(t) | OutputType::List(t) => t,
+        },
+        list: matches!(s.view.types[s.index], OutputType::List(_)),
         values: Vec::with_capacity(rows),
         statuses: Vec::with_capacity(rows),
         event_ts: Vec::with_capacity(rows),

@@ -172,6 +172,13 @@ impl Serialize for JsonValue<'_> {
                 }
                 seq.end()
             }
+            FeatureValue::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonValue(item))?;
+                }
+                seq.end()
+            }
         }
     }
 }
