@@ -92,7 +92,7 @@ fn every_structural_problem_is_listed_at_once() {
         "source `transactions` is not a table name; expected `namespace.table`",
         "ttl: `30 days` is not a duration",
         "transform `missing.wasm` does not exist",
-        "input `user_last_amount` reads `nope:amount`, but there is no batch view `nope`",
+        "input `user_last_amount` reads `nope:amount`, but there is no batch or aggregate view `nope`",
     ];
     for e in expect {
         assert!(

@@ -1,0 +1,388 @@
+//! Historical retrieval of aggregate views: each aggregation's value at each label time.
+//!
+//! The value for an entity row `(key, t)` is the one definition's (module `aggregate`): the
+//! aggregation over the entity's feature-table rows with `t − w < event_ts ≤ t` (lifetime:
+//! `event_ts ≤ t`), the created timestamp only ordering ties for `last`/`last_n`. With a TTL,
+//! as for batch views, the view's features are null when the entity's newest row with
+//! `event_ts ≤ t` is older than `t − ttl` or there is none. Otherwise an entity without rows
+//! gets the empty window's values (count 0, the others null, `last_n` an empty list).
+//!
+//! This module answers the entity rows of one partition (module `partition` bounds memory
+//! as for batch views and calls [`compute`] with the feature rows of a partition held): the
+//! rows are grouped by entity and sorted by `event_ts`, the labels by time, and each entity's
+//! values come from one sliding pass over its rows (`aggregate::values_at_labels`), not from a
+//! rescan per label.
+
+use std::collections::HashMap;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
+};
+use arrow_array::{Array, ArrayRef, ListArray, RecordBatch};
+use arrow_buffer::OffsetBuffer;
+use arrow_schema::{DataType as ArrowType, Field as ArrowField};
+
+use super::keys::entity_keys_of;
+use super::missing;
+use super::partition::{Query, timestamps};
+use crate::aggregate::{Aggregation, Output, OutputType, Window, values_at_labels};
+use crate::apply::{CREATED_TS, EVENT_TS};
+use crate::error::{Error, ErrorKind, Result};
+use crate::online::{EntityKey, FeatureValue};
+use crate::signature::{DataType, UTC};
+
+/// The feature-table columns `aggregations` read, each once, in order of first use.
+pub(super) fn columns(aggregations: &[Aggregation]) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for column in aggregations.iter().filter_map(|a| a.column.as_deref()) {
+        if !out.contains(&column) {
+            out.push(column);
+        }
+    }
+    out
+}
+
+/// The Arrow field of an aggregation's value: its output type, a list of it for `last_n`.
+pub(super) fn field(aggregation: &Aggregation) -> ArrowField {
+    let data_type = match aggregation.output {
+        OutputType::Scalar(t) => t.to_arrow(),
+        OutputType::List(t) => ArrowType::List(item_field(t).into()),
+    };
+    ArrowField::new(&aggregation.name, data_type, true)
+}
+
+fn item_field(t: DataType) -> ArrowField {
+    ArrowField::new("item", t.to_arrow(), true)
+}
+
+/// The lower bound of the event times any label in `[min, max]` reads, for the scan: the
+/// widest window's start, or the TTL's, whichever is earlier; `None` with a lifetime window.
+pub(super) fn scan_start(
+    aggregations: &[Aggregation],
+    ttl_us: Option<i64>,
+    min: i64,
+) -> Option<i64> {
+    let mut widest = ttl_us.unwrap_or(0);
+    for a in aggregations {
+        match a.window {
+            Window::Lifetime => return None,
+            Window::Span(w) => widest = widest.max(w),
+        }
+    }
+    Some(min.saturating_sub(widest))
+}
+
+/// One feature row's place: entity id, event and created times, and where it is held.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Row {
+    id: u32,
+    event_ts: i64,
+    created_ts: i64,
+    batch: u32,
+    row: u32,
+}
+
+/// The values of `aggregations` (one column each, aligned with `rows`) for the entity rows
+/// `rows` of `query`, over the feature rows `held` (every row of these entities, in any order).
+pub(super) fn compute(
+    query: &Query<'_>,
+    aggregations: &[Aggregation],
+    held: &[RecordBatch],
+    rows: &[u32],
+) -> Result<Vec<ArrayRef>> {
+    // Feature rows by entity (dense ids), then by event time.
+    let mut ids: HashMap<EntityKey, u32, ahash::RandomState> =
+        HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+    let mut feature_rows = Vec::with_capacity(held.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in held.iter().enumerate() {
+        let event = timestamps(batch, EVENT_TS)?;
+        let created = timestamps(batch, CREATED_TS)?;
+        for (i, key) in entity_keys_of(batch, query.key_columns)?
+            .into_iter()
+            .enumerate()
+        {
+            let next = ids.len() as u32;
+            let id = *ids.entry(key).or_insert(next);
+            feature_rows.push(Row {
+                id,
+                event_ts: event.value(i),
+                created_ts: created.value(i),
+                batch: b as u32,
+                row: i as u32,
+            });
+        }
+    }
+    feature_rows.sort_unstable();
+    // The run of `feature_rows` holding each id.
+    let mut runs = vec![(0usize, 0usize); ids.len()];
+    let mut start = 0;
+    while start < feature_rows.len() {
+        let id = feature_rows[start].id;
+        let end = start + feature_rows[start..].partition_point(|r| r.id == id);
+        runs[id as usize] = (start, end);
+        start = end;
+    }
+    // Each aggregated column's values, in `feature_rows` order.
+    let values: Vec<(&str, Vec<FeatureValue>)> = columns(aggregations)
+        .into_iter()
+        .map(|name| {
+            let sources = held
+                .iter()
+                .map(|b| b.column_by_name(name).ok_or_else(|| missing(name)))
+                .collect::<Result<Vec<_>>>()?;
+            let column = feature_rows
+                .iter()
+                .map(|r| feature_value(sources[r.batch as usize], r.row as usize))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((name, column))
+        })
+        .collect::<Result<_>>()?;
+    // `count` of rows counts a value that is never null.
+    let row_marker = FeatureValue::Boolean(true);
+    let ttl_us = query.ttl.map(crate::micros::duration);
+
+    // The entity rows, grouped by id (`u32::MAX`: no feature row), by label time.
+    let mut labels: Vec<(u32, i64, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(k, &r)| {
+            let id = ids
+                .get(&query.keys[r as usize])
+                .copied()
+                .unwrap_or(u32::MAX);
+            (id, query.labels[r as usize], k as u32)
+        })
+        .collect();
+    labels.sort_unstable();
+
+    let mut outputs: Vec<Vec<Option<Output>>> = aggregations
+        .iter()
+        .map(|_| (0..rows.len()).map(|_| None).collect())
+        .collect();
+    let empty: Vec<Output> = aggregations
+        .iter()
+        .map(|a| a.new_state().evaluate())
+        .collect::<Result<_>>()?;
+    let mut group_start = 0;
+    while group_start < labels.len() {
+        let id = labels[group_start].0;
+        let group_end = group_start + labels[group_start..].partition_point(|l| l.0 == id);
+        let group = &labels[group_start..group_end];
+        group_start = group_end;
+        let (run_start, run_end) = match id {
+            u32::MAX => (0, 0),
+            id => runs[id as usize],
+        };
+        let run = &feature_rows[run_start..run_end];
+        // With a TTL, a label whose newest visible row is too old (or absent) gets nulls.
+        let live: Vec<bool> = group
+            .iter()
+            .map(|&(_, t, _)| match ttl_us {
+                None => true,
+                Some(ttl) => {
+                    let visible = run.partition_point(|r| r.event_ts <= t);
+                    visible > 0 && run[visible - 1].event_ts >= t.saturating_sub(ttl)
+                }
+            })
+            .collect();
+        let times: Vec<i64> = group
+            .iter()
+            .zip(&live)
+            .filter(|(_, live)| **live)
+            .map(|(l, _)| l.1)
+            .collect();
+        if times.is_empty() {
+            continue;
+        }
+        for (a, aggregation) in aggregations.iter().enumerate() {
+            let answers: Vec<Result<Output>> = if run.is_empty() {
+                times.iter().map(|_| Ok(empty[a].clone())).collect()
+            } else {
+                let column = aggregation
+                    .column
+                    .as_deref()
+                    .map(|c| &values.iter().find(|(n, _)| *n == c).expect("listed").1);
+                let entity_rows: Vec<(i64, i64, &FeatureValue)> = run
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        let value = column.map_or(&row_marker, |c| &c[run_start + i]);
+                        (r.event_ts, r.created_ts, value)
+                    })
+                    .collect();
+                values_at_labels(aggregation, &entity_rows, &times)
+                    .map_err(|e| e.with_context("aggregation", &aggregation.name))?
+            };
+            let mut answers = answers.into_iter();
+            for (&(_, _, k), live) in group.iter().zip(&live) {
+                if !live {
+                    continue;
+                }
+                let answer = answers.next().expect("one answer per live label");
+                let answer = answer.map_err(|e| {
+                    e.with_context("aggregation", &aggregation.name)
+                        .with_context("entity row", rows[k as usize])
+                })?;
+                outputs[a][k as usize] = Some(answer);
+            }
+        }
+    }
+    aggregations
+        .iter()
+        .zip(outputs)
+        .map(|(a, column)| to_array(a.output, column))
+        .collect()
+}
+
+/// The value at `row` of a feature-table column (one of the WIT types).
+fn feature_value(column: &ArrayRef, row: usize) -> Result<FeatureValue> {
+    if column.is_null(row) {
+        return Ok(FeatureValue::Null);
+    }
+    Ok(match column.data_type() {
+        ArrowType::Boolean => FeatureValue::Boolean(column.as_boolean().value(row)),
+        ArrowType::Int32 => FeatureValue::Int32(column.as_primitive::<Int32Type>().value(row)),
+        ArrowType::Int64 => FeatureValue::Int64(column.as_primitive::<Int64Type>().value(row)),
+        ArrowType::Float32 => {
+            FeatureValue::Float32(column.as_primitive::<Float32Type>().value(row))
+        }
+        ArrowType::Float64 => {
+            FeatureValue::Float64(column.as_primitive::<Float64Type>().value(row))
+        }
+        ArrowType::Utf8 => FeatureValue::Utf8(column.as_string::<i32>().value(row).to_owned()),
+        ArrowType::Binary => FeatureValue::Binary(column.as_binary::<i32>().value(row).to_vec()),
+        ArrowType::Timestamp(..) => {
+            FeatureValue::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))
+        }
+        ArrowType::FixedSizeList(..) => {
+            let list = column.as_fixed_size_list().value(row);
+            FeatureValue::Float32Vector(list.as_primitive::<Float32Type>().values().to_vec())
+        }
+        other => {
+            return Err(Error::new(
+                ErrorKind::SchemaMismatch,
+                format!(
+                    "a feature-table column has the Arrow type {other}, which no aggregation takes"
+                ),
+            ));
+        }
+    })
+}
+
+/// A column of answers (`None`: null, a TTL miss) as the aggregation's Arrow type.
+fn to_array(output: OutputType, answers: Vec<Option<Output>>) -> Result<ArrayRef> {
+    match output {
+        OutputType::Scalar(t) => scalars(
+            t,
+            answers.into_iter().map(|a| match a {
+                Some(Output::Value(v)) => Ok(v),
+                None => Ok(FeatureValue::Null),
+                Some(Output::List(_)) => Err(unexpected(t)),
+            }),
+        ),
+        OutputType::List(t) => {
+            let mut offsets = Vec::with_capacity(answers.len() + 1);
+            offsets.push(0i32);
+            let mut items = Vec::new();
+            let mut valid = Vec::with_capacity(answers.len());
+            for answer in answers {
+                match answer {
+                    Some(Output::List(values)) => {
+                        items.extend(values);
+                        valid.push(true);
+                    }
+                    None => valid.push(false),
+                    Some(Output::Value(_)) => return Err(unexpected(t)),
+                }
+                let end = i32::try_from(items.len()).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        "a last_n column exceeds 2^31 values",
+                    )
+                })?;
+                offsets.push(end);
+            }
+            let child = scalars(t, items.into_iter().map(Ok))?;
+            let list = ListArray::try_new(
+                item_field(t).into(),
+                OffsetBuffer::new(offsets.into()),
+                child,
+                Some(valid.into()),
+            )
+            .map_err(super::internal)?;
+            Ok(std::sync::Arc::new(list))
+        }
+    }
+}
+
+fn unexpected(t: DataType) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("an aggregation of type {t} gave a value of another shape"),
+    )
+}
+
+/// Values of type `t` (or null) as an Arrow array of `t`.
+fn scalars(t: DataType, values: impl Iterator<Item = Result<FeatureValue>>) -> Result<ArrayRef> {
+    use FeatureValue as V;
+    let wrong = |v: &FeatureValue| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("an aggregation of type {t} gave the value {v:?}"),
+        )
+    };
+    macro_rules! build {
+        ($builder:expr, $variant:ident) => {{
+            let mut b = $builder;
+            for v in values {
+                match v? {
+                    V::Null => b.append_null(),
+                    V::$variant(x) => b.append_value(x),
+                    other => return Err(wrong(&other)),
+                }
+            }
+            std::sync::Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match t {
+        DataType::Boolean => build!(BooleanBuilder::new(), Boolean),
+        DataType::Int32 => build!(Int32Builder::new(), Int32),
+        DataType::Int64 => build!(Int64Builder::new(), Int64),
+        DataType::Float32 => build!(Float32Builder::new(), Float32),
+        DataType::Float64 => build!(Float64Builder::new(), Float64),
+        DataType::Utf8 => build!(StringBuilder::new(), Utf8),
+        DataType::Binary => build!(BinaryBuilder::new(), Binary),
+        DataType::Timestamp => build!(
+            TimestampMicrosecondBuilder::new().with_timezone(UTC),
+            Timestamp
+        ),
+        DataType::Float32Vector(dimension) => {
+            let mut b = arrow_array::builder::FixedSizeListBuilder::new(
+                Float32Builder::new(),
+                dimension as i32,
+            )
+            .with_field(ArrowField::new("item", ArrowType::Float32, false));
+            for v in values {
+                match v? {
+                    V::Null => {
+                        for _ in 0..dimension {
+                            b.values().append_value(0.0);
+                        }
+                        b.append(false);
+                    }
+                    V::Float32Vector(x) if x.len() == dimension as usize => {
+                        b.values().append_slice(&x);
+                        b.append(true);
+                    }
+                    other => return Err(wrong(&other)),
+                }
+            }
+            std::sync::Arc::new(b.finish()) as ArrayRef
+        }
+    })
+}
