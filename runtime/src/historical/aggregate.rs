@@ -10,8 +10,10 @@
 //! This module answers the entity rows of one partition (module `partition` bounds memory
 //! as for batch views and calls [`compute`] with the feature rows of a partition held): the
 //! rows are grouped by entity and sorted by `event_ts`, the labels by time, and each entity's
-//! values come from one sliding pass over its rows (`aggregate::values_at_labels`), not from a
-//! rescan per label.
+//! values come from one sliding pass over its rows, not from a rescan per label: count, sum
+//! and mean from a running exact sum that rows enter and leave ([`RunningSum`], one per
+//! column and window, shared by those functions), every other function from the two-stack
+//! queue of mergeable states (`aggregate::values_at_labels`).
 
 use std::collections::HashMap;
 
@@ -30,7 +32,9 @@ use arrow_schema::{DataType as ArrowType, Field as ArrowField};
 use super::keys::entity_keys_of;
 use super::missing;
 use super::partition::{Query, timestamps};
-use crate::aggregate::{Aggregation, Output, OutputType, Window, values_at_labels};
+use crate::aggregate::{
+    Aggregation, Function, Output, OutputType, RunningSum, Window, values_at_labels,
+};
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::online::{EntityKey, FeatureValue};
@@ -168,6 +172,26 @@ pub(super) fn compute(
         .iter()
         .map(|a| a.new_state().evaluate())
         .collect::<Result<_>>()?;
+    // Count, sum and mean take the fast route: one running sum per (column, window) serves
+    // them all.
+    let mut slots: Vec<(Option<&str>, Window, bool)> = Vec::new();
+    let slot_of: Vec<Option<usize>> = aggregations
+        .iter()
+        .map(|a| {
+            if !matches!(a.function, Function::Count | Function::Sum | Function::Mean) {
+                return None;
+            }
+            let integer = matches!(a.input, Some(DataType::Int32 | DataType::Int64));
+            let slot = (a.column.as_deref(), a.window, integer);
+            Some(match slots.iter().position(|s| *s == slot) {
+                Some(i) => i,
+                None => {
+                    slots.push(slot);
+                    slots.len() - 1
+                }
+            })
+        })
+        .collect();
     let mut group_start = 0;
     while group_start < labels.len() {
         let id = labels[group_start].0;
@@ -199,7 +223,44 @@ pub(super) fn compute(
         if times.is_empty() {
             continue;
         }
+        let live_labels: Vec<u32> = group
+            .iter()
+            .zip(&live)
+            .filter(|(_, live)| **live)
+            .map(|(l, _)| l.2)
+            .collect();
+        if !run.is_empty() {
+            for (slot, &(column, window, integer)) in slots.iter().enumerate() {
+                let column =
+                    column.map(|c| &values.iter().find(|(n, _)| *n == c).expect("listed").1);
+                let value = |i: usize| column.map_or(&row_marker, |c| &c[run_start + i]);
+                let mut sum = RunningSum::new(integer);
+                let (mut entered, mut left) = (0, 0);
+                for (&t, &k) in times.iter().zip(&live_labels) {
+                    while entered < run.len() && run[entered].event_ts <= t {
+                        sum.add(value(entered))?;
+                        entered += 1;
+                    }
+                    while left < entered && !window.contains(t, run[left].event_ts) {
+                        sum.remove(value(left))?;
+                        left += 1;
+                    }
+                    for (a, aggregation) in aggregations.iter().enumerate() {
+                        if slot_of[a] == Some(slot) {
+                            let answer = sum.evaluate(aggregation.function).map_err(|e| {
+                                e.with_context("aggregation", &aggregation.name)
+                                    .with_context("entity row", rows[k as usize])
+                            })?;
+                            outputs[a][k as usize] = Some(answer);
+                        }
+                    }
+                }
+            }
+        }
         for (a, aggregation) in aggregations.iter().enumerate() {
+            if slot_of[a].is_some() && !run.is_empty() {
+                continue;
+            }
             let answers: Vec<Result<Output>> = if run.is_empty() {
                 times.iter().map(|_| Ok(empty[a].clone())).collect()
             } else {
