@@ -164,10 +164,14 @@ pub(super) fn compute(
         .collect();
     labels.sort_unstable();
 
-    let mut outputs: Vec<Vec<Option<Output>>> = aggregations
+    // Answers go in the order of `labels` (grouped by entity), a group at a time, straight
+    // into typed columns; one `take` puts them in the order of `rows` at the end.
+    let mut columns: Vec<Answers> = aggregations
         .iter()
-        .map(|_| (0..rows.len()).map(|_| None).collect())
+        .map(|a| Answers::new(a.output, rows.len()))
         .collect();
+    let mut group_answers: Vec<Vec<Option<Output>>> =
+        aggregations.iter().map(|_| Vec::new()).collect();
     let empty: Vec<Output> = aggregations
         .iter()
         .map(|a| a.new_state().evaluate())
@@ -198,6 +202,10 @@ pub(super) fn compute(
         let group_end = group_start + labels[group_start..].partition_point(|l| l.0 == id);
         let group = &labels[group_start..group_end];
         group_start = group_end;
+        for answers in &mut group_answers {
+            answers.clear();
+            answers.resize(group.len(), None);
+        }
         let (run_start, run_end) = match id {
             u32::MAX => (0, 0),
             id => runs[id as usize],
@@ -220,23 +228,16 @@ pub(super) fn compute(
             .filter(|(_, live)| **live)
             .map(|(l, _)| l.1)
             .collect();
-        if times.is_empty() {
-            continue;
-        }
-        let live_labels: Vec<u32> = group
-            .iter()
-            .zip(&live)
-            .filter(|(_, live)| **live)
-            .map(|(l, _)| l.2)
-            .collect();
-        if !run.is_empty() {
+        // Each live label's place in the group.
+        let live_labels: Vec<usize> = (0..group.len()).filter(|&j| live[j]).collect();
+        if !run.is_empty() && !times.is_empty() {
             for (slot, &(column, window, integer)) in slots.iter().enumerate() {
                 let column =
                     column.map(|c| &values.iter().find(|(n, _)| *n == c).expect("listed").1);
                 let value = |i: usize| column.map_or(&row_marker, |c| &c[run_start + i]);
                 let mut sum = RunningSum::new(integer);
                 let (mut entered, mut left) = (0, 0);
-                for (&t, &k) in times.iter().zip(&live_labels) {
+                for (&t, &j) in times.iter().zip(&live_labels) {
                     while entered < run.len() && run[entered].event_ts <= t {
                         sum.add(value(entered))?;
                         entered += 1;
@@ -249,16 +250,16 @@ pub(super) fn compute(
                         if slot_of[a] == Some(slot) {
                             let answer = sum.evaluate(aggregation.function).map_err(|e| {
                                 e.with_context("aggregation", &aggregation.name)
-                                    .with_context("entity row", rows[k as usize])
+                                    .with_context("entity row", rows[group[j].2 as usize])
                             })?;
-                            outputs[a][k as usize] = Some(answer);
+                            group_answers[a][j] = Some(answer);
                         }
                     }
                 }
             }
         }
         for (a, aggregation) in aggregations.iter().enumerate() {
-            if slot_of[a].is_some() && !run.is_empty() {
+            if times.is_empty() || (slot_of[a].is_some() && !run.is_empty()) {
                 continue;
             }
             let answers: Vec<Result<Output>> = if run.is_empty() {
@@ -279,25 +280,78 @@ pub(super) fn compute(
                 values_at_labels(aggregation, &entity_rows, &times)
                     .map_err(|e| e.with_context("aggregation", &aggregation.name))?
             };
-            let mut answers = answers.into_iter();
-            for (&(_, _, k), live) in group.iter().zip(&live) {
-                if !live {
-                    continue;
-                }
-                let answer = answers.next().expect("one answer per live label");
+            for (answer, &j) in answers.into_iter().zip(&live_labels) {
                 let answer = answer.map_err(|e| {
                     e.with_context("aggregation", &aggregation.name)
-                        .with_context("entity row", rows[k as usize])
+                        .with_context("entity row", rows[group[j].2 as usize])
                 })?;
-                outputs[a][k as usize] = Some(answer);
+                group_answers[a][j] = Some(answer);
+            }
+        }
+        for (column, answers) in columns.iter_mut().zip(&mut group_answers) {
+            for answer in answers.drain(..) {
+                column.push(answer)?;
             }
         }
     }
-    aggregations
-        .iter()
-        .zip(outputs)
-        .map(|(a, column)| to_array(a.output, column))
+    // Row `k` of the output is the answer at its place in `labels`.
+    let mut place = vec![0u32; rows.len()];
+    for (j, label) in labels.iter().enumerate() {
+        place[label.2 as usize] = j as u32;
+    }
+    let place = arrow_array::UInt32Array::from(place);
+    columns
+        .into_iter()
+        .map(|column| {
+            let column = column.finish()?;
+            arrow_select::take::take(column.as_ref(), &place, None).map_err(super::internal)
+        })
         .collect()
+}
+
+/// A column of answers being built: typed for the common int64 and float64 results,
+/// collected for the others.
+enum Answers {
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Other(OutputType, Vec<Option<Output>>),
+}
+
+impl Answers {
+    fn new(output: OutputType, capacity: usize) -> Self {
+        match output {
+            OutputType::Scalar(DataType::Int64) => {
+                Answers::Int64(Int64Builder::with_capacity(capacity))
+            }
+            OutputType::Scalar(DataType::Float64) => {
+                Answers::Float64(Float64Builder::with_capacity(capacity))
+            }
+            other => Answers::Other(other, Vec::new()),
+        }
+    }
+
+    /// Appends an answer (`None`: null, a TTL miss).
+    fn push(&mut self, answer: Option<Output>) -> Result<()> {
+        use FeatureValue as V;
+        match (self, answer) {
+            (Answers::Int64(b), None | Some(Output::Value(V::Null))) => b.append_null(),
+            (Answers::Int64(b), Some(Output::Value(V::Int64(x)))) => b.append_value(x),
+            (Answers::Float64(b), None | Some(Output::Value(V::Null))) => b.append_null(),
+            (Answers::Float64(b), Some(Output::Value(V::Float64(x)))) => b.append_value(x),
+            (Answers::Other(_, answers), answer) => answers.push(answer),
+            (Answers::Int64(_), _) => return Err(unexpected(DataType::Int64)),
+            (Answers::Float64(_), _) => return Err(unexpected(DataType::Float64)),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<ArrayRef> {
+        match self {
+            Answers::Int64(mut b) => Ok(std::sync::Arc::new(b.finish())),
+            Answers::Float64(mut b) => Ok(std::sync::Arc::new(b.finish())),
+            Answers::Other(output, answers) => to_array(output, answers),
+        }
+    }
 }
 
 /// The value at `row` of a feature-table column (one of the WIT types).
