@@ -196,7 +196,7 @@ fn short(negative: bool, magnitude: u128, exponent: i64, divisor: u64) -> Option
         let scaled = magnitude << shift;
         let divisor = u128::from(divisor);
         let q = scaled / divisor;
-        let sticky = u128::from(scaled % divisor != 0);
+        let sticky = u128::from(!scaled.is_multiple_of(divisor));
         ((q | sticky) as f64, exponent - i64::from(shift))
     };
     let biased = ((x.to_bits() >> 52) & 0x7ff) as i64 + exponent;

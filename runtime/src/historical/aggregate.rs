@@ -29,7 +29,7 @@ use arrow_array::{Array, ArrayRef, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType as ArrowType, Field as ArrowField};
 
-use super::keys::entity_keys_of;
+use super::keys::{entity_keys_of, key_columns};
 use super::missing;
 use super::partition::{Query, timestamps};
 use crate::aggregate::{
@@ -37,7 +37,8 @@ use crate::aggregate::{
 };
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
-use crate::online::{EntityKey, FeatureValue};
+use crate::online::{EntityKey, FeatureValue, KeyValue};
+use crate::registry::KeyType;
 use crate::signature::{DataType, UTC};
 
 /// The feature-table columns `aggregations` read, each once, in order of first use.
@@ -99,31 +100,65 @@ pub(super) fn compute(
     held: &[RecordBatch],
     rows: &[u32],
 ) -> Result<Vec<ArrayRef>> {
-    // Feature rows by entity (dense ids), then by event time.
-    let mut ids: HashMap<EntityKey, u32, ahash::RandomState> =
-        HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
+    // Feature rows by entity (dense ids), then by event time. A single integer join key (the
+    // usual case) is interned as it is, with no entity key built per row.
+    let hasher = || ahash::RandomState::with_seeds(1, 2, 3, 4);
+    let mut int_ids: HashMap<i64, u32, ahash::RandomState> = HashMap::with_hasher(hasher());
+    let mut key_ids: HashMap<EntityKey, u32, ahash::RandomState> = HashMap::with_hasher(hasher());
+    let int_keys = match query.key_columns {
+        [(name, KeyType::Int32 | KeyType::Int64)] => held
+            .iter()
+            .all(|b| b.column_by_name(name).is_some_and(|c| c.null_count() == 0)),
+        _ => false,
+    };
     let mut feature_rows = Vec::with_capacity(held.iter().map(RecordBatch::num_rows).sum());
     for (b, batch) in held.iter().enumerate() {
         let event = timestamps(batch, EVENT_TS)?;
         let created = timestamps(batch, CREATED_TS)?;
-        for (i, key) in entity_keys_of(batch, query.key_columns)?
-            .into_iter()
-            .enumerate()
-        {
-            let next = ids.len() as u32;
-            let id = *ids.entry(key).or_insert(next);
+        let mut push = |i: usize, id: u32| {
             feature_rows.push(Row {
                 id,
                 event_ts: event.value(i),
                 created_ts: created.value(i),
                 batch: b as u32,
                 row: i as u32,
-            });
+            })
+        };
+        if int_keys {
+            let cast = key_columns(batch, query.key_columns)?;
+            for (i, &key) in cast[0]
+                .as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .enumerate()
+            {
+                let next = int_ids.len() as u32;
+                push(i, *int_ids.entry(key).or_insert(next));
+            }
+        } else {
+            for (i, key) in entity_keys_of(batch, query.key_columns)?
+                .into_iter()
+                .enumerate()
+            {
+                let next = key_ids.len() as u32;
+                push(i, *key_ids.entry(key).or_insert(next));
+            }
         }
     }
+    let id_count = int_ids.len() + key_ids.len();
+    let id_of = |key: &EntityKey| -> Option<u32> {
+        if int_keys {
+            match key.0.as_slice() {
+                [KeyValue::Int64(x)] => int_ids.get(x).copied(),
+                _ => None,
+            }
+        } else {
+            key_ids.get(key).copied()
+        }
+    };
     feature_rows.sort_unstable();
     // The run of `feature_rows` holding each id.
-    let mut runs = vec![(0usize, 0usize); ids.len()];
+    let mut runs = vec![(0usize, 0usize); id_count];
     let mut start = 0;
     while start < feature_rows.len() {
         let id = feature_rows[start].id;
@@ -155,10 +190,7 @@ pub(super) fn compute(
         .iter()
         .enumerate()
         .map(|(k, &r)| {
-            let id = ids
-                .get(&query.keys[r as usize])
-                .copied()
-                .unwrap_or(u32::MAX);
+            let id = id_of(&query.keys[r as usize]).unwrap_or(u32::MAX);
             (id, query.labels[r as usize], k as u32)
         })
         .collect();

@@ -7,6 +7,10 @@
 //! and the same call path as online serving. Output rows are the input rows, in input order,
 //! with all their columns, plus one column per requested feature.
 //!
+//! Features of aggregate views are each aggregation's value at `T` over the entity's rows in
+//! the view's feature table, by the one definition of `aggregate` (module `aggregate` here),
+//! with the view's TTL judged as for batch views.
+//!
 //! `as_of` pins every feature table to the snapshot that was current at that moment (Iceberg
 //! time travel), so a training set can be rebuilt exactly after later materializations. The
 //! snapshot ids and component digests used are returned (and written into the output file's
@@ -69,7 +73,8 @@ pub struct Request {
 pub struct TrainingSet {
     /// Input rows and columns, then one column per feature.
     pub batch: RecordBatch,
-    /// Snapshot id read per batch view (`None`: the table had no data at `as_of`).
+    /// Snapshot id read per batch or aggregate view (`None`: the table had no data at
+    /// `as_of`).
     pub snapshots: BTreeMap<String, Option<i64>>,
     /// Component digest per view used.
     pub digests: BTreeMap<String, String>,
@@ -286,7 +291,10 @@ impl Retrieval<'_> {
 
     /// The point-in-time join of one batch view, or the aggregates of one aggregate view: one
     /// column per feature, aligned with the entity rows, and the snapshot read.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one join for both kinds of stored view: the view, its kind, what to answer"
+    )]
     fn join_view(
         &self,
         view: &str,
