@@ -47,8 +47,9 @@
 //! - [`State`]: a partial aggregate with `update`, `merge` (associative, commutative) and
 //!   `evaluate`; [`encode`]/[`decode`]: its one canonical, versioned byte form;
 //! - [`Aggregation`]: one declared aggregation, checked against its column's type;
-//! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass (the
-//!   offline computation; wiring it into historical retrieval is planned).
+//! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass, and
+//!   [`RunningSum`]: count, sum and mean of a window that rows enter and leave (the offline
+//!   computations `historical/aggregate.rs` runs).
 //!
 //! There is no `subtract`: a window's state is merged from the tiles covering it. The exact sums
 //! could subtract exactly (they are integers), which prefix sums over sorted events may use.
