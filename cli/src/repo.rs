@@ -311,8 +311,8 @@ fn get_aggregates(
     key_types: &[(String, skewless_runtime::registry::KeyType)],
     keys: &[skewless_runtime::online::EntityKey],
 ) -> Result<()> {
-    use skewless_runtime::online::KeyValue;
     use serde_json::{Map, Value};
+    use skewless_runtime::online::KeyValue;
 
     let engine = repo.engine()?;
     let serving = skewless_runtime::serving::OnlineServing::open(repo, registry, &engine, online)?;

@@ -14,19 +14,25 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
+};
+use arrow_schema::DataType as ArrowType;
 use skewless_runtime::Error;
 use skewless_runtime::aggregate::{Aggregation, Function, Output, Window};
 use skewless_runtime::engine::TransformEngine;
 use skewless_runtime::error::ErrorKind;
+use skewless_runtime::historical::{MemoryBudget, Request as HistoricalRequest, Retrieval};
 use skewless_runtime::materialize::{Hook, Options, Step};
 use skewless_runtime::online::{self, FeatureValue, OnlineConfig, OnlineStore, ReadStatus};
-use skewless_runtime::registry::FeatureRepo;
+use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo};
 use skewless_runtime::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
 use skewless_tests::feature_repo::TestRepo;
 use skewless_tests::redis_server::RedisServer;
 
-use crate::aggregate::{oracle_float, oracle_int};
+use crate::aggregate::oracle::{oracle_float, oracle_int};
 
 const SECOND: i64 = 1_000_000;
 const DAY: i64 = 86_400 * SECOND;
@@ -366,6 +372,90 @@ fn check(serving: &OnlineServing, repo: &TestRepo, rows: &[Event], what: &str) {
                 assert_eq!(status, want, "{at}");
             }
         }
+    }
+    check_historical(serving, repo, rows, what);
+}
+
+/// Historical retrieval over the same feature table, for every user at every query time: each
+/// training value equals the value served at `now = t`, bit for bit (the two paths share no
+/// code but the aggregation core: the server folds the online record, retrieval slides over the
+/// feature table's rows).
+fn check_historical(serving: &OnlineServing, repo: &TestRepo, rows: &[Event], what: &str) {
+    let users = [1i64, 2, 3, 99];
+    let times = query_times(rows);
+    let (mut label_users, mut label_times) = (Vec::new(), Vec::new());
+    for &t in &times {
+        for &user in &users {
+            label_users.push(user);
+            label_times.push(t);
+        }
+    }
+    let entities = RecordBatch::try_from_iter([
+        (
+            "user_id",
+            Arc::new(Int64Array::from(label_users.clone())) as ArrayRef,
+        ),
+        (
+            "event_timestamp",
+            Arc::new(TimestampMicrosecondArray::from(label_times.clone()).with_timezone("UTC")),
+        ),
+    ])
+    .expect("entity rows");
+    let opened = OpenedRepo::open(repo.path()).expect("repo opens");
+    let features: Vec<FeatureRef> = ["agg:*", "recent:*"]
+        .iter()
+        .map(|f| FeatureRef::parse(f).expect("feature"))
+        .collect();
+    let set = Retrieval {
+        context: opened.context(),
+    }
+    .run(
+        &entities,
+        &HistoricalRequest {
+            features,
+            full_feature_names: true,
+            as_of_ms: None,
+            memory: MemoryBudget::default(),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: historical retrieval: {e}"));
+    let training = &set.batch;
+    let req = request(&["agg:*", "recent:*"], &users);
+    for (i, &t) in times.iter().enumerate() {
+        let answer = serving.get_at(&req, t).expect("served");
+        for column in &answer.features {
+            let name = format!("{}__{}", column.view, column.feature);
+            let trained = training
+                .column_by_name(&name)
+                .unwrap_or_else(|| panic!("{what}: no column {name} in the training set"));
+            for (j, served) in column.values.iter().enumerate() {
+                let row = i * users.len() + j;
+                assert_eq!(
+                    &cell(trained.as_ref(), row),
+                    served,
+                    "{what}: {name} of user {} at {t}: training value against served value",
+                    users[j]
+                );
+            }
+        }
+    }
+}
+
+/// A training-set cell as the value the server would send.
+fn cell(column: &dyn Array, row: usize) -> FeatureValue {
+    if column.is_null(row) {
+        return FeatureValue::Null;
+    }
+    match column.data_type() {
+        ArrowType::Int64 => FeatureValue::Int64(column.as_primitive::<Int64Type>().value(row)),
+        ArrowType::Float64 => {
+            FeatureValue::Float64(column.as_primitive::<Float64Type>().value(row))
+        }
+        ArrowType::List(_) => {
+            let items = column.as_list::<i32>().value(row);
+            FeatureValue::List((0..items.len()).map(|k| cell(items.as_ref(), k)).collect())
+        }
+        other => panic!("a training column of type {other}"),
     }
 }
 

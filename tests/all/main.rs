@@ -1,6 +1,7 @@
 //! End-to-end tests of the transform engine on real compiled components, one module per area.
 
 mod aggregate;
+mod aggregate_historical;
 mod aggregate_online;
 mod determinism;
 mod examples;

@@ -82,6 +82,25 @@ impl TestRepo {
             .expect("ingest");
     }
 
+    /// Appends `batches` to `table` as one snapshot (its id): the rows a materialization
+    /// would write, for tests of what reads a feature table.
+    pub fn append(&self, table: &str, batches: &[RecordBatch]) -> i64 {
+        let table = TableName::parse(table).unwrap();
+        let offline = self.offline();
+        self.rt.block_on(async {
+            let mut job = offline.begin_append(&table).await.expect("append begins");
+            for b in batches {
+                job.write(b.clone())
+                    .await
+                    .expect("rows align with the table");
+            }
+            job.commit(Default::default())
+                .await
+                .expect("append commits")
+                .snapshot_id
+        })
+    }
+
     /// `skewless plan`.
     pub fn plan(&self) -> Result<Plan> {
         let repo = self.open()?;

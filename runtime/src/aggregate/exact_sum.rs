@@ -163,6 +163,40 @@ impl ExactSum {
         self.pending = 0;
     }
 
+    /// The value as `±magnitude * 2^exponent` units (`exponent` a multiple of 32, counted
+    /// from 2^-1074 for a linear sum), when its digits span at most three cells; `None` for a
+    /// wider value. Zero is `(false, 0, 0)`.
+    pub(crate) fn small(&mut self) -> Option<(bool, u128, i64)> {
+        self.normalize();
+        let top = self.cells.len() - 1;
+        let negative = self.cells[top] < 0;
+        let lo = match self.cells.iter().position(|&c| c != 0) {
+            Some(lo) => lo,
+            None => return Some((false, 0, 0)),
+        };
+        // A normalized negative value has all-ones digits above its own and -1 on top.
+        if self.cells[top] != if negative { -1 } else { 0 } {
+            return None;
+        }
+        let fill = if negative { DIGIT_MASK } else { 0 };
+        let hi = self.cells[..top]
+            .iter()
+            .rposition(|&c| c != fill)
+            .map_or(lo, |hi| hi.max(lo));
+        if hi - lo >= 3 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for (i, &c) in self.cells[lo..=hi].iter().enumerate() {
+            v |= i128::from(c as u32) << (DIGIT_BITS as usize * i);
+        }
+        if negative {
+            v -= 1i128 << (DIGIT_BITS as usize * (hi + 1 - lo));
+        }
+        let exponent = (DIGIT_BITS as usize * lo) as i64 - i64::from(self.scale.unit_exponent());
+        Some((v < 0, v.unsigned_abs(), exponent))
+    }
+
     /// Adds another sum of the same scale.
     pub(crate) fn merge(&mut self, other: &ExactSum) {
         debug_assert!(self.scale == other.scale);

@@ -49,8 +49,9 @@
 //! - [`Aggregation`]: one declared aggregation, checked against its column's type;
 //! - [`Record`]: what the online store holds per entity (the recent rows and the lifetime
 //!   states), with [`RecordLayout::values_at`] giving every aggregation's value at `now`;
-//! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass (the
-//!   offline computation; wiring it into historical retrieval is planned).
+//! - [`values_at_labels`]: one entity's values at many label times, in one sliding pass, and
+//!   [`RunningSum`]: count, sum and mean of a window that rows enter and leave (the offline
+//!   computations `historical/aggregate.rs` runs).
 //!
 //! There is no `subtract`: a window's state is merged from the tiles covering it. The exact sums
 //! could subtract exactly (they are integers), which prefix sums over sorted events may use.
@@ -76,6 +77,7 @@ mod function;
 mod hll;
 mod record;
 mod round;
+mod running;
 mod sliding;
 mod state;
 mod value;
@@ -88,6 +90,7 @@ pub use record::{
     RECORD_FORMAT, Record, RecordBuilder, RecordLayout, RecordRow, RecordValues, decode_record,
     encode_record,
 };
+pub use running::RunningSum;
 pub use sliding::values_at_labels;
 pub use state::{Output, State};
 pub use window::{Window, cover, tile_of};

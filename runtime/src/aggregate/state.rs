@@ -118,6 +118,16 @@ impl State {
         self.0.update(value, event_ts, created_ts)
     }
 
+    /// The value of `count` over `n` values.
+    pub(crate) fn counted(n: u64) -> Result<Output> {
+        Kind::Count(n).evaluate()
+    }
+
+    /// The value of an integer `sum` of `n` values whose exact sum is `sum`.
+    pub(crate) fn integer_sum(n: u64, sum: i128) -> Result<Output> {
+        Kind::IntSum { n, sum }.evaluate()
+    }
+
     /// Merges another state of the same function into this one (associative, commutative).
     pub fn merge(&mut self, other: &State) -> Result<()> {
         self.0.merge(&other.0)

@@ -7,6 +7,10 @@
 //! and the same call path as online serving. Output rows are the input rows, in input order,
 //! with all their columns, plus one column per requested feature.
 //!
+//! Features of aggregate views are each aggregation's value at `T` over the entity's rows in
+//! the view's feature table, by the one definition of `aggregate` (module `aggregate` here),
+//! with the view's TTL judged as for batch views.
+//!
 //! `as_of` pins every feature table to the snapshot that was current at that moment (Iceberg
 //! time travel), so a training set can be rebuilt exactly after later materializations. The
 //! snapshot ids and component digests used are returned (and written into the output file's
@@ -23,6 +27,7 @@
 //! one column per feature), which is built whole before it is written; and the scan's own
 //! read-ahead (a few Parquet row groups, independent of the table size).
 
+mod aggregate;
 pub mod asof;
 mod keys;
 pub mod partition;
@@ -68,7 +73,8 @@ pub struct Request {
 pub struct TrainingSet {
     /// Input rows and columns, then one column per feature.
     pub batch: RecordBatch,
-    /// Snapshot id read per batch view (`None`: the table had no data at `as_of`).
+    /// Snapshot id read per batch or aggregate view (`None`: the table had no data at
+    /// `as_of`).
     pub snapshots: BTreeMap<String, Option<i64>>,
     /// Component digest per view used.
     pub digests: BTreeMap<String, String>,
@@ -91,23 +97,10 @@ impl Retrieval<'_> {
         request.memory.check()?;
         let labels = label_times(entities)?;
         let wanted = self.expand(&request.features)?;
-        if let Some(r) = wanted
-            .iter()
-            .find(|r| matches!(self.kind(&r.view), Ok(ViewKind::Aggregate)))
-        {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "`{r}` is a feature of aggregate view `{}`; historical retrieval of \
-                     aggregates is not wired yet",
-                    r.view
-                ),
-            ));
-        }
         // Stored features that request-time views read, fetched even when not requested.
         let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &wanted {
-            if self.kind(&r.view)? == ViewKind::Batch {
+            if self.kind(&r.view)? != ViewKind::Request {
                 push_unique(stored.entry(r.view.clone()).or_default(), &r.feature);
             } else {
                 for source in self.request_view(&r.view)?.inputs.values() {
@@ -137,8 +130,19 @@ impl Retrieval<'_> {
         let mut digests = BTreeMap::new();
         for (view, features) in &stored {
             let in_view = |e: Error| e.with_context("view", view);
-            let spec = self.context.repo.batch_view(view).map_err(in_view)?;
-            let key_list = join_keys(self.context.repo, &spec.entities);
+            let kind = self.kind(view)?;
+            let entities_of_view = match kind {
+                ViewKind::Aggregate => &self.aggregate_view(view).map_err(in_view)?.entities,
+                _ => {
+                    &self
+                        .context
+                        .repo
+                        .batch_view(view)
+                        .map_err(in_view)?
+                        .entities
+                }
+            };
+            let key_list = join_keys(self.context.repo, entities_of_view);
             let index = match keys_by_join_keys.iter().position(|(k, _)| *k == key_list) {
                 Some(index) => index,
                 None => {
@@ -149,7 +153,7 @@ impl Retrieval<'_> {
             };
             let keys = &keys_by_join_keys[index].1;
             let (columns, snapshot) = self
-                .join_batch_view(view, features, keys, &labels, request, &mut spill)
+                .join_view(view, kind, features, keys, &labels, request, &mut spill)
                 .map_err(in_view)?;
             for (feature, column) in features.iter().zip(columns) {
                 joined.insert((view.clone(), feature.clone()), column);
@@ -161,8 +165,9 @@ impl Retrieval<'_> {
         let mut computed: BTreeMap<String, RecordBatch> = BTreeMap::new();
         for r in &wanted {
             let column = match self.kind(&r.view)? {
-                ViewKind::Batch => joined[&(r.view.clone(), r.feature.clone())].clone(),
-                ViewKind::Aggregate => unreachable!("refused above"),
+                ViewKind::Batch | ViewKind::Aggregate => {
+                    joined[&(r.view.clone(), r.feature.clone())].clone()
+                }
                 ViewKind::Request => {
                     if !computed.contains_key(&r.view) {
                         let out = self
@@ -224,6 +229,24 @@ impl Retrieval<'_> {
         Ok(self.applied(view)?.kind)
     }
 
+    fn aggregate_view(&self, view: &str) -> Result<&crate::registry::AggregateViewSpec> {
+        self.context
+            .repo
+            .spec()
+            .aggregate_views
+            .iter()
+            .find(|v| v.name == view)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "there is no aggregate view `{view}` in skewless.toml; run `skewless \
+                         apply` to check the repo"
+                    ),
+                )
+            })
+    }
+
     fn request_view(&self, view: &str) -> Result<&crate::registry::RequestViewSpec> {
         self.context
             .repo
@@ -266,11 +289,16 @@ impl Retrieval<'_> {
         Ok(out)
     }
 
-    /// The point-in-time join of one batch view: one column per feature, aligned with the
-    /// entity rows, and the snapshot read.
-    fn join_batch_view(
+    /// The point-in-time join of one batch view, or the aggregates of one aggregate view: one
+    /// column per feature, aligned with the entity rows, and the snapshot read.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one join for both kinds of stored view: the view, its kind, what to answer"
+    )]
+    fn join_view(
         &self,
         view: &str,
+        kind: ViewKind,
         features: &[String],
         entity_keys: &[EntityKey],
         labels: &[i64],
@@ -278,22 +306,59 @@ impl Retrieval<'_> {
         spill: &mut SpillDir,
     ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
         let rt = self.context.runtime;
-        let spec = self.context.repo.batch_view(view)?;
-        let ttl = RepoSpec::ttl(spec)?;
-        let keys = join_keys(self.context.repo, &spec.entities);
+        let (entities, ttl) = match kind {
+            ViewKind::Aggregate => {
+                let spec = self.aggregate_view(view)?;
+                let ttl = spec.ttl.as_deref().map(crate::registry::parse_duration);
+                (&spec.entities, ttl.transpose()?)
+            }
+            _ => {
+                let spec = self.context.repo.batch_view(view)?;
+                (&spec.entities, RepoSpec::ttl(spec)?)
+            }
+        };
+        let keys = join_keys(self.context.repo, entities);
         let table = self.context.repo.feature_table(view)?;
-        let signature = &self.applied(view)?.signature;
-        let fields: Vec<ArrowField> = features
-            .iter()
-            .map(|f| {
-                signature.output(f).map(|f| f.to_arrow()).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!("view `{view}` has no applied feature `{f}`; run `skewless apply`"),
-                    )
+        let applied = self.applied(view)?;
+        let signature = &applied.signature;
+        // The aggregations requested, in the order of `features`.
+        let aggregations = match kind {
+            ViewKind::Aggregate => {
+                let all = applied.resolved_aggregations()?;
+                features
+                    .iter()
+                    .map(|f| {
+                        all.iter().find(|a| a.name == *f).cloned().ok_or_else(|| {
+                            Error::new(
+                                ErrorKind::NotFound,
+                                format!(
+                                    "aggregate view `{view}` has no applied aggregation `{f}`; \
+                                     run `skewless apply`"
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            }
+            _ => Vec::new(),
+        };
+        let fields: Vec<ArrowField> = match kind {
+            ViewKind::Aggregate => aggregations.iter().map(aggregate::field).collect(),
+            _ => features
+                .iter()
+                .map(|f| {
+                    signature.output(f).map(|f| f.to_arrow()).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::NotFound,
+                            format!(
+                                "view `{view}` has no applied feature `{f}`; run `skewless apply`"
+                            ),
+                        )
+                    })
                 })
-            })
-            .collect::<Result<_>>()?;
+                .collect::<Result<_>>()?,
+        };
+        let aggregations = (kind == ViewKind::Aggregate).then_some(aggregations.as_slice());
         let snapshot = match request.as_of_ms {
             Some(ms) => rt.block_on(self.context.offline.snapshot_as_of(&table, ms))?,
             None => rt
@@ -301,6 +366,19 @@ impl Retrieval<'_> {
                 .map(|s| s.snapshot_id),
         };
         let Some(snapshot_id) = snapshot else {
+            if let Some(aggregations) = aggregations {
+                // No rows at all: every entity's window is empty (or out of its TTL).
+                let query = partition::Query {
+                    keys: entity_keys,
+                    labels,
+                    ttl,
+                    key_columns: &keys,
+                    fields: &fields,
+                    aggregations: Some(aggregations),
+                };
+                let rows: Vec<u32> = (0..labels.len() as u32).collect();
+                return Ok((aggregate::compute(&query, aggregations, &[], &rows)?, None));
+            }
             let nulls = fields
                 .iter()
                 .map(|f| arrow_array::new_null_array(f.data_type(), labels.len()))
@@ -309,16 +387,30 @@ impl Retrieval<'_> {
         };
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         columns.extend([EVENT_TS.to_owned(), CREATED_TS.to_owned()]);
-        columns.extend(features.iter().cloned());
+        match aggregations {
+            Some(aggregations) => columns.extend(
+                aggregate::columns(aggregations)
+                    .into_iter()
+                    .map(String::from),
+            ),
+            None => columns.extend(features.iter().cloned()),
+        }
         // Batches of the usual size rather than the reader's default of 1024 rows: a
         // partitioning round splits each batch `fan_out` ways.
         let mut scan = ScanOptions::default()
             .snapshot(snapshot_id)
             .columns(columns)
             .batch_size(crate::files::DEFAULT_BATCH_SIZE);
-        if let (Some(min), Some(max)) = (labels.iter().min(), labels.iter().max()) {
-            let ttl_us = ttl.map_or(i64::MAX, crate::micros::duration);
-            scan = scan.time_range(EVENT_TS, min.saturating_sub(ttl_us), max.saturating_add(1));
+        if let (Some(&min), Some(&max)) = (labels.iter().min(), labels.iter().max()) {
+            let start = match aggregations {
+                // The widest window's rows (and the TTL's), not only the newest row's.
+                Some(aggregations) => {
+                    aggregate::scan_start(aggregations, ttl.map(crate::micros::duration), min)
+                        .unwrap_or(i64::MIN)
+                }
+                None => min.saturating_sub(ttl.map_or(i64::MAX, crate::micros::duration)),
+            };
+            scan = scan.time_range(EVENT_TS, start, max.saturating_add(1));
         }
         let mut stream = rt.block_on(self.context.offline.scan(&table, scan))?;
         // The scan, a batch at a time: only what the budget allows is ever held.
@@ -329,6 +421,7 @@ impl Retrieval<'_> {
             ttl,
             key_columns: &keys,
             fields: &fields,
+            aggregations,
         };
         let columns = partition::join(&query, &mut batches, &request.memory, spill)?;
         Ok((columns, Some(snapshot_id)))

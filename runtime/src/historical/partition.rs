@@ -29,9 +29,10 @@ use super::asof::{FeatureRowKey, as_of_join};
 use super::keys::{PartitionHash, entity_keys_of, key_columns};
 use super::spill::{self, PartitionWriter, SpillDir};
 use super::{internal, missing};
+use crate::aggregate::Aggregation;
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
-use crate::online::{EntityKey, KeyValue};
+use crate::online::{EntityKey, FeatureValue, KeyValue};
 use crate::registry::KeyType;
 
 /// Rounds of partitioning after which a partition is joined in memory whatever its size:
@@ -121,6 +122,9 @@ pub(super) struct Query<'a> {
     pub(super) key_columns: &'a [(String, KeyType)],
     /// The requested features (their types when there is no feature row at all).
     pub(super) fields: &'a [ArrowField],
+    /// `None`: the as-of join of a batch view. Some: the aggregations of an aggregate view,
+    /// one per field, computed over the rows of each entity (module `aggregate`).
+    pub(super) aggregations: Option<&'a [Aggregation]>,
 }
 
 /// The feature columns of `query` aligned with its entity rows, from the view's scanned
@@ -195,7 +199,7 @@ impl Joiner<'_, '_> {
                 self.scatter(p, &batch)?;
                 continue;
             }
-            held_bytes += join_bytes(&batch, self.query.key_columns.len());
+            held_bytes += join_bytes(&batch, self.query);
             held.push(batch);
             if held_bytes > self.budget.bytes && round < MAX_ROUNDS {
                 let mut p = self.partitioning(round, &rows, &held[0]);
@@ -220,6 +224,11 @@ impl Joiner<'_, '_> {
         for (file, rows) in files.into_iter().zip(parts) {
             match file {
                 _ if rows.is_empty() => {}
+                // An aggregate has a value without rows (a count of 0), computed like any.
+                None if self.query.aggregations.is_some() => {
+                    let chunk = self.join_in_memory(&[], rows)?;
+                    self.chunks.push(chunk);
+                }
                 None => self.chunks.push(Chunk {
                     rows,
                     columns: None,
@@ -300,8 +309,16 @@ impl Joiner<'_, '_> {
         Ok(())
     }
 
-    /// The as-of join of the entity rows `rows` with all of `held`, in memory.
+    /// The as-of join (or the aggregates) of the entity rows `rows` over all of `held`, in
+    /// memory.
     fn join_in_memory(&self, held: &[RecordBatch], rows: Vec<u32>) -> Result<Chunk> {
+        if let Some(aggregations) = self.query.aggregations {
+            let columns = super::aggregate::compute(self.query, aggregations, held, &rows)?;
+            return Ok(Chunk {
+                rows,
+                columns: Some(columns),
+            });
+        }
         let Some(first) = held.first() else {
             return Ok(Chunk {
                 rows,
@@ -426,7 +443,7 @@ fn partition_of(hash: u64, fan_out: usize) -> usize {
     (hash % fan_out as u64) as usize
 }
 
-fn timestamps<'b>(
+pub(super) fn timestamps<'b>(
     batch: &'b RecordBatch,
     name: &str,
 ) -> Result<&'b arrow_array::TimestampMicrosecondArray> {
@@ -458,14 +475,19 @@ fn arrow_bytes(batch: &RecordBatch) -> usize {
 }
 
 /// The estimated memory of joining `batch` in memory: its Arrow data, plus per row the
-/// join's sort key (an owned entity key) and its sorted index entry.
-fn join_bytes(batch: &RecordBatch, key_parts: usize) -> usize {
+/// join's sort key (an owned entity key) and its sorted index entry; for aggregates, also each
+/// aggregated column's value as the states take it.
+fn join_bytes(batch: &RecordBatch, query: &Query<'_>) -> usize {
     // One heap allocation per entity key; allocators round up and keep a header.
     const ALLOCATION: usize = 16;
+    let values = query.aggregations.map_or(0, |a| {
+        super::aggregate::columns(a).len() * size_of::<FeatureValue>()
+    });
     let per_row = size_of::<FeatureRowKey>()
-        + key_parts * size_of::<KeyValue>()
+        + query.key_columns.len() * size_of::<KeyValue>()
         + ALLOCATION
-        + size_of::<(u32, i64, i64, u32)>();
+        + size_of::<(u32, i64, i64, u32)>()
+        + values;
     arrow_bytes(batch) + batch.num_rows() * per_row
 }
 
@@ -536,6 +558,7 @@ mod tests {
             ttl,
             key_columns: &key_columns,
             fields: &fields,
+            aggregations: None,
         };
         let mut spill = SpillDir::new(root.to_owned());
         let out = join(&query, &mut batches.into_iter(), budget, &mut spill);

@@ -408,8 +408,8 @@ impl RepoSpec {
                 }
             }
         }
-        // The views whose features are stored: a request view may read them.
-        let batch_names: HashSet<&str> = (self.batch_views.iter().map(|v| v.name.as_str()))
+        // Views with stored features: what request views may read and services may list.
+        let stored_names: HashSet<&str> = (self.batch_views.iter().map(|v| v.name.as_str()))
             .chain(self.aggregate_views.iter().map(|v| v.name.as_str()))
             .collect();
         for view in &self.request_views {
@@ -421,7 +421,7 @@ impl RepoSpec {
                 match (&source.request, &source.feature) {
                     (Some(_), None) => {}
                     (None, Some(feature)) => match FeatureRef::parse(feature) {
-                        Ok(r) if !batch_names.contains(r.view.as_str()) => problems.push(format!(
+                        Ok(r) if !stored_names.contains(r.view.as_str()) => problems.push(format!(
                             "{at}: input `{input}` reads `{r}`, but there is no batch or aggregate view `{}`",
                             r.view
                         )),
@@ -434,7 +434,7 @@ impl RepoSpec {
                 }
             }
         }
-        let view_names: HashSet<&str> = batch_names
+        let view_names: HashSet<&str> = stored_names
             .iter()
             .copied()
             .chain(self.request_views.iter().map(|v| v.name.as_str()))
