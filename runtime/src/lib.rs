@@ -17,6 +17,8 @@
 //! - [`cli`]: the `skewless` command line (thin: parse, call, render);
 //! - [`server`]: the online HTTP server (axum; thin: parse, call, render);
 //! - [`materialize`], [`historical`], [`serving`], [`apply`], [`ingest`]: the jobs;
+//! - [`push`]: pushed rows through the same components, online at once and offline in
+//!   micro-batches (a write-ahead log in between);
 //! - [`registry`]: the feature repo, its checks and the applied registry of digests;
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
@@ -56,6 +58,7 @@ pub mod micros;
 pub mod offline;
 pub mod online;
 pub mod pipeline;
+pub mod push;
 pub mod registry;
 pub mod server;
 pub mod serving;
