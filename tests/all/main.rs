@@ -13,6 +13,7 @@ mod main_job;
 mod materialize;
 mod offline;
 mod online;
+mod push;
 mod round_trip;
 mod sandbox;
 mod server;
