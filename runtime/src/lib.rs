@@ -63,6 +63,7 @@ pub mod registry;
 pub mod server;
 pub mod serving;
 pub mod signature;
+pub mod stream;
 pub mod toolchain;
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};

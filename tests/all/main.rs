@@ -17,3 +17,4 @@ mod push;
 mod round_trip;
 mod sandbox;
 mod server;
+mod stream;

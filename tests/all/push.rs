@@ -52,9 +52,9 @@ source = "raw.transactions"
 commit_interval = "50ms"
 "#;
 
-const SOURCE: &str = "raw.transactions";
+pub(crate) const SOURCE: &str = "raw.transactions";
 /// 2024-01-01T00:00:00Z.
-const JAN_1_US: i64 = 1_704_067_200_000_000;
+pub(crate) const JAN_1_US: i64 = 1_704_067_200_000_000;
 const FEATURES: [&str; 5] = [
     "amount_log1p",
     "amount_zscore",
@@ -89,7 +89,7 @@ fn seed() -> RecordBatch {
     .unwrap()
 }
 
-fn repo(online: Option<&str>) -> TestRepo {
+pub(crate) fn repo(online: Option<&str>) -> TestRepo {
     let toml = match online {
         Some(url) => format!("{REPO}\n[online]\ntype = \"redis\"\nurl = \"{url}\"\n"),
         None => REPO.to_owned(),
@@ -113,6 +113,15 @@ fn service(repo: &TestRepo, store: Arc<dyn OnlineStore>, hook: Option<PushHook>)
 }
 
 fn router(repo: &TestRepo, store: Arc<dyn OnlineStore>, push: Arc<PushService>) -> Router {
+    serving_router(repo, store, Some(push))
+}
+
+/// A router over `repo`'s views on `store`, serving `POST /push` with `push` if given.
+pub(crate) fn serving_router(
+    repo: &TestRepo,
+    store: Arc<dyn OnlineStore>,
+    push: Option<Arc<PushService>>,
+) -> Router {
     let feature_repo = FeatureRepo::open(repo.path()).unwrap();
     let registry = feature_repo.applied().unwrap();
     let engine = TransformEngine::builder()
@@ -124,10 +133,14 @@ fn router(repo: &TestRepo, store: Arc<dyn OnlineStore>, push: Arc<PushService>) 
         request_timeout: std::time::Duration::from_secs(5),
         ..Limits::default()
     };
-    server::router(AppState::new(serving, limits).with_push(push))
+    let state = AppState::new(serving, limits);
+    server::router(match push {
+        Some(push) => state.with_push(push),
+        None => state,
+    })
 }
 
-async fn call(router: &Router, path: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn call(router: &Router, path: &str, body: &Value) -> (StatusCode, Value) {
     let request = Request::builder()
         .method("POST")
         .uri(path)
@@ -143,7 +156,7 @@ async fn call(router: &Router, path: &str, body: &Value) -> (StatusCode, Value) 
     )
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -152,9 +165,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// An event: `(user, event_ts, ingested_at, amount)`.
-type Event = (i64, i64, i64, f64);
+pub(crate) type Event = (i64, i64, i64, f64);
 
-fn push_body(events: &[Event], to: &str) -> Value {
+pub(crate) fn push_body(events: &[Event], to: &str) -> Value {
     json!({
         "push_source_name": "txn_push",
         "to": to,
@@ -169,7 +182,7 @@ fn push_body(events: &[Event], to: &str) -> Value {
 }
 
 /// `(user, event_ts)` of every row of the source table, sorted (the seed row included).
-fn source_rows(repo: &TestRepo) -> Vec<(i64, i64)> {
+pub(crate) fn source_rows(repo: &TestRepo) -> Vec<(i64, i64)> {
     let mut rows = Vec::new();
     for batch in repo.scan(SOURCE, None) {
         let users = batch
@@ -188,7 +201,7 @@ fn source_rows(repo: &TestRepo) -> Vec<(i64, i64)> {
     rows
 }
 
-fn expected_rows(events: &[Event]) -> Vec<(i64, i64)> {
+pub(crate) fn expected_rows(events: &[Event]) -> Vec<(i64, i64)> {
     let mut rows: Vec<(i64, i64)> = events.iter().map(|e| (e.0, e.1)).collect();
     rows.push((0, JAN_1_US));
     rows.sort_unstable();
@@ -196,7 +209,7 @@ fn expected_rows(events: &[Event]) -> Vec<(i64, i64)> {
 }
 
 /// The served values of `users` and the instant they were read at.
-async fn online(router: &Router, users: &[i64]) -> (i64, Value) {
+pub(crate) async fn online(router: &Router, users: &[i64]) -> (i64, Value) {
     let body = json!({"features": ["txn:*"], "entities": {"user_id": users}});
     let (status, out) = call(router, "/v1/online-features", &body).await;
     assert_eq!(status, StatusCode::OK, "{out}");
@@ -207,7 +220,7 @@ async fn online(router: &Router, users: &[i64]) -> (i64, Value) {
 }
 
 /// Historical retrieval of every feature of `txn` for `users` at `at`.
-fn historical(repo: &TestRepo, users: &[i64], at: i64) -> RecordBatch {
+pub(crate) fn historical(repo: &TestRepo, users: &[i64], at: i64) -> RecordBatch {
     let entities = RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("user_id", DataType::Int64, false),
@@ -240,7 +253,11 @@ fn historical(repo: &TestRepo, users: &[i64], at: i64) -> RecordBatch {
 
 /// Asserts every feature of every user served online equals historical retrieval at the
 /// instant of the read, bit for bit; returns how many values were present.
-fn assert_online_equals_historical(served: &Value, training: &RecordBatch, users: &[i64]) -> usize {
+pub(crate) fn assert_online_equals_historical(
+    served: &Value,
+    training: &RecordBatch,
+    users: &[i64],
+) -> usize {
     let mut present = 0;
     for feature in served["features"].as_array().unwrap() {
         let name = feature["name"].as_str().unwrap();

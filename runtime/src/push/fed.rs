@@ -82,11 +82,6 @@ impl BatchFed {
             online: view.online,
         })
     }
-
-    /// The component's digest.
-    pub(crate) fn digest(&self) -> &str {
-        self.transform.digest()
-    }
 }
 
 impl FedView for BatchFed {

@@ -42,8 +42,8 @@
 //! appends nothing twice. A torn record at the end of the log (a crash while it was
 //! written) was never acknowledged and is dropped.
 
-mod fed;
-mod rows;
+pub(crate) mod fed;
+pub(crate) mod rows;
 pub(crate) mod wal;
 
 use std::collections::{BTreeMap, HashMap};
@@ -300,21 +300,8 @@ impl PushService {
                     .runtime
                     .block_on(context.offline.arrow_schema(&table))
                     .map_err(at)?;
-                let views: Vec<_> = repo
-                    .spec()
-                    .batch_views
-                    .iter()
-                    .filter(|v| v.source == push.source)
-                    .collect();
-                let mut fed: Vec<Box<dyn FedView>> = Vec::new();
-                for view in &views {
-                    let view_fed = BatchFed::load(repo, registry, engine, view).map_err(at)?;
-                    tracing::debug!(view = %view.name, digest = view_fed.digest(), "push source feeds view");
-                    fed.push(Box::new(view_fed));
-                }
-                let mut event_ts: Vec<String> =
-                    views.iter().map(|v| v.event_timestamp.clone()).collect();
-                event_ts.dedup();
+                let (fed, event_ts) =
+                    fed_views(repo, registry, engine, &push.source).map_err(at)?;
                 let watermark = committed_watermark(&opened, &table, &push.name).map_err(at)?;
                 let dir = repo.state_dir().join("push").join(&push.name);
                 let (wal, records) = Wal::open(&dir).map_err(at)?;
@@ -593,18 +580,6 @@ impl Drop for PushService {
     }
 }
 
-/// The smallest event time among `rows`, over the fed views' event columns.
-fn oldest_event(rows: &RecordBatch, columns: &[String]) -> Option<i64> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::TimestampMicrosecondType;
-    columns
-        .iter()
-        .filter_map(|c| rows.column_by_name(c))
-        .filter_map(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-        .filter_map(|c| c.iter().flatten().min())
-        .min()
-}
-
 /// The highest sequence number of push source `name` committed to `table`.
 fn committed_watermark(opened: &OpenedRepo, table: &TableName, name: &str) -> Result<u64> {
     let context = opened.context();
@@ -773,14 +748,7 @@ impl Committer {
                 (summary::SOURCE.to_owned(), source.name.clone()),
                 (summary::WAL.to_owned(), watermark.to_string()),
             ]);
-            let context = self.opened.context();
-            let committed = context.runtime.block_on(async {
-                let mut job = context.offline.begin_append(&source.table).await?;
-                for batch in batches {
-                    job.write(batch).await?;
-                }
-                job.commit(summary).await
-            });
+            let committed = append(&self.opened, &source.table, batches, summary);
             if let Err(e) = committed {
                 tracing::warn!(push_source = %source.name, error = %e, "committing pushed rows failed; trying again at the next interval");
                 if let Some(observer) = &self.options.observer {
@@ -817,27 +785,94 @@ impl Committer {
     /// Runs the incremental materialization of every view fed by a push source; whether all
     /// succeeded.
     fn materialize(&self, sources: &[Arc<Source>]) -> bool {
-        let job = Job {
-            context: self.opened.context(),
-            online: self.store.as_ref(),
-        };
-        let options = MaterializeOptions {
-            incremental: true,
-            threads: 1,
-            ..MaterializeOptions::default()
-        };
         let mut ok = true;
         for source in sources {
-            for fed in &source.fed {
-                if let Err(e) = job.run(fed.name(), &options, &|_| {}) {
-                    ok = false;
-                    tracing::warn!(view = fed.name(), error = %e, "materializing pushed rows failed; trying again at the next interval");
-                    if let Some(observer) = &self.options.observer {
-                        observer.commit_failed(&source.name);
-                    }
+            if !materialize(&self.opened, self.store.as_ref(), &source.fed) {
+                ok = false;
+                if let Some(observer) = &self.options.observer {
+                    observer.commit_failed(&source.name);
                 }
             }
         }
         ok
     }
+}
+
+/// The views fed by source table `table`, their components loaded and checked against the
+/// applied registry, and their event-time columns.
+pub(crate) fn fed_views(
+    repo: &FeatureRepo,
+    registry: &AppliedRegistry,
+    engine: &TransformEngine,
+    table: &str,
+) -> Result<(Vec<Box<dyn FedView>>, Vec<String>)> {
+    let views: Vec<_> = repo
+        .spec()
+        .batch_views
+        .iter()
+        .filter(|v| v.source == table)
+        .collect();
+    let mut fed: Vec<Box<dyn FedView>> = Vec::new();
+    for view in &views {
+        fed.push(Box::new(BatchFed::load(repo, registry, engine, view)?));
+    }
+    let mut event_ts: Vec<String> = views.iter().map(|v| v.event_timestamp.clone()).collect();
+    event_ts.sort();
+    event_ts.dedup();
+    Ok((fed, event_ts))
+}
+
+/// Appends `batches` to `table` as one snapshot with `summary`.
+pub(crate) fn append(
+    opened: &OpenedRepo,
+    table: &TableName,
+    batches: Vec<RecordBatch>,
+    summary: HashMap<String, String>,
+) -> Result<()> {
+    let context = opened.context();
+    context.runtime.block_on(async {
+        let mut job = context.offline.begin_append(table).await?;
+        for batch in batches {
+            job.write(batch).await?;
+        }
+        job.commit(summary).await.map(|_| ())
+    })
+}
+
+/// Runs the incremental materialization of each of `fed`; whether all succeeded (failures
+/// are logged: the next run picks the rows up, the processed marker not having moved).
+pub(crate) fn materialize(
+    opened: &OpenedRepo,
+    store: &dyn OnlineStore,
+    fed: &[Box<dyn FedView>],
+) -> bool {
+    let job = Job {
+        context: opened.context(),
+        online: store,
+    };
+    let options = MaterializeOptions {
+        incremental: true,
+        threads: 1,
+        ..MaterializeOptions::default()
+    };
+    let mut ok = true;
+    for view in fed {
+        if let Err(e) = job.run(view.name(), &options, &|_| {}) {
+            ok = false;
+            tracing::warn!(view = view.name(), error = %e, "materializing pushed rows failed; trying again later");
+        }
+    }
+    ok
+}
+
+/// The smallest event time among `rows`, over the fed views' event columns.
+pub(crate) fn oldest_event(rows: &RecordBatch, columns: &[String]) -> Option<i64> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
+    columns
+        .iter()
+        .filter_map(|c| rows.column_by_name(c))
+        .filter_map(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .filter_map(|c| c.iter().flatten().min())
+        .min()
 }
