@@ -196,6 +196,90 @@ impl PushOptions {
     }
 }
 
+/// A Feast push body, its shape checked.
+#[derive(Debug, Clone)]
+pub struct PushRequest {
+    /// The push source named.
+    pub push_source_name: String,
+    /// The columns, `{column: [values...]}`, not checked yet.
+    pub df: serde_json::Map<String, Value>,
+    /// Where the rows go.
+    pub to: To,
+}
+
+impl PushRequest {
+    /// Parses and checks the shape of a Feast push body (not its rows: they are checked
+    /// against the push source's table).
+    pub fn parse(body: &[u8]) -> Result<Self> {
+        let invalid = |field: &str, message: String| {
+            Error::new(ErrorKind::InvalidInput, message).with_context("field", field)
+        };
+        let shape = "{\"push_source_name\": \"name\", \"df\": {\"column\": [values...]}, \"to\": \"online\"}";
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            invalid(
+                "body",
+                format!("the request body is not valid JSON: {e}; expected {shape}"),
+            )
+        })?;
+        let Value::Object(value) = value else {
+            return Err(invalid(
+                "body",
+                format!(
+                    "the request body is {}, expected an object: {shape}",
+                    crate::serving::json_kind(&value)
+                ),
+            ));
+        };
+        let name = match value.get("push_source_name") {
+            Some(Value::String(name)) => name.clone(),
+            other => {
+                return Err(invalid(
+                    "push_source_name",
+                    format!(
+                        "`push_source_name` is {}, expected the name of a push source",
+                        other.map_or("missing", crate::serving::json_kind)
+                    ),
+                ));
+            }
+        };
+        let to = match value.get("to") {
+            None | Some(Value::Null) => To::Online,
+            Some(Value::String(to)) => To::parse(to)?,
+            Some(other) => {
+                return Err(invalid(
+                    "to",
+                    format!(
+                        "`to` is {}, expected `online`, `offline` or `online_and_offline`",
+                        crate::serving::json_kind(other)
+                    ),
+                ));
+            }
+        };
+        for flag in ["allow_registry_cache", "transform_on_write"] {
+            if let Some(given) = value.get(flag).filter(|v| !v.is_boolean()) {
+                return Err(invalid(
+                    flag,
+                    format!(
+                        "`{flag}` is {}, expected true or false",
+                        crate::serving::json_kind(given)
+                    ),
+                ));
+            }
+        }
+        let Some(Value::Object(df)) = value.get("df").cloned() else {
+            return Err(invalid(
+                "df",
+                "`df` must be an object of columns: {\"column\": [values...], ...}".to_owned(),
+            ));
+        };
+        Ok(PushRequest {
+            push_source_name: name,
+            df,
+            to,
+        })
+    }
+}
+
 /// What a push did; `committed` resolves when its rows are committed (pushes whose `to`
 /// waits for it).
 #[derive(Debug)]
@@ -355,71 +439,17 @@ impl PushService {
     /// Pushes a Feast push body (`{"push_source_name", "df", "to"}`); blocking (component
     /// calls, the log's fsync, the online write). See the [module docs](self).
     pub fn push_json(&self, body: &[u8]) -> Result<Receipt> {
-        let invalid = |field: &str, message: String| {
-            Error::new(ErrorKind::InvalidInput, message).with_context("field", field)
-        };
-        let shape = "{\"push_source_name\": \"name\", \"df\": {\"column\": [values...]}, \"to\": \"online\"}";
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            invalid(
-                "body",
-                format!("the request body is not valid JSON: {e}; expected {shape}"),
-            )
-        })?;
-        let Value::Object(value) = value else {
-            return Err(invalid(
-                "body",
-                format!(
-                    "the request body is {}, expected an object: {shape}",
-                    crate::serving::json_kind(&value)
-                ),
-            ));
-        };
-        let name = match value.get("push_source_name") {
-            Some(Value::String(name)) => name,
-            other => {
-                return Err(invalid(
-                    "push_source_name",
-                    format!(
-                        "`push_source_name` is {}, expected the name of a push source",
-                        other.map_or("missing", crate::serving::json_kind)
-                    ),
-                ));
-            }
-        };
-        let to = match value.get("to") {
-            None | Some(Value::Null) => To::Online,
-            Some(Value::String(to)) => To::parse(to)?,
-            Some(other) => {
-                return Err(invalid(
-                    "to",
-                    format!(
-                        "`to` is {}, expected `online`, `offline` or `online_and_offline`",
-                        crate::serving::json_kind(other)
-                    ),
-                ));
-            }
-        };
-        for flag in ["allow_registry_cache", "transform_on_write"] {
-            if let Some(given) = value.get(flag).filter(|v| !v.is_boolean()) {
-                return Err(invalid(
-                    flag,
-                    format!(
-                        "`{flag}` is {}, expected true or false",
-                        crate::serving::json_kind(given)
-                    ),
-                ));
-            }
-        }
-        let Some(Value::Object(df)) = value.get("df") else {
-            return Err(invalid(
-                "df",
-                "`df` must be an object of columns: {\"column\": [values...], ...}".to_owned(),
-            ));
-        };
+        self.push_request(&PushRequest::parse(body)?)
+    }
+
+    /// Pushes a parsed Feast push body: its rows checked against the source table, then as
+    /// [`PushService::push`].
+    pub fn push_request(&self, request: &PushRequest) -> Result<Receipt> {
+        let name = &request.push_source_name;
         let source = self.source(name)?;
-        let batch = rows::to_batch(df, &source.schema, &source.table.to_string())
+        let batch = rows::to_batch(&request.df, &source.schema, &source.table.to_string())
             .map_err(|e| e.with_context("push_source", name))?;
-        self.push(name, batch, to)
+        self.push(name, batch, request.to)
     }
 
     /// Pushes `rows` (in the source table's schema) under push source `name`.
@@ -798,6 +828,9 @@ impl Committer {
     }
 }
 
+/// The views fed by a source table, and their event-time columns.
+pub(crate) type FedViews = (Vec<Box<dyn FedView>>, Vec<String>);
+
 /// The views fed by source table `table`, their components loaded and checked against the
 /// applied registry, and their event-time columns.
 pub(crate) fn fed_views(
@@ -805,7 +838,7 @@ pub(crate) fn fed_views(
     registry: &AppliedRegistry,
     engine: &TransformEngine,
     table: &str,
-) -> Result<(Vec<Box<dyn FedView>>, Vec<String>)> {
+) -> Result<FedViews> {
     let views: Vec<_> = repo
         .spec()
         .batch_views

@@ -243,14 +243,14 @@ mod tests {
         ]))
     }
 
-    fn parse(df: Value) -> Result<RecordBatch> {
+    fn parse(df: &Value) -> Result<RecordBatch> {
         to_batch(df.as_object().unwrap(), &schema(), "raw.t")
     }
 
     #[test]
     fn rows_of_the_source_schema_with_nullable_columns_left_out() {
         let batch =
-            parse(json!({"user_id": [1, 2], "event_ts": ["2024-01-01T00:00:00Z", 5]})).unwrap();
+            parse(&json!({"user_id": [1, 2], "event_ts": ["2024-01-01T00:00:00Z", 5]})).unwrap();
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.column(2).null_count(), 2);
         assert_eq!(batch.schema(), schema());
@@ -296,7 +296,7 @@ mod tests {
             ),
         ];
         for (df, column, message) in cases {
-            let e = parse(df.clone()).unwrap_err();
+            let e = parse(&df).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{df}");
             assert!(e.message().contains(message), "{df}: {}", e.message());
             assert!(

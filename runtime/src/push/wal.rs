@@ -229,7 +229,7 @@ fn read_segment(path: &Path) -> Result<Vec<Record>> {
         }
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
         let sum = u64::from_le_bytes(head[4..].try_into().expect("8 bytes"));
-        if len > MAX_RECORD || len < 10 {
+        if !(10..=MAX_RECORD).contains(&len) {
             break;
         }
         let mut body = vec![0u8; len as usize];

@@ -362,42 +362,43 @@ async fn pushed(
     body: Body,
     started: Instant,
 ) -> Result<serde_json::Value, ApiError> {
-    let Some(service) = state.push.clone() else {
-        return Err(Error::new(
-            ErrorKind::NotFound,
-            "this server has no push sources; declare one as [[push_source]] in skewless.toml \
-             (name and source table) and restart it",
-        )
-        .into());
-    };
     let limit = state.limits.max_body_bytes;
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit))?;
-    let source = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .ok()
-        .and_then(|v| v.get("push_source_name")?.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let receipt = tokio::task::spawn_blocking(move || service.push_json(&bytes))
+    // The body's shape is checked first, so a malformed one gets its 400 either way.
+    let request = crate::push::PushRequest::parse(&bytes)?;
+    let source = request.push_source_name.clone();
+    let Some(service) = state.push.clone() else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "there is no push source `{source}`: this server has none; declare one as \
+                 [[push_source]] in skewless.toml (name and source table) and restart it"
+            ),
+        )
+        .with_context("field", "push_source_name")
+        .into());
+    };
+    let receipt = tokio::task::spawn_blocking(move || service.push_request(&request))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("the push failed: {e}")))??;
     let visible = crate::micros::now();
-    if let Some(committed) = receipt.committed {
-        if tokio::time::timeout(PUSH_ACK_TIMEOUT, committed)
-            .await
-            .is_err()
-        {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "the pushed rows are in the write-ahead log but were not committed to the \
-                     offline store within {} s (see the server's log); they will be committed \
-                     when it answers: do not push them again",
-                    PUSH_ACK_TIMEOUT.as_secs()
-                ),
-            )
-            .into());
-        }
+    let waited = match receipt.committed {
+        Some(committed) => tokio::time::timeout(PUSH_ACK_TIMEOUT, committed).await,
+        None => Ok(Ok(())),
+    };
+    if !matches!(waited, Ok(Ok(()))) {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the pushed rows are in the write-ahead log but were not committed to the \
+                 offline store within {} s (see the server's log); they will be committed \
+                 when it answers, or when the server restarts: do not push them again",
+                PUSH_ACK_TIMEOUT.as_secs()
+            ),
+        )
+        .into());
     }
     let freshness = match receipt.to {
         crate::push::To::Offline => None,
