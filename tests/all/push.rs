@@ -322,6 +322,23 @@ fn pushed_rows_are_served_online_at_once() {
             .unwrap();
         assert_eq!(high["values"], json!([false, true, null]), "{served}");
         assert_eq!(high["statuses"][2], "NOT_FOUND", "{served}");
+        let request = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let metrics = String::from_utf8_lossy(&bytes);
+        for needle in [
+            "skewless_pushed_rows_total{push_source=\"txn_push\",to=\"online\"} 2",
+            "skewless_push_duration_seconds_count{to=\"online\"} 1",
+            "skewless_push_freshness_seconds_count{push_source=\"txn_push\"} 1",
+        ] {
+            assert!(
+                metrics.contains(needle),
+                "{needle} missing from:\n{metrics}"
+            );
+        }
     });
     drop(router);
     drop(push);
