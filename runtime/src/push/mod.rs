@@ -3,15 +3,15 @@
 //! store through the same incremental path batch rows take.
 //!
 //! A push names a **push source** (`[[push_source]]` in `skewless.toml`), which is bound to a
-//! source table; the views fed are the views whose `source` is that table ([`fed`]). One push:
+//! source table; the views fed are the views whose `source` is that table (`fed.rs`). One push:
 //!
 //! 1. the rows (`{"column": [values...]}`) are checked against the source table's schema
-//!    ([`rows`]): an unknown or missing column, a value of the wrong type or ragged columns
+//!    (`rows.rs`): an unknown or missing column, a value of the wrong type or ragged columns
 //!    fail the push (4xx) before anything is written;
 //! 2. when the push goes online, every fed view's component runs on the rows (the same
 //!    [`Transform::run`](crate::engine::Transform::run) batch jobs call; a component that
 //!    rejects them fails the push before anything is written);
-//! 3. the rows are appended to the source's **write-ahead log** ([`wal`]) and fsynced;
+//! 3. the rows are appended to the source's **write-ahead log** (`wal.rs`) and fsynced;
 //! 4. when the push goes online, the newest row per entity is written to the online store
 //!    (the monotonic write materialization does); if that fails, the log records the push as
 //!    cancelled and the push fails (503 for a store that is down): nothing was acknowledged

@@ -16,7 +16,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// Connect, read and write timeout, beyond the blocking read's own wait.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A Redis stream read through a consumer group. See the [module docs](self).
+/// A Redis stream read through a consumer group: its pending messages first, then new
+/// ones; dead letters go to `<key>:dead-letter`.
 pub struct RedisStreams {
     url: String,
     client: redis::Client,
