@@ -488,20 +488,27 @@ impl PushService {
             false => Vec::new(),
         };
         let seq = self.log(source, &rows, to)?;
-        if let Some(hook) = &self.options.hook {
+        // Until the rows are handed to the committer, any way out of here (an error, a panic)
+        // cancels the push: an entry left in flight would hold back every later commit.
+        let in_flight = InFlight {
+            service: self,
+            source,
+            seq,
+        };
+        if let Some(hook) = &self.options.hook
+            && let Err(e) = hook.0(PushStep::Logged)
+        {
             // A "crash" here: the push stays in flight, as a dead process leaves it.
-            hook.0(PushStep::Logged)?;
+            std::mem::forget(in_flight);
+            return Err(e);
         }
         let mut online_written = 0;
         for (fed, update) in source.fed.iter().zip(&updates) {
-            match fed.write(update, self.store.as_ref()) {
-                Ok(written) => online_written += written,
-                Err(e) => {
-                    self.cancel(source, seq);
-                    return Err(e.with_context("view", fed.name()));
-                }
-            }
+            online_written += fed
+                .write(update, self.store.as_ref())
+                .map_err(|e| e.with_context("view", fed.name()))?;
         }
+        std::mem::forget(in_flight);
         let (sender, receiver) = match to.waits_for_commit() {
             true => {
                 let (s, r) = tokio::sync::oneshot::channel();
@@ -596,6 +603,19 @@ impl PushService {
             tracing::warn!(error = %e, seq, "could not log a failed push as cancelled; a restart would commit its rows");
         }
         ledger.entries.insert(seq, Entry::Cancelled);
+    }
+}
+
+/// A logged push not yet handed to the committer: cancelled when dropped.
+struct InFlight<'a> {
+    service: &'a PushService,
+    source: &'a Source,
+    seq: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.service.cancel(self.source, self.seq);
     }
 }
 
