@@ -490,16 +490,17 @@ impl PushService {
         let seq = self.log(source, &rows, to)?;
         // Until the rows are handed to the committer, any way out of here (an error, a panic)
         // cancels the push: an entry left in flight would hold back every later commit.
-        let in_flight = InFlight {
+        let mut in_flight = InFlight {
             service: self,
             source,
             seq,
+            armed: true,
         };
         if let Some(hook) = &self.options.hook
             && let Err(e) = hook.0(PushStep::Logged)
         {
             // A "crash" here: the push stays in flight, as a dead process leaves it.
-            std::mem::forget(in_flight);
+            in_flight.armed = false;
             return Err(e);
         }
         let mut online_written = 0;
@@ -508,7 +509,7 @@ impl PushService {
                 .write(update, self.store.as_ref())
                 .map_err(|e| e.with_context("view", fed.name()))?;
         }
-        std::mem::forget(in_flight);
+        in_flight.armed = false;
         let (sender, receiver) = match to.waits_for_commit() {
             true => {
                 let (s, r) = tokio::sync::oneshot::channel();
@@ -611,11 +612,15 @@ struct InFlight<'a> {
     service: &'a PushService,
     source: &'a Source,
     seq: u64,
+    /// Cleared once the push is handed over (or "crashed" by the test hook).
+    armed: bool,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.service.cancel(self.source, self.seq);
+        if self.armed {
+            self.service.cancel(self.source, self.seq);
+        }
     }
 }
 
