@@ -7,7 +7,7 @@
 #
 #   bash benches/historical.sh
 #
-# Needs a release build (`cargo build --release -p skewless-runtime -p skewless-datagen`),
+# Needs a release build (`cargo build --release -p skewless-cli -p skewless-datagen`),
 # GNU time and python3 (to write the entity CSV).
 set -euo pipefail
 cd "$(dirname "$0")/.."

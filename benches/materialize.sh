@@ -12,7 +12,7 @@
 #   bash benches/materialize.sh                  # 1M and 5M rows, embedded and Redis
 #   SIZES="1000000" STORES="embedded" bash benches/materialize.sh
 #
-# Needs: a release build (`cargo build --release -p skewless-runtime -p skewless-datagen`),
+# Needs: a release build (`cargo build --release -p skewless-cli -p skewless-datagen`),
 # the example components (built here), GNU time (`apt-get install -y time`) and, for Redis,
 # redis-server on PATH (started here on a free port and stopped after).
 set -euo pipefail

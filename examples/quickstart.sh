@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 echo "== building skewless and the example transforms"
-cargo build --quiet -p skewless-runtime --bin skewless
+cargo build --quiet -p skewless-cli
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 \
     -p transaction-features -p merchant-category -p time-features
 skewless=target/debug/skewless

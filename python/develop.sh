@@ -15,7 +15,7 @@ if [[ ! -x "$venv/bin/maturin" ]]; then
     exit 1
 fi
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
-cargo build --locked -p skewless-runtime --bin skewless -p skewless-test-components
+cargo build --locked -p skewless-cli -p skewless-test-components
 (cd "$root/python" && maturin develop --locked)
 cd "$root/python"
 python -m pytest -q "$@"

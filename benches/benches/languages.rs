@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group};
 use skewless_runtime::TransformEngine;
-use skewless_runtime::toolchain::Language;
 use skewless_tests::languages::{RUST_ORDER_FEATURES, build_example, order_batch};
+use skewless_toolchain::Language;
 
 const BATCH: usize = 8192;
 

@@ -22,8 +22,8 @@ use skewless_runtime::TransformEngine;
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::{EmbeddedStore, EntityKey, FeatureValue, OnlineStore, StoredRow};
 use skewless_runtime::registry::FeatureRepo;
-use skewless_runtime::server::{self, AppState, Limits};
 use skewless_runtime::serving::{FeatureRequest, OnlineServing};
+use skewless_server::{self as server, AppState, Limits};
 use skewless_tests::feature_repo::TestRepo;
 use tower::ServiceExt;
 

@@ -18,7 +18,7 @@ profile=${PROFILE:-dev}
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 echo "== building skewless, the data generator and the example transforms ($profile)"
-cargo build --quiet --profile "$profile" -p skewless-runtime -p skewless-datagen
+cargo build --quiet --profile "$profile" -p skewless-cli -p skewless-datagen
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 \
     -p transaction-features -p merchant-category -p time-features
 dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")

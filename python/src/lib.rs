@@ -27,6 +27,7 @@
 mod arrow_io;
 mod errors;
 mod online;
+mod signals;
 mod store;
 mod transform;
 
@@ -35,6 +36,10 @@ use pyo3::prelude::*;
 /// The extension module.
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The engine's trap handlers, installed now and remembered, so that every later call can
+    // put them back if Python's faulthandler replaced them (see `signals`).
+    skewless_runtime::engine::install_trap_handlers().map_err(errors::py_err)?;
+    signals::remember();
     module.add_class::<transform::PyEngine>()?;
     module.add_class::<transform::PyTransform>()?;
     module.add_class::<store::PyStore>()?;

@@ -26,6 +26,7 @@ use skewless_runtime::{Error, ErrorKind, Result, TransformEngine};
 use crate::arrow_io::{Input, batch_to_py, table_to_py, write_batches};
 use crate::errors::py_err;
 use crate::online::to_batches;
+use crate::signals;
 use skewless_runtime::micros::parse_time;
 
 /// A feature repo (a folder with a `skewless.toml`) and its stores.
@@ -99,7 +100,7 @@ impl PyStore {
     /// `skewless plan` (`apply = false`) or `skewless apply`: the changes (as the CLI prints
     /// them) and the problems that stop `apply`.
     fn plan(&self, py: Python<'_>, apply: bool) -> PyResult<(Vec<String>, Vec<String>)> {
-        py.detach(|| {
+        signals::detach(py, || {
             let runtime = new_runtime()?;
             let repo = FeatureRepo::open(&self.dir)?;
             let offline = runtime.block_on(OfflineStore::open(&repo.offline_config()))?;
@@ -129,7 +130,7 @@ impl PyStore {
         path: PathBuf,
         create: bool,
     ) -> PyResult<(u64, i64, bool)> {
-        py.detach(|| {
+        signals::detach(py, || {
             let runtime = new_runtime()?;
             let repo = FeatureRepo::open(&self.dir)?;
             let offline = runtime.block_on(OfflineStore::open(&repo.offline_config()))?;
@@ -155,7 +156,7 @@ impl PyStore {
         end_us: Option<i64>,
         incremental: bool,
     ) -> PyResult<Vec<MaterializedTuple>> {
-        py.detach(|| {
+        signals::detach(py, || {
             let opened = OpenedRepo::open(&self.dir)?;
             let context = opened.context();
             let online = self.online_store(context.repo)?;
@@ -207,7 +208,7 @@ impl PyStore {
         memory_budget_mib: u32,
     ) -> PyResult<PyTrainingSet> {
         let entities = Input::read(entities)?;
-        py.detach(|| {
+        signals::detach(py, || {
             let entities = entities.into_batch()?;
             let opened = OpenedRepo::open(&self.dir)?;
             let context = opened.context();
@@ -262,7 +263,7 @@ impl PyStore {
     /// Online features for a request in the JSON shape of the server's
     /// `POST /get-online-features`, answered by the code the server runs.
     fn online(&self, py: Python<'_>, request_json: &str) -> PyResult<PyOnlineAnswer> {
-        py.detach(|| {
+        signals::detach(py, || {
             let request = FeatureRequest::from_json(request_json.as_bytes())?;
             let serving = self.serving()?;
             let features = serving.serving.get(&request)?;
@@ -457,7 +458,7 @@ impl PyTrainingSet {
     /// Writes it to a Parquet file exactly as `skewless historical --out` does; returns the
     /// rows written.
     fn write_parquet(&self, py: Python<'_>, path: PathBuf) -> PyResult<usize> {
-        py.detach(|| {
+        signals::detach(py, || {
             write_batches(
                 &path,
                 self.batch.schema(),

@@ -16,6 +16,7 @@ use skewless_runtime::{Error, ErrorKind, Transform, TransformEngine};
 
 use crate::arrow_io::{Input, batch_to_py, table_to_py};
 use crate::errors::py_err;
+use crate::signals;
 
 /// A transform engine: sandbox settings and the compiled cache.
 #[pyclass(module = "skewless._native", name = "Engine", frozen)]
@@ -137,13 +138,13 @@ impl PyTransform {
     ) -> PyResult<Py<PyAny>> {
         match Input::read(data)? {
             Input::Batch(batch) => {
-                let output = py.detach(|| self.transform.run(&batch)).map_err(py_err)?;
+                let output = signals::detach(py, || self.transform.run(&batch)).map_err(py_err)?;
                 batch_to_py(py, &output)
             }
             Input::Stream(_, batches) => {
                 let threads = threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                let outputs = py.detach(|| self.run_all(batches, threads))?;
+                let outputs = signals::detach(py, || self.run_all(batches, threads))?;
                 table_to_py(py, self.transform.output_schema().clone(), outputs)
             }
         }

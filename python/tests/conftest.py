@@ -92,7 +92,7 @@ def guests() -> Path:
 def cli() -> Path:
     """The `skewless` binary."""
     default = WORKSPACE / "target" / "debug" / "skewless"
-    return _need(Path(os.environ.get("SKEWLESS_BIN", default)), "the skewless binary", "built by `cargo build -p skewless-runtime`")
+    return _need(Path(os.environ.get("SKEWLESS_BIN", default)), "the skewless binary", "built by `cargo build -p skewless-cli`")
 
 
 @pytest.fixture(scope="session")

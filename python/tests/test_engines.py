@@ -129,10 +129,10 @@ import ray, ray.data
 import skewless
 from test_engines import mapper, rows
 
-# ray.init() first: it enables Python's faulthandler, which takes over the signal handlers
-# the engine turns wasm traps into errors with; engines created after it keep theirs.
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+# The transform before ray.init(), which enables Python's faulthandler on top of the engine's
+# trap handlers: the package puts them back before each call, so the order does not matter.
 transform = skewless.Transform(sys.argv[1])
+ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 ds = ray.data.from_arrow(rows()).map_batches(mapper(transform), batch_format="pyarrow", batch_size=1000)
 pq.write_table(pa.concat_tables(ray.get(ds.to_arrow_refs())), sys.argv[2])
 ray.shutdown()

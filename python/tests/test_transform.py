@@ -141,6 +141,40 @@ def test_a_failing_component_raises_by_kind_and_the_engine_keeps_running(guests)
     assert hostile.run(mode(0)).column("out").to_pylist() == [1]
 
 
+FAULTHANDLER_AFTER_THE_ENGINE = """
+import faulthandler, sys
+import pyarrow as pa
+import skewless
+
+hostile = skewless.Transform(sys.argv[1], skewless.Engine(cache_dir=False))
+# What ray.init() and `python -X faulthandler` do: handlers of its own for SIGSEGV, SIGILL and
+# SIGFPE, on top of the engine's.
+faulthandler.enable()
+for _ in range(2):
+    try:
+        hostile.run(pa.record_batch({"mode": pa.array([3], pa.int32())}))
+    except skewless.Trapped as e:
+        print("trapped:", e.context["digest"])
+print(hostile.run(pa.record_batch({"mode": pa.array([0], pa.int32())})).column("out").to_pylist())
+"""
+
+
+def test_a_trap_stays_an_exception_after_faulthandler_is_enabled(guests):
+    # In a process of its own: pytest enables faulthandler before the engine exists, which is
+    # the harmless order; this is the other one.
+    done = subprocess.run(
+        [sys.executable, "-c", FAULTHANDLER_AFTER_THE_ENGINE, str(guests / "hostile_guest.wasm")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and all(line.startswith("trapped: sha256:") for line in lines[:2]), done.stdout
+    assert lines[2] == "[1]"
+    assert "Fatal Python error" not in done.stderr
+
+
 def test_data_that_is_not_arrow_is_a_type_error(txn):
     with pytest.raises(TypeError, match="__arrow_c_stream__"):
         txn.run({"amount": [1.0]})

@@ -17,16 +17,16 @@ use std::sync::Arc;
 
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 
-use crate::aggregate::Aggregation;
+use crate::aggregate::{Aggregation, OutputType};
 use crate::batch::accepts;
 use crate::engine::TransformEngine;
 use crate::error::Result;
 use crate::offline::{OfflineStore, TableName};
 use crate::registry::{
     AggregateViewSpec, AppliedRegistry, AppliedView, BatchViewSpec, FeatureRef, FeatureRepo,
-    KeyType, RequestViewSpec, ViewKind,
+    KeyType, NO_TRANSFORM, RequestViewSpec, ViewKind,
 };
-use crate::signature::{DataType, Signature, UTC};
+use crate::signature::{DataType, Field, Signature, UTC};
 
 /// The event-timestamp column of every feature table.
 pub const EVENT_TS: &str = "event_ts";
@@ -52,6 +52,11 @@ pub enum Change {
         /// Digest of the component now.
         to: String,
     },
+    /// An aggregate view whose aggregations changed (same component).
+    UpdateAggregations {
+        /// View name.
+        view: String,
+    },
     /// A view in the registry that `skewless.toml` no longer declares (its feature table is
     /// kept: Iceberg history is never deleted by apply).
     RemoveView {
@@ -70,6 +75,7 @@ impl fmt::Display for Change {
         match self {
             Change::AddView { view, digest } => write!(f, "+ view {view} ({digest})"),
             Change::UpdateView { view, from, to } => write!(f, "~ view {view} ({from} -> {to})"),
+            Change::UpdateAggregations { view } => write!(f, "~ view {view} (aggregations)"),
             Change::RemoveView { view } => write!(f, "- view {view} (feature table kept)"),
             Change::CreateTable { table } => write!(f, "+ table {table}"),
         }
@@ -116,23 +122,20 @@ pub async fn plan(
             check_batch_view(repo, offline, view, &applied.signature, &mut problems).await?;
         views.insert(view.name.clone(), applied);
         if let Some(schema) = checked {
-            match offline.table_exists(&table).await? {
-                false => tables.push((table, schema)),
-                true => {
-                    let existing = offline.arrow_schema(&table).await?;
-                    if !same_columns(&existing, &schema) {
-                        problems.push(format!(
-                            "{at}: feature table {table} exists with other columns than the transform \
-                             now produces; changing a view's outputs is not supported yet: give the \
-                             changed view a new name"
-                        ));
-                    }
-                }
-            }
+            plan_table(offline, &at, table, schema, &mut tables, &mut problems).await?;
         }
     }
     for view in &spec.aggregate_views {
-        check_aggregate_view(repo, engine, offline, view, &mut problems).await?;
+        let at = format!("aggregate view `{}`", view.name);
+        let table = repo.feature_table(&view.name)?;
+        if let Some(applied) =
+            check_aggregate_view(repo, engine, offline, view, &table, &mut problems).await?
+        {
+            let keys = join_keys(repo, &view.entities);
+            let schema = feature_table_schema(&keys, &applied.signature);
+            views.insert(view.name.clone(), applied);
+            plan_table(offline, &at, table, schema, &mut tables, &mut problems).await?;
+        }
     }
     for view in &spec.request_views {
         let at = format!("request view `{}`", view.name);
@@ -147,16 +150,16 @@ pub async fn plan(
             let Ok(r) = FeatureRef::parse(feature) else {
                 continue;
             };
-            if let Some(AppliedView { signature, .. }) = views.get(&r.view)
+            if let Some(view) = views.get(&r.view)
                 && r.feature != "*"
-                && signature.output(&r.feature).is_none()
+                && !view.features().contains(&r.feature.as_str())
             {
                 problems.push(format!(
                     "feature service `{}` lists `{r}`, but view `{}` has no output `{}` (outputs: [{}])",
                     service.name,
                     r.view,
                     r.feature,
-                    names(&signature.outputs)
+                    view.features().join(", ")
                 ));
             }
         }
@@ -175,6 +178,9 @@ pub async fn plan(
                 from: old.digest.clone(),
                 to: view.digest.clone(),
             }),
+            Some(old) if old.aggregations != view.aggregations => {
+                changes.push(Change::UpdateAggregations { view: name.clone() })
+            }
             Some(_) => {}
         }
     }
@@ -237,16 +243,41 @@ fn load(
             } else {
                 ViewKind::Request
             },
-            transform: transform.to_owned(),
+            transform: Some(transform.to_owned()),
             digest: t.digest().to_owned(),
             signature: t.signature().clone(),
             table: table.map(ToString::to_string),
+            aggregations: Vec::new(),
         }),
         Err(e) => {
             problems.push(format!("{at}: {e}"));
             None
         }
     }
+}
+
+/// Plans the creation of a view's feature table, or checks that the existing one has the
+/// columns the view now produces.
+async fn plan_table(
+    offline: &OfflineStore,
+    at: &str,
+    table: TableName,
+    schema: SchemaRef,
+    tables: &mut Vec<(TableName, SchemaRef)>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    if !offline.table_exists(&table).await? {
+        tables.push((table, schema));
+        return Ok(());
+    }
+    let existing = offline.arrow_schema(&table).await?;
+    if !same_columns(&existing, &schema) {
+        problems.push(format!(
+            "{at}: feature table {table} exists with other columns than the view now produces; \
+             changing a view's outputs is not supported yet: give the changed view a new name"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a batch view against its source; returns its feature table's schema when sound.
@@ -348,23 +379,25 @@ async fn check_batch_view(
 
 /// Checks an aggregate view: its source, keys and timestamps, its transform if any, and every
 /// aggregation against the type of the column it aggregates (the transform's output, or the
-/// source column without a transform). Aggregate views are checked, not yet registered: see
-/// `docs/aggregations.md` for what is planned.
+/// source column without a transform). Returns what the registry records for it when sound:
+/// its component (or the identity over the source columns aggregated) and its aggregations.
 async fn check_aggregate_view(
     repo: &FeatureRepo,
     engine: &TransformEngine,
     offline: &OfflineStore,
     view: &AggregateViewSpec,
+    table: &TableName,
     problems: &mut Vec<String>,
-) -> Result<()> {
+) -> Result<Option<AppliedView>> {
     let at = format!("aggregate view `{}`", view.name);
+    let before = problems.len();
     let source = TableName::parse(&view.source)?;
     if !offline.table_exists(&source).await? {
         problems.push(format!(
             "{at}: source table {source} does not exist; ingest data with \
              `skewless ingest {source} --from <file> --create`"
         ));
-        return Ok(());
+        return Ok(None);
     }
     let schema = offline.arrow_schema(&source).await?;
     let source_columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -398,10 +431,11 @@ async fn check_aggregate_view(
         }
     }
     // The columns an aggregation can read, with their types.
+    let mut component = None;
     let columns: Vec<(String, DataType)> = match &view.transform {
         Some(transform) => {
             let Some(applied) = load(repo, engine, &at, transform, problems, None) else {
-                return Ok(());
+                return Ok(None);
             };
             // The transform reads the source as a batch view's does.
             let before = problems.len();
@@ -423,14 +457,16 @@ async fn check_aggregate_view(
                 }
             }
             if problems.len() > before {
-                return Ok(());
+                return Ok(None);
             }
-            applied
+            let columns = applied
                 .signature
                 .outputs
                 .iter()
                 .map(|f| (f.name.clone(), f.data_type))
-                .collect()
+                .collect();
+            component = Some(applied);
+            columns
         }
         None => schema
             .fields()
@@ -445,7 +481,46 @@ async fn check_aggregate_view(
             problems.push(format!("{at}: {problem}"));
         }
     }
-    Ok(())
+    if problems.len() > before {
+        return Ok(None);
+    }
+    let mut applied = match component {
+        Some(applied) => applied,
+        None => {
+            // The identity over the source columns the aggregations read, in source order.
+            let read: Vec<Field> = schema
+                .fields()
+                .iter()
+                .filter(|f| {
+                    view.aggregations
+                        .iter()
+                        .any(|a| a.column.as_deref() == Some(f.name().as_str()))
+                })
+                .filter_map(|f| {
+                    let t = lookup(f.name())?;
+                    Some(Field::new(f.name().clone(), t, f.is_nullable()))
+                })
+                .collect();
+            AppliedView {
+                kind: ViewKind::Aggregate,
+                transform: None,
+                digest: NO_TRANSFORM.to_owned(),
+                signature: Signature {
+                    name: view.name.clone(),
+                    version: String::new(),
+                    description: format!("the columns of {source} that `{}` aggregates", view.name),
+                    inputs: read.clone(),
+                    outputs: read,
+                },
+                table: None,
+                aggregations: Vec::new(),
+            }
+        }
+    };
+    applied.kind = ViewKind::Aggregate;
+    applied.table = Some(table.to_string());
+    applied.aggregations = view.aggregations.clone();
+    Ok(Some(applied))
 }
 
 /// The type an aggregation sees for a source column of Arrow type `t` (read as the data path
@@ -468,7 +543,7 @@ fn column_type(t: &ArrowType) -> Option<DataType> {
 }
 
 /// The join keys of `entities`, in order, with their types.
-pub(crate) fn join_keys(repo: &FeatureRepo, entities: &[String]) -> Vec<(String, KeyType)> {
+pub fn join_keys(repo: &FeatureRepo, entities: &[String]) -> Vec<(String, KeyType)> {
     entities
         .iter()
         .filter_map(|e| repo.spec().entities.iter().find(|s| s.name == *e))
@@ -533,23 +608,25 @@ fn check_request_view(
         let Ok(r) = FeatureRef::parse(feature) else {
             continue;
         };
-        let Some(AppliedView {
-            signature: stored, ..
-        }) = views.get(&r.view)
-        else {
+        let Some(stored) = views.get(&r.view) else {
             continue;
         };
-        match stored.output(&r.feature) {
+        match stored_feature_type(stored, &r.feature) {
             None => problems.push(format!(
                 "{at}: input `{}` reads `{r}`, but view `{}` has no output `{}` (outputs: [{}])",
                 input.name,
                 r.view,
                 r.feature,
-                names(&stored.outputs)
+                stored.features().join(", ")
             )),
-            Some(f) if f.data_type != input.data_type => problems.push(format!(
-                "{at}: input `{}` is {} but `{r}` is {}",
-                input.name, input.data_type, f.data_type
+            Some(OutputType::List(t)) => problems.push(format!(
+                "{at}: input `{}` reads `{r}`, a list of {t}; a transform's input cannot be a \
+                 list (the component contract has no list type)",
+                input.name
+            )),
+            Some(OutputType::Scalar(t)) if t != input.data_type => problems.push(format!(
+                "{at}: input `{}` is {} but `{r}` is {t}",
+                input.name, input.data_type
             )),
             Some(_) if !input.nullable => problems.push(format!(
                 "{at}: input `{}` reads the stored feature `{r}`, which is null for an entity \
@@ -569,7 +646,23 @@ fn check_request_view(
     }
 }
 
-fn names(fields: &[crate::signature::Field]) -> String {
+/// The type of feature `feature` of a stored (batch or aggregate) view, `None` if it has none.
+fn stored_feature_type(view: &AppliedView, feature: &str) -> Option<OutputType> {
+    match view.kind {
+        ViewKind::Aggregate => view
+            .resolved_aggregations()
+            .ok()?
+            .into_iter()
+            .find(|a| a.name == feature)
+            .map(|a| a.output),
+        ViewKind::Batch | ViewKind::Request => view
+            .signature
+            .output(feature)
+            .map(|f| OutputType::Scalar(f.data_type)),
+    }
+}
+
+fn names(fields: &[Field]) -> String {
     fields
         .iter()
         .map(|f| f.name.as_str())

@@ -12,8 +12,11 @@ use std::fmt;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Who or what is at fault.
+///
+/// Exhaustive on purpose: the server's status codes, the CLI's exit codes and the Python
+/// package's exception classes match on every kind, so a new kind cannot slip through any of
+/// them unmapped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// Input data or arguments that cannot be used: a malformed file, a bad value.
     InvalidInput,

@@ -13,9 +13,16 @@
 //! store; `historical` builds point-in-time correct training sets; `serve` answers online feature
 //! requests over HTTP.
 //!
-//! Modules, with dependencies pointing downward only:
-//! - [`cli`]: the `skewless` command line (thin: parse, call, render);
-//! - [`server`]: the online HTTP server (axum; thin: parse, call, render);
+//! The crates of the workspace, with dependencies pointing downward only:
+//! - `skewless-cli`: the `skewless` command line (thin: parse, call, render), the one
+//!   composition root;
+//! - `skewless-server`: the online HTTP server (axum; thin: parse, call, render);
+//! - `skewless-toolchain`: building transform projects (Rust, Python, JavaScript, C) into
+//!   components, and scaffolding them (`skewless new` / `skewless build`);
+//! - this library, which the Python package also builds on, with no HTTP, command-line or
+//!   build-tool code in it.
+//!
+//! Its modules, with dependencies pointing downward only:
 //! - [`materialize`], [`historical`], [`serving`], [`apply`], [`ingest`]: the jobs;
 //! - [`push`]: pushed rows through the same components, online at once and offline in
 //!   micro-batches (a write-ahead log in between);
@@ -27,8 +34,6 @@
 //! - [`online`]: the [`online::OnlineStore`] trait, embedded (LMDB) and Redis backends;
 //! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
 //! - [`signature`]: the host's view of a transform's declared inputs and outputs;
-//! - [`toolchain`]: building transform projects (Rust, Python, JavaScript, C) into components,
-//!   and scaffolding them (`skewless new` / `skewless build`);
 //! - [`error`]: one [`Error`] with a matchable [`ErrorKind`].
 //!
 //! ```no_run
@@ -47,7 +52,6 @@ pub mod aggregate;
 pub mod apply;
 mod batch;
 mod bindings;
-pub mod cli;
 pub mod engine;
 pub mod error;
 pub mod files;
@@ -60,11 +64,9 @@ pub mod online;
 pub mod pipeline;
 pub mod push;
 pub mod registry;
-pub mod server;
 pub mod serving;
 pub mod signature;
 pub mod stream;
-pub mod toolchain;
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};
 pub use error::{Error, ErrorKind, Result};

@@ -828,3 +828,113 @@ aggregations = [
         "{err}"
     );
 }
+
+#[test]
+fn apply_registers_aggregate_views_and_creates_their_feature_tables() {
+    let good = |aggregations: &str| {
+        AGGREGATE_REPO
+            .lines()
+            .filter(|l| {
+                !["bad_", "no_", "raw_amount", "flag_mean"]
+                    .iter()
+                    .any(|b| l.contains(b))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace(
+                "{ name = \"txn_count_1h\", function = \"count\", window = \"1h\" },",
+                aggregations,
+            )
+    };
+    let repo = skewless_tests::feature_repo::TestRepo::new(&good(
+        "{ name = \"txn_count_1h\", function = \"count\", window = \"1h\" },",
+    ));
+    let batches: Vec<_> = skewless_datagen::batches(
+        skewless_datagen::Spec {
+            rows: 100,
+            users: 5,
+            days: 2,
+            ..skewless_datagen::Spec::default()
+        },
+        64,
+    )
+    .collect();
+    repo.ingest("raw.transactions", "txns.parquet", &batches);
+    let plan = repo.apply().expect("apply");
+    let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+    assert!(
+        changes.contains(&"+ table features.user_txn".to_owned()),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&"+ table features.user_txn_features".to_owned()),
+        "{changes:?}"
+    );
+
+    let opened = repo.open().expect("open");
+    let registry = skewless_runtime::registry::AppliedRegistry::load(&opened.registry_path())
+        .expect("registry reads")
+        .expect("registry written");
+    let direct = &registry.views["user_txn"];
+    assert_eq!(direct.kind, skewless_runtime::registry::ViewKind::Aggregate);
+    assert_eq!(direct.transform, None);
+    assert_eq!(direct.digest, skewless_runtime::registry::NO_TRANSFORM);
+    assert_eq!(
+        direct.features(),
+        [
+            "txn_count_1h",
+            "amount_sum_24h",
+            "amount_mean_7d",
+            "amount_max_lifetime",
+            "last_merchants",
+            "merchants_30d"
+        ]
+    );
+    // Without a transform, the feature table stores the source columns aggregated, in source
+    // order, beside the keys and timestamps.
+    let columns = |table: &str| -> Vec<String> {
+        let table = skewless_runtime::offline::TableName::parse(table).expect("table name");
+        let schema = (repo.rt)
+            .block_on(repo.offline().arrow_schema(&table))
+            .expect("feature table exists");
+        schema.fields().iter().map(|f| f.name().clone()).collect()
+    };
+    assert_eq!(
+        columns("features.user_txn"),
+        ["user_id", "event_ts", "created_ts", "amount", "merchant"]
+    );
+    let derived = &registry.views["user_txn_features"];
+    assert!(derived.digest.starts_with("sha256:"), "{}", derived.digest);
+    assert_eq!(
+        columns("features.user_txn_features"),
+        [
+            "user_id",
+            "event_ts",
+            "created_ts",
+            "amount_log1p",
+            "amount_zscore",
+            "amount_bucket",
+            "amount_to_balance_ratio",
+            "is_high_value"
+        ]
+    );
+
+    // Changed aggregations over the same columns are a change to the view.
+    let changed = good("{ name = \"txn_count_1h\", function = \"count\", window = \"2h\" },");
+    std::fs::write(
+        repo.path().join("skewless.toml"),
+        changed.replace(
+            "{TRANSACTION_FEATURES}",
+            skewless_tests::components::TRANSACTION_FEATURES,
+        ),
+    )
+    .expect("rewrite");
+    let plan = repo.plan().expect("plan");
+    let changes: Vec<String> = plan.changes.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        changes,
+        ["~ view user_txn (aggregations)"],
+        "{:?}",
+        plan.problems
+    );
+}

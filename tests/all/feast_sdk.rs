@@ -9,7 +9,7 @@
 //! server against its own `/openapi.json`: no 5xx, no body the spec and the server judge
 //! differently.
 
-use skewless_runtime::server;
+use skewless_server as server;
 use skewless_tests::python::{python_or_skip, run_script};
 
 use crate::server::{block_on, limits, materialized, router};

@@ -6,7 +6,7 @@
 //! same batches (edge values, nulls, NaN payloads, several sizes) through the engine, and
 //! every output column must equal the Rust one bit for bit (floats compared by their bits).
 //!
-//! Components are built through `skewless_runtime::toolchain` (as `skewless build` does) and
+//! Components are built through `skewless_toolchain` (as `skewless build` does) and
 //! cached under `target/languages` (see `skewless_tests::languages`). Each is built, compiled
 //! and loaded once per test run and shared by the tests that use it: compiling an
 //! interpreter-sized component takes seconds.
@@ -18,9 +18,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use skewless_runtime::toolchain::{self, BuildOptions, Language, ScaffoldOptions};
 use skewless_runtime::{ErrorKind, Transform, TransformEngine};
 use skewless_tests::languages::{self, RUST_ORDER_FEATURES, order_batch};
+use skewless_toolchain::{self as toolchain, BuildOptions, Language, ScaffoldOptions};
 
 /// One engine for the whole test binary, so that each component is compiled once.
 fn engine() -> &'static TransformEngine {

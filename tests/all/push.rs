@@ -21,9 +21,9 @@ use skewless_runtime::historical::{MemoryBudget, Request as HistoricalRequest, R
 use skewless_runtime::online::OnlineStore;
 use skewless_runtime::push::{PushHook, PushOptions, PushService, PushStep};
 use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo};
-use skewless_runtime::server::{self, AppState, Limits};
 use skewless_runtime::serving::OnlineServing;
 use skewless_runtime::{Error, ErrorKind, TransformEngine};
+use skewless_server::{self as server, AppState, Limits};
 use skewless_tests::feature_repo::TestRepo;
 use skewless_tests::redis_server::RedisServer;
 use tower::ServiceExt;

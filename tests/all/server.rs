@@ -22,8 +22,8 @@ use skewless_runtime::historical::{MemoryBudget, Request as HistoricalRequest, R
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::OnlineStore;
 use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo};
-use skewless_runtime::server::{self, AppState, Limits};
 use skewless_runtime::serving::{FeatureRequest, OnlineServing, QUICK_ROWS};
+use skewless_server::{self as server, AppState, Limits};
 use skewless_tests::feature_repo::TestRepo;
 use skewless_tests::redis_server::RedisServer;
 use tower::ServiceExt;

@@ -1,5 +1,5 @@
 //! The `order-features` example in every language, built through the same
-//! `skewless_runtime::toolchain` code as `skewless build`, and the input batches the
+//! `skewless_toolchain` code as `skewless build`, and the input batches the
 //! cross-language tests and benchmarks run it on.
 //!
 //! Components are built into `target/languages/<example>/`; a build whose inputs did not
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow_array::{Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use skewless_runtime::TransformEngine;
-use skewless_runtime::toolchain::{self, BuildOptions, Built, Language};
+use skewless_toolchain::{self as toolchain, BuildOptions, Built, Language};
 
 /// The Rust original every other language is compared with.
 pub use skewless_test_components::ORDER_FEATURES as RUST_ORDER_FEATURES;

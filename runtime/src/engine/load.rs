@@ -18,7 +18,7 @@ pub(crate) const WORLD: &str = "skewless:transform/feature-transform@0.1.0";
 const REQUIRED_EXPORTS: [&str; 2] = ["describe", "transform"];
 
 /// `sha256:<hex>` of a component's bytes: the identity of a transform everywhere.
-pub(crate) fn digest(bytes: &[u8]) -> String {
+pub fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 

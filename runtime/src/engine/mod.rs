@@ -41,7 +41,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use transform::Transform;
 
-pub(crate) use load::digest;
+pub use load::digest;
 
 use crate::error::{Error, ErrorKind, Result};
 use cache::CompiledCache;
@@ -241,6 +241,20 @@ impl TransformEngine {
     pub fn load_bytes(&self, bytes: &[u8]) -> Result<Transform> {
         load::load(self.inner.clone(), bytes)
     }
+}
+
+/// Installs the process's trap handlers now, as the first engine would: the signal handlers
+/// (SIGSEGV, SIGILL, SIGFPE) that turn a trapping component into [`ErrorKind::Trapped`]
+/// instead of a crash. They stay for the life of the process. An embedder that must know
+/// which handlers are the engine's (the Python package, whose `faulthandler` replaces them)
+/// calls this first, then reads them.
+pub fn install_trap_handlers() -> Result<()> {
+    Engine::new(&Config::new()).map(drop).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot create the WebAssembly engine: {e}"),
+        )
+    })
 }
 
 fn wasmtime_config(config: &EngineConfig, pooling: bool) -> Config {

@@ -91,6 +91,19 @@ impl Retrieval<'_> {
         request.memory.check()?;
         let labels = label_times(entities)?;
         let wanted = self.expand(&request.features)?;
+        if let Some(r) = wanted
+            .iter()
+            .find(|r| matches!(self.kind(&r.view), Ok(ViewKind::Aggregate)))
+        {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "`{r}` is a feature of aggregate view `{}`; historical retrieval of \
+                     aggregates is not wired yet",
+                    r.view
+                ),
+            ));
+        }
         // Stored features that request-time views read, fetched even when not requested.
         let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for r in &wanted {
@@ -149,6 +162,7 @@ impl Retrieval<'_> {
         for r in &wanted {
             let column = match self.kind(&r.view)? {
                 ViewKind::Batch => joined[&(r.view.clone(), r.feature.clone())].clone(),
+                ViewKind::Aggregate => unreachable!("refused above"),
                 ViewKind::Request => {
                     if !computed.contains_key(&r.view) {
                         let out = self
@@ -229,14 +243,13 @@ impl Retrieval<'_> {
     fn expand(&self, features: &[FeatureRef]) -> Result<Vec<FeatureRef>> {
         let mut out = Vec::new();
         for r in features {
-            let signature = &self.applied(&r.view)?.signature;
+            let names = self.applied(&r.view)?.features();
             if r.feature == "*" {
-                out.extend(signature.outputs.iter().map(|f| FeatureRef {
+                out.extend(names.iter().map(|f| FeatureRef {
                     view: r.view.clone(),
-                    feature: f.name.clone(),
+                    feature: (*f).to_owned(),
                 }));
-            } else if signature.output(&r.feature).is_none() {
-                let names: Vec<&str> = signature.outputs.iter().map(|f| f.name.as_str()).collect();
+            } else if !names.contains(&r.feature.as_str()) {
                 return Err(Error::new(
                     ErrorKind::NotFound,
                     format!(

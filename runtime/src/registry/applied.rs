@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::Aggregation;
 use crate::error::{Error, ErrorKind, Result};
+use crate::registry::AggregationSpec;
 use crate::signature::Signature;
 
 /// The kind of a feature view.
@@ -21,21 +23,76 @@ pub enum ViewKind {
     Batch,
     /// Computed per request.
     Request,
+    /// Windowed aggregations over a source table (`[[aggregate_view]]`): its feature table
+    /// holds the rows aggregated, its features are the aggregations.
+    Aggregate,
 }
 
 /// One applied view.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppliedView {
-    /// Batch or request-time.
+    /// Batch, request-time or aggregate.
     pub kind: ViewKind,
-    /// The component path as written in `skewless.toml`.
-    pub transform: PathBuf,
-    /// `sha256:<hex>` of the component applied.
+    /// The component path as written in `skewless.toml`; `None` for an aggregate view that
+    /// aggregates its source's columns as they are.
+    pub transform: Option<PathBuf>,
+    /// `sha256:<hex>` of the component applied, or [`NO_TRANSFORM`].
     pub digest: String,
-    /// Its signature.
+    /// The component's signature. For an aggregate view without a transform, the identity
+    /// over the source columns its aggregations read: either way, `outputs` are the columns
+    /// the view's feature table stores beside the keys and timestamps.
     pub signature: Signature,
-    /// The offline feature table (batch views).
+    /// The offline feature table (batch and aggregate views).
     pub table: Option<String>,
+    /// The aggregations of an aggregate view, as declared (its features, in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregations: Vec<AggregationSpec>,
+}
+
+/// The digest recorded for an aggregate view without a transform.
+pub const NO_TRANSFORM: &str = "none";
+
+impl AppliedView {
+    /// The view's feature names: its aggregations for an aggregate view, its component's
+    /// outputs otherwise.
+    pub fn features(&self) -> Vec<&str> {
+        match self.kind {
+            ViewKind::Aggregate => self.aggregations.iter().map(|a| a.name.as_str()).collect(),
+            ViewKind::Batch | ViewKind::Request => self
+                .signature
+                .outputs
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect(),
+        }
+    }
+
+    /// The aggregations of an aggregate view, resolved against the columns its feature table
+    /// stores (empty for other views). `apply` checked them; an error here means the registry
+    /// was edited by hand.
+    pub fn resolved_aggregations(&self) -> Result<Vec<Aggregation>> {
+        let columns: Vec<String> = self
+            .signature
+            .outputs
+            .iter()
+            .map(|f| f.name.clone())
+            .collect();
+        let column_type = |name: &str| self.signature.output(name).map(|f| f.data_type);
+        self.aggregations
+            .iter()
+            .map(|spec| {
+                Aggregation::resolve(spec, column_type, &columns).map_err(|problem| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "the applied registry's aggregate view does not check ({problem}); \
+                             run `skewless apply` to rewrite it"
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
 }
 
 /// The whole record.

@@ -10,7 +10,7 @@ mod duration;
 mod repo;
 mod spec;
 
-pub use applied::{AppliedRegistry, AppliedView, ViewKind};
+pub use applied::{AppliedRegistry, AppliedView, NO_TRANSFORM, ViewKind};
 pub use duration::parse_duration;
 pub use repo::{FEATURE_NAMESPACE, FeatureRepo, OpenedRepo, RepoContext, new_runtime};
 pub(crate) use repo::{problems_error, unknown_feature_service};

@@ -167,20 +167,27 @@ impl FeatureRepo {
             )
         })?;
         // The component the repo declares now: a path edited since `apply` is a change too.
-        let declared = self
-            .spec
-            .batch_views
-            .iter()
+        let spec = &self.spec;
+        let declared = (spec.batch_views.iter())
             .find(|v| v.name == name)
-            .map(|v| &v.transform)
+            .map(|v| Some(&v.transform))
             .or_else(|| {
-                self.spec
-                    .request_views
-                    .iter()
+                (spec.request_views.iter())
                     .find(|v| v.name == name)
-                    .map(|v| &v.transform)
+                    .map(|v| Some(&v.transform))
             })
-            .unwrap_or(&applied.transform);
+            .or_else(|| {
+                (spec.aggregate_views.iter())
+                    .find(|v| v.name == name)
+                    .map(|v| v.transform.as_ref())
+            })
+            .unwrap_or(applied.transform.as_ref())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("view `{name}` has no transform: it aggregates its source's columns"),
+                )
+            })?;
         let path = self.dir.join(declared);
         let transform = engine.load_file(&path)?;
         if transform.digest() != applied.digest {

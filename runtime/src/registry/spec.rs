@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::duration::parse_duration;
 use crate::error::{Error, ErrorKind, Result};
@@ -263,7 +263,7 @@ pub struct AggregateViewSpec {
 
 /// One aggregation of an aggregate view,
 /// `{ name = "amount_sum_24h", function = "sum", column = "amount", window = "24h" }`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AggregationSpec {
     /// The feature's name.
@@ -272,10 +272,12 @@ pub struct AggregationSpec {
     /// `approx_count_distinct`, `variance` or `stddev`.
     pub function: String,
     /// The column aggregated (optional for `count`, which then counts rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
     /// A duration (`1h`, `24h`, `7d`) or `lifetime`.
     pub window: String,
     /// How many values `last_n` keeps.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub k: Option<u32>,
 }
 

@@ -35,8 +35,8 @@ use serde_json::Value;
 
 use request::EntityColumns;
 pub use request::FeatureRequest;
-pub(crate) use request::json_kind;
-pub(crate) use values::{JsonValue, format_timestamp};
+pub use request::json_kind;
+pub use values::{JsonValue, format_timestamp};
 
 use crate::engine::{Transform, TransformEngine};
 use crate::error::{Error, ErrorKind, Result};
@@ -520,6 +520,15 @@ impl OnlineServing {
             features.push(match s.view.kind {
                 ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
                 ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
+                ViewKind::Aggregate => {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "view `{}` is an aggregate view; serving aggregates is not wired yet",
+                            s.view.name
+                        ),
+                    ));
+                }
             });
         }
         Ok(OnlineFeatures {

@@ -198,7 +198,7 @@ fn describe(value: &Value) -> String {
 }
 
 /// "a string", "an object"...: what a JSON value is, for messages.
-pub(crate) fn json_kind(value: &Value) -> &'static str {
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -142,7 +142,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
 
 /// Formats microseconds since the epoch as RFC 3339 in UTC (`Z`), with as many fractional
 /// digits as needed.
-pub(crate) fn format_timestamp(micros: i64) -> String {
+pub fn format_timestamp(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros).map_or_else(
         || micros.to_string(),
         |t| t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
@@ -151,7 +151,7 @@ pub(crate) fn format_timestamp(micros: i64) -> String {
 
 /// Serializes a [`FeatureValue`] in the JSON form of the module table.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct JsonValue<'a>(pub(crate) &'a FeatureValue);
+pub struct JsonValue<'a>(pub &'a FeatureValue);
 
 impl Serialize for JsonValue<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

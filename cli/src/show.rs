@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::output::outln;
-use crate::error::{Error, ErrorKind, Result};
-use crate::files;
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::files;
 
 #[derive(Debug, Args)]
 pub(super) struct ShowArgs {

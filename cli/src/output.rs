@@ -32,17 +32,17 @@ pub(crate) fn write(args: fmt::Arguments<'_>) {
 /// `print!` that survives a closed stdout (see the module docs).
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::output::write(format_args!($($arg)*))
+        $crate::output::write(format_args!($($arg)*))
     };
 }
 
 /// `println!` that survives a closed stdout (see the module docs).
 macro_rules! outln {
     () => {
-        $crate::cli::output::write(format_args!("\n"))
+        $crate::output::write(format_args!("\n"))
     };
     ($($arg:tt)*) => {
-        $crate::cli::output::write(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::output::write(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 

@@ -8,10 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Runtime;
 
 use super::output::outln;
-use crate::error::{Error, ErrorKind, Result};
-use crate::materialize::{self, Job, Options};
-use crate::offline::{OfflineStore, TableName};
-use crate::registry::{FeatureRepo, OpenedRepo, RepoContext, new_runtime};
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::materialize::{self, Job, Options};
+use skewless_runtime::offline::{OfflineStore, TableName};
+use skewless_runtime::registry::{FeatureRepo, OpenedRepo, RepoContext, new_runtime};
 
 /// `--repo`, shared by the repo commands.
 #[derive(Debug, Args)]
@@ -79,8 +79,8 @@ pub(super) fn plan(repo: &RepoArg, apply: bool) -> Result<()> {
     let (repo, offline) = open(repo, &rt)?;
     let engine = repo.engine()?;
     let plan = match apply {
-        true => rt.block_on(crate::apply::apply(&repo, &engine, &offline))?,
-        false => rt.block_on(crate::apply::plan(&repo, &engine, &offline))?,
+        true => rt.block_on(skewless_runtime::apply::apply(&repo, &engine, &offline))?,
+        false => rt.block_on(skewless_runtime::apply::plan(&repo, &engine, &offline))?,
     };
     for change in &plan.changes {
         outln!("{change}");
@@ -109,7 +109,7 @@ pub(super) fn ingest(args: &IngestArgs) -> Result<()> {
     let (_, offline) = open(&args.repo, &rt)?;
     let table = TableName::parse(&args.table)?;
     let done = rt
-        .block_on(crate::ingest::ingest(
+        .block_on(skewless_runtime::ingest::ingest(
             &offline,
             &table,
             &args.from,
@@ -129,7 +129,7 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
     let opened = OpenedRepo::open(&args.repo.repo)?;
     let context = opened.context();
     let repo = context.repo;
-    let online = crate::online::open(&repo.online_config())?;
+    let online = skewless_runtime::online::open(&repo.online_config())?;
     let views: Vec<String> = match args.all {
         true => repo
             .spec()
@@ -143,12 +143,12 @@ pub(super) fn materialize(args: &MaterializeArgs) -> Result<()> {
         start_us: args
             .start
             .as_deref()
-            .map(|t| crate::micros::parse_time("--start", t))
+            .map(|t| skewless_runtime::micros::parse_time("--start", t))
             .transpose()?,
         end_us: args
             .end
             .as_deref()
-            .map(|t| crate::micros::parse_time("--end", t))
+            .map(|t| skewless_runtime::micros::parse_time("--end", t))
             .transpose()?,
         incremental: args.incremental,
         threads: 0,
@@ -224,8 +224,8 @@ pub(super) struct GetArgs {
 /// `skewless get`: the online values of entities, with their status (TTL applied at the
 /// time of the read, as serving does).
 pub(super) fn get(args: &GetArgs) -> Result<()> {
-    use crate::online::{EntityKey, KeyValue, status_at};
-    use crate::registry::KeyType;
+    use skewless_runtime::online::{EntityKey, KeyValue, status_at};
+    use skewless_runtime::registry::KeyType;
 
     let repo = FeatureRepo::open(&args.repo.repo)?;
     let registry = repo.applied()?;
@@ -236,7 +236,7 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
             format!("view `{}` is not applied; run `skewless apply`", args.view),
         )
     })?;
-    let key_types = crate::apply::join_keys(&repo, &view.entities);
+    let key_types = skewless_runtime::apply::join_keys(&repo, &view.entities);
     let keys = args
         .keys
         .iter()
@@ -275,10 +275,10 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
             Ok(EntityKey(values))
         })
         .collect::<Result<Vec<_>>>()?;
-    let online = crate::online::open(&repo.online_config())?;
+    let online = skewless_runtime::online::open(&repo.online_config())?;
     let rows = online.read(&args.view, &keys)?;
-    let ttl = crate::registry::RepoSpec::ttl(view)?;
-    let now = crate::micros::now();
+    let ttl = skewless_runtime::registry::RepoSpec::ttl(view)?;
+    let now = skewless_runtime::micros::now();
     for (key, row) in keys.iter().zip(&rows) {
         outln!("{} {key}", args.view);
         for (i, field) in applied.signature.outputs.iter().enumerate() {
@@ -293,8 +293,8 @@ pub(super) fn get(args: &GetArgs) -> Result<()> {
     Ok(())
 }
 
-fn display_value(value: &crate::online::FeatureValue) -> String {
-    use crate::online::FeatureValue as V;
+fn display_value(value: &skewless_runtime::online::FeatureValue) -> String {
+    use skewless_runtime::online::FeatureValue as V;
     match value {
         V::Null => "null".into(),
         V::Boolean(v) => v.to_string(),
@@ -340,7 +340,7 @@ pub(super) struct HistoricalArgs {
     as_of: Option<String>,
     /// Memory for the feature rows being joined, MiB; rows beyond it are partitioned by
     /// entity and spilled to `.skewless/tmp` (entity rows and the output are held whole).
-    #[arg(long, value_name = "MiB", default_value_t = crate::historical::MemoryBudget::DEFAULT_MIB,
+    #[arg(long, value_name = "MiB", default_value_t = skewless_runtime::historical::MemoryBudget::DEFAULT_MIB,
           value_parser = clap::value_parser!(u32).range(1..))]
     memory_budget: u32,
 }
@@ -349,8 +349,8 @@ pub(super) struct HistoricalArgs {
 pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     use std::sync::Arc;
 
-    use crate::historical::{LABEL_TIME, Request, Retrieval};
-    use crate::registry::FeatureRef;
+    use skewless_runtime::historical::{LABEL_TIME, Request, Retrieval};
+    use skewless_runtime::registry::FeatureRef;
 
     let started = std::time::Instant::now();
     let opened = OpenedRepo::open(&args.repo.repo)?;
@@ -378,14 +378,20 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
     };
     let as_of_ms = match &args.as_of {
         None => None,
-        Some(text) => Some(crate::historical::pinned_time(
+        Some(text) => Some(skewless_runtime::historical::pinned_time(
             repo, offline, rt, &features, "--as-of", text,
         )?),
     };
-    let label =
-        crate::signature::Field::new(LABEL_TIME, crate::signature::DataType::Timestamp, false);
-    let (schema, batches) =
-        crate::files::read_batches(&args.entities, std::slice::from_ref(&label), 65_536)?;
+    let label = skewless_runtime::signature::Field::new(
+        LABEL_TIME,
+        skewless_runtime::signature::DataType::Timestamp,
+        false,
+    );
+    let (schema, batches) = skewless_runtime::files::read_batches(
+        &args.entities,
+        std::slice::from_ref(&label),
+        65_536,
+    )?;
     let batches = batches.collect::<Result<Vec<_>>>()?;
     let entities = arrow_select::concat::concat_batches(&schema, &batches)
         .map_err(|e| {
@@ -399,7 +405,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         features,
         full_feature_names: args.full_feature_names,
         as_of_ms,
-        memory: crate::historical::MemoryBudget::mib(args.memory_budget as usize),
+        memory: skewless_runtime::historical::MemoryBudget::mib(args.memory_budget as usize),
     };
     let retrieval = Retrieval { context };
     let bar = progress_bar("training set");
@@ -422,7 +428,7 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         .batch
         .with_schema(schema.clone())
         .map_err(|e| Error::new(ErrorKind::Internal, e.to_string()))?;
-    let mut sink = crate::files::ParquetSink::create(&args.out, schema)?;
+    let mut sink = skewless_runtime::files::ParquetSink::create(&args.out, schema)?;
     sink.write(&batch)?;
     let rows = sink.finish()?;
     let spilled = match set.spill_files {

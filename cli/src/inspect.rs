@@ -6,8 +6,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::output::{out, outln};
-use crate::engine::TransformEngine;
-use crate::signature::{Field, Signature};
+use skewless_runtime::engine::TransformEngine;
+use skewless_runtime::signature::{Field, Signature};
 
 #[derive(Debug, Args)]
 pub(super) struct InspectArgs {
@@ -26,7 +26,10 @@ struct Report<'a> {
     signature: &'a Signature,
 }
 
-pub(super) fn inspect(engine: &TransformEngine, args: &InspectArgs) -> crate::Result<()> {
+pub(super) fn inspect(
+    engine: &TransformEngine,
+    args: &InspectArgs,
+) -> skewless_runtime::Result<()> {
     let transform = engine.load_file(&args.component)?;
     let size_bytes = std::fs::metadata(&args.component)?.len();
     let report = Report {
@@ -35,8 +38,9 @@ pub(super) fn inspect(engine: &TransformEngine, args: &InspectArgs) -> crate::Re
         signature: transform.signature(),
     };
     if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| crate::Error::new(crate::ErrorKind::Internal, e.to_string()))?;
+        let json = serde_json::to_string_pretty(&report).map_err(|e| {
+            skewless_runtime::Error::new(skewless_runtime::ErrorKind::Internal, e.to_string())
+        })?;
         outln!("{json}");
     } else {
         out!("{}", render(&report));

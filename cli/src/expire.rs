@@ -5,9 +5,9 @@ use clap::Args;
 
 use super::output::outln;
 use super::repo::RepoArg;
-use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{OfflineStore, TableName};
-use crate::registry::{FeatureRepo, new_runtime, parse_duration};
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::offline::{OfflineStore, TableName};
+use skewless_runtime::registry::{FeatureRepo, new_runtime, parse_duration};
 
 #[derive(Debug, Args)]
 pub(super) struct ExpireArgs {
@@ -36,7 +36,7 @@ pub(super) fn expire(args: &ExpireArgs) -> Result<()> {
     let age =
         parse_duration(&args.older_than).map_err(|e| e.with_context("flag", "--older-than"))?;
     let cutoff_ms =
-        crate::micros::now() / 1000 - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
+        skewless_runtime::micros::now() / 1000 - i64::try_from(age.as_millis()).unwrap_or(i64::MAX);
     let rt = new_runtime()?;
     let repo = FeatureRepo::open(args.repo.path())?;
     let offline = rt.block_on(OfflineStore::open(&repo.offline_config()))?;

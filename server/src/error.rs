@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::error::{Error, ErrorKind};
+use skewless_runtime::error::{Error, ErrorKind};
 
 /// An [`Error`] on its way to becoming a response, with the status it maps to.
 #[derive(Debug)]

@@ -8,12 +8,12 @@ use std::time::Duration;
 use clap::Args;
 
 use super::EngineArgs;
-use crate::engine::TransformEngine;
-use crate::error::{Error, ErrorKind, Result};
-use crate::push::{PushOptions, PushService};
-use crate::registry::{FeatureRepo, ViewKind};
-use crate::server::{AppState, Limits};
-use crate::serving::{DEFAULT_MAX_ROWS, OnlineServing};
+use skewless_runtime::engine::TransformEngine;
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::push::{PushOptions, PushService};
+use skewless_runtime::registry::{FeatureRepo, ViewKind};
+use skewless_runtime::serving::{DEFAULT_MAX_ROWS, OnlineServing};
+use skewless_server::{AppState, Limits};
 
 #[derive(Debug, Args)]
 pub(super) struct ServeArgs {
@@ -49,7 +49,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         .memory_limit(engine_args.memory_limit_mib.saturating_mul(1 << 20))
         .deadline(request_timeout.min(Duration::from_millis(engine_args.deadline_ms)))
         .build()?;
-    let store = crate::online::open_lazily(&repo.online_config())?;
+    let store = skewless_runtime::online::open_lazily(&repo.online_config())?;
     if let Err(e) = store.ping() {
         tracing::warn!(error = %e, "the online store does not answer yet; /ready reports 503 until it does");
     }
@@ -59,6 +59,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         let kind = match kind {
             ViewKind::Batch => "batch view",
             ViewKind::Request => "request-time view",
+            ViewKind::Aggregate => "aggregate view",
         };
         eprintln!("loaded {kind} {name} ({digest})");
     }
@@ -109,10 +110,10 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
             })?;
         let addr = listener.local_addr().unwrap_or(args.addr);
         eprintln!("serving on http://{addr} (POST /get-online-features; GET /openapi.json)");
-        crate::server::serve(
+        skewless_server::serve(
             listener,
-            crate::server::router(state),
-            crate::server::shutdown_signal(),
+            skewless_server::router(state),
+            skewless_server::shutdown_signal(),
         )
         .await?;
         eprintln!("stopped: requests in flight finished");

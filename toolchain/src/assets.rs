@@ -5,18 +5,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use skewless_runtime::error::{Error, Result};
 
 /// `wit/transform.wit`: the `skewless:transform@0.1.0` package.
-pub(super) const WIT: &str = include_str!("../../../wit/transform.wit");
+pub(super) const WIT: &str = include_str!("../../wit/transform.wit");
 /// The world every transform implements, as toolchains take it.
 pub(super) const WORLD: &str = "feature-transform";
 /// The Python helper module `skewless_guest`.
-pub(super) const PYTHON_HELPER: &str = include_str!("../../../guest-sdk/python/skewless_guest.py");
+pub(super) const PYTHON_HELPER: &str = include_str!("../../guest-sdk/python/skewless_guest.py");
 /// The JavaScript helper module `skewless_guest.js`.
-pub(super) const JS_HELPER: &str = include_str!("../../../guest-sdk/js/skewless_guest.js");
+pub(super) const JS_HELPER: &str = include_str!("../../guest-sdk/js/skewless_guest.js");
 /// The header-only C helper `skewless.h`.
-pub(super) const C_HELPER: &str = include_str!("../../../guest-sdk/c/skewless.h");
+pub(super) const C_HELPER: &str = include_str!("../../guest-sdk/c/skewless.h");
 
 /// Writes `contents` to `path` (creating its directory) unless it already holds exactly that,
 /// so that tools watching modification times see no change.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::engine::TransformEngine;
+use skewless_runtime::engine::TransformEngine;
 
 /// skewless: a feature store whose transforms are WebAssembly components.
 #[derive(Debug, Parser)]
@@ -122,7 +122,7 @@ struct EngineArgs {
 }
 
 impl EngineArgs {
-    fn build(&self) -> crate::Result<TransformEngine> {
+    fn build(&self) -> skewless_runtime::Result<TransformEngine> {
         let mut builder = TransformEngine::builder()
             .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
             .deadline(Duration::from_millis(self.deadline_ms));
@@ -173,7 +173,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> crate::Result<()> {
+fn run(cli: Cli) -> skewless_runtime::Result<()> {
     match cli.command {
         Command::New(args) => new::new(&args),
         Command::Build(args) => build::build(&args),

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `POST /get-online-features` | Feast-compatible features (request and response as Feast's feature server) |
 //! | `POST /v1/online-features` | the same, natively: per value its component digest and exact event time |
-//! | `POST /push` | Feast's push: source rows through the views' components, online at once and offline in micro-batches ([`crate::push`]) |
+//! | `POST /push` | Feast's push: source rows through the views' components, online at once and offline in micro-batches ([`skewless_runtime::push`]) |
 //! | `POST /write-to-online-store` | Feast's write of precomputed feature values: refused (403): it would store values no component computed and the offline store never holds |
 //! | `GET /v1/views` | the views served, their kind and component digest |
 //! | `GET /health` | liveness: the process answers |
@@ -41,9 +41,9 @@ use serde_json::json;
 pub use error::ApiError;
 pub use metrics::Metrics;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::push::PushService;
-use crate::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::push::PushService;
+use skewless_runtime::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
 
 /// The OpenAPI description served at `GET /openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -341,7 +341,7 @@ fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
 /// How long a push waits for the offline commit it asked for before it answers 503.
 const PUSH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Feast's `POST /push` (`{"push_source_name", "df", "to"}`): see [`crate::push`]. 200 once
+/// Feast's `POST /push` (`{"push_source_name", "df", "to"}`): see [`skewless_runtime::push`]. 200 once
 /// the rows are where `to` asks: online (and in the write-ahead log) for `online`, committed
 /// offline (and materialized) for `offline` and `online_and_offline`.
 async fn push(State(state): State<AppState>, body: Body) -> Response {
@@ -367,7 +367,7 @@ async fn pushed(
         .await
         .map_err(|_| ApiError::too_large(limit))?;
     // The body's shape is checked first, so a malformed one gets its 400 either way.
-    let request = crate::push::PushRequest::parse(&bytes)?;
+    let request = skewless_runtime::push::PushRequest::parse(&bytes)?;
     let source = request.push_source_name.clone();
     let Some(service) = state.push.clone() else {
         return Err(Error::new(
@@ -383,7 +383,7 @@ async fn pushed(
     let receipt = tokio::task::spawn_blocking(move || service.push_request(&request))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("the push failed: {e}")))??;
-    let visible = crate::micros::now();
+    let visible = skewless_runtime::micros::now();
     let waited = match receipt.committed {
         Some(committed) => tokio::time::timeout(PUSH_ACK_TIMEOUT, committed).await,
         None => Ok(Ok(())),
@@ -401,7 +401,7 @@ async fn pushed(
         .into());
     }
     let freshness = match receipt.to {
-        crate::push::To::Offline => None,
+        skewless_runtime::push::To::Offline => None,
         _ => receipt
             .oldest_event_us
             .map(|event| Duration::from_micros(visible.saturating_sub(event).max(0) as u64)),
@@ -482,14 +482,14 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
             format!(
                 "the request body is {}, expected an object: {{\"feature_view_name\": \"view\", \
                  \"df\": {{\"column\": [...], ...}}}}",
-                crate::serving::json_kind(&value)
+                skewless_runtime::serving::json_kind(&value)
             ),
         ));
     }
     let view = match value.get("feature_view_name") {
         Some(serde_json::Value::String(view)) => view,
         other => {
-            let given = other.map_or("missing", crate::serving::json_kind);
+            let given = other.map_or("missing", skewless_runtime::serving::json_kind);
             return Err(invalid(
                 "feature_view_name",
                 format!("`feature_view_name` is {given}, expected the name of a feature view"),
@@ -508,7 +508,7 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
                 flag,
                 format!(
                     "`{flag}` is {}, expected true or false",
-                    crate::serving::json_kind(given)
+                    skewless_runtime::serving::json_kind(given)
                 ),
             ));
         }

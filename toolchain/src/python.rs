@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::assets::{self, PYTHON_HELPER, WIT, WORLD};
 use super::process::{self, Tools};
 use super::stamp::Stamp;
-use crate::error::Result;
+use skewless_runtime::error::Result;
 
 /// How to install the tool, as the missing-tool error says it.
 pub(super) const INSTALL: &str = "install it with `pip install componentize-py==0.25.1`";

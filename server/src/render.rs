@@ -28,8 +28,8 @@
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
-use crate::online::{FeatureValue, KeyValue, ReadStatus};
-use crate::serving::{FeatureColumn, JsonValue, OnlineFeatures, format_timestamp};
+use skewless_runtime::online::{FeatureValue, KeyValue, ReadStatus};
+use skewless_runtime::serving::{FeatureColumn, JsonValue, OnlineFeatures, format_timestamp};
 
 /// `body` as JSON, into a buffer sized for the answer `f` up front (growing it as the answer
 /// is written copied it several times).

@@ -1,4 +1,4 @@
-//! The `skewless` binary. All logic lives in the library's [`skewless_runtime::cli`].
+//! The `skewless` binary. All logic lives in [`skewless_cli`].
 
 /// mimalloc rather than the system allocator: a served request allocates many small,
 /// short-lived objects, and glibc's malloc and free took about a third of its time
@@ -7,5 +7,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    skewless_runtime::cli::main()
+    skewless_cli::main()
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::output::outln;
-use crate::toolchain::{Language, ScaffoldOptions, new_project};
+use skewless_toolchain::{Language, ScaffoldOptions, new_project};
 
 #[derive(Debug, Args)]
 pub(super) struct NewArgs {
@@ -23,7 +23,7 @@ pub(super) struct NewArgs {
     guest_sdk: Option<PathBuf>,
 }
 
-pub(super) fn new(args: &NewArgs) -> crate::Result<()> {
+pub(super) fn new(args: &NewArgs) -> skewless_runtime::Result<()> {
     let language: Language = args.lang.parse()?;
     let options = ScaffoldOptions {
         guest_sdk: args.guest_sdk.clone(),

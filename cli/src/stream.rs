@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::push::PushOptions;
-use crate::registry::FeatureRepo;
-use crate::stream::{Consumer, RedisStreams, StreamOptions};
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::push::PushOptions;
+use skewless_runtime::registry::FeatureRepo;
+use skewless_runtime::stream::{Consumer, RedisStreams, StreamOptions};
 
 #[derive(Debug, Args)]
 pub(super) struct StreamArgs {
@@ -41,7 +41,7 @@ pub(super) struct StreamArgs {
 pub(super) fn stream(args: &StreamArgs) -> Result<()> {
     let repo = FeatureRepo::open(&args.repo)?;
     let push = PushOptions::from_repo(&repo)?;
-    let store = crate::online::open_lazily(&repo.online_config())?;
+    let store = skewless_runtime::online::open_lazily(&repo.online_config())?;
     let source = RedisStreams::connect(&args.redis, &args.stream, &args.group, &args.consumer)?;
     let options = StreamOptions {
         batch: args.batch,
@@ -70,7 +70,7 @@ pub(super) fn stream(args: &StreamArgs) -> Result<()> {
                 )
             })?;
         std::thread::spawn(move || {
-            runtime.block_on(crate::server::shutdown_signal());
+            runtime.block_on(skewless_server::shutdown_signal());
             stop.store(true, Ordering::Release);
         });
     }

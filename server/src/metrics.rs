@@ -28,8 +28,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::error::ErrorKind;
-use crate::serving::Timings;
+use skewless_runtime::error::ErrorKind;
+use skewless_runtime::serving::Timings;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -252,7 +252,7 @@ impl Metrics {
     }
 }
 
-impl crate::push::PushObserver for Metrics {
+impl skewless_runtime::push::PushObserver for Metrics {
     fn committed(&self, source: &str, _rows: usize, lag: Duration) {
         self.commit_lag
             .get_or_create(&SourceLabels {

@@ -11,10 +11,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::output::outln;
-use crate::engine::TransformEngine;
-use crate::error::{Error, ErrorKind, Result};
-use crate::files::{self, ParquetSink};
-use crate::pipeline::parallel_map_ordered;
+use skewless_runtime::engine::TransformEngine;
+use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::files::{self, ParquetSink};
+use skewless_runtime::pipeline::parallel_map_ordered;
 
 #[derive(Debug, Args)]
 pub(super) struct RunArgs {

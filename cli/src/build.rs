@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::output::outln;
-use crate::toolchain::{BuildOptions, build as build_project};
+use skewless_toolchain::{BuildOptions, build as build_project};
 
 #[derive(Debug, Args)]
 pub(super) struct BuildArgs {
@@ -17,7 +17,7 @@ pub(super) struct BuildArgs {
     target_dir: Option<PathBuf>,
 }
 
-pub(super) fn build(args: &BuildArgs) -> crate::Result<()> {
+pub(super) fn build(args: &BuildArgs) -> skewless_runtime::Result<()> {
     let options = BuildOptions {
         target_dir: args.target_dir.clone(),
         search_path: None,
