@@ -13,6 +13,7 @@ mod repo;
 mod run;
 mod serve;
 mod show;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +94,13 @@ enum Command {
         after_help = "Example:\n  skewless serve --repo examples/feature-repo --addr 127.0.0.1:6566\n  curl -s localhost:6566/get-online-features -d '{\"features\": [\"user_transaction_features:amount_log1p\"], \"entities\": {\"user_id\": [42]}}'"
     )]
     Serve(serve::ServeArgs),
+    /// Feed a push source from a Redis stream through a consumer group: each message's row
+    /// runs through the fed views' components, online at once and committed offline in
+    /// micro-batches; acknowledged once committed.
+    #[command(
+        after_help = "Example:\n  skewless stream --repo examples/feature-repo --push-source txn_push --redis redis://127.0.0.1:6379 --stream transactions --group skewless\n  redis-cli XADD transactions '*' row '{\"user_id\": 42, \"event_ts\": \"2026-01-01T00:00:00Z\", \"amount\": 12.5}'"
+    )]
+    Stream(stream::StreamArgs),
 }
 
 /// Engine settings shared by every command.
@@ -180,6 +188,7 @@ fn run(cli: Cli) -> skewless_runtime::Result<()> {
         Command::Get(args) => repo::get(&args),
         Command::Historical(args) => repo::historical(&args),
         Command::Serve(args) => serve::serve(&cli.engine, &args),
+        Command::Stream(args) => stream::stream(&args),
     }
 }
 

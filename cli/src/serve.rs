@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -9,6 +10,7 @@ use clap::Args;
 use super::EngineArgs;
 use skewless_runtime::engine::TransformEngine;
 use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::push::{PushOptions, PushService};
 use skewless_runtime::registry::{FeatureRepo, ViewKind};
 use skewless_runtime::serving::{DEFAULT_MAX_ROWS, OnlineServing};
 use skewless_server::{AppState, Limits};
@@ -51,7 +53,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
     if let Err(e) = store.ping() {
         tracing::warn!(error = %e, "the online store does not answer yet; /ready reports 503 until it does");
     }
-    let serving = OnlineServing::open(&repo, &registry, &engine, store)?
+    let serving = OnlineServing::open(&repo, &registry, &engine, store.clone())?
         .with_max_rows(args.max_rows as usize);
     for (name, kind, digest) in serving.views() {
         let kind = match kind {
@@ -61,7 +63,7 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         };
         eprintln!("loaded {kind} {name} ({digest})");
     }
-    let state = AppState::new(
+    let mut state = AppState::new(
         serving,
         Limits {
             max_body_bytes: args.max_body_bytes,
@@ -69,6 +71,24 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
             max_in_flight: args.max_in_flight,
         },
     );
+    // Pushed rows left in the write-ahead log by a crash are replayed here, before serving.
+    let push = match repo.spec().push_sources.is_empty() {
+        true => None,
+        false => {
+            let options = PushOptions {
+                observer: Some(state.metrics()),
+                ..PushOptions::from_repo(&repo)?
+            };
+            let push = Arc::new(PushService::open(
+                &repo, &registry, &engine, store, options,
+            )?);
+            for name in push.source_names() {
+                eprintln!("accepting pushes to {name}");
+            }
+            state = state.with_push(push.clone());
+            Some(push)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -97,6 +117,9 @@ pub(super) fn serve(engine_args: &EngineArgs, args: &ServeArgs) -> Result<()> {
         )
         .await?;
         eprintln!("stopped: requests in flight finished");
-        Ok(())
-    })
+        Ok::<(), Error>(())
+    })?;
+    // The last micro-batch of pushed rows is committed before the process ends.
+    drop(push);
+    Ok(())
 }

@@ -24,6 +24,8 @@
 //!
 //! Its modules, with dependencies pointing downward only:
 //! - [`materialize`], [`historical`], [`serving`], [`apply`], [`ingest`]: the jobs;
+//! - [`push`]: pushed rows through the same components, online at once and offline in
+//!   micro-batches (a write-ahead log in between);
 //! - [`registry`]: the feature repo, its checks and the applied registry of digests;
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
@@ -60,9 +62,11 @@ pub mod micros;
 pub mod offline;
 pub mod online;
 pub mod pipeline;
+pub mod push;
 pub mod registry;
 pub mod serving;
 pub mod signature;
+pub mod stream;
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};
 pub use error::{Error, ErrorKind, Result};

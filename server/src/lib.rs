@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `POST /get-online-features` | Feast-compatible features (request and response as Feast's feature server) |
 //! | `POST /v1/online-features` | the same, natively: per value its component digest and exact event time |
+//! | `POST /push` | Feast's push: source rows through the views' components, online at once and offline in micro-batches ([`skewless_runtime::push`]) |
 //! | `POST /write-to-online-store` | Feast's write of precomputed feature values: refused (403): it would store values no component computed and the offline store never holds |
 //! | `GET /v1/views` | the views served, their kind and component digest |
 //! | `GET /health` | liveness: the process answers |
@@ -41,6 +42,7 @@ pub use error::ApiError;
 pub use metrics::Metrics;
 
 use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_runtime::push::PushService;
 use skewless_runtime::serving::{FeatureRequest, OnlineFeatures, OnlineServing};
 
 /// The OpenAPI description served at `GET /openapi.json`.
@@ -76,6 +78,8 @@ pub struct AppState {
     limits: Limits,
     /// Feature requests being answered now.
     in_flight: Arc<AtomicUsize>,
+    /// The push sources, when the repo declares any.
+    push: Option<Arc<PushService>>,
 }
 
 impl AppState {
@@ -87,7 +91,19 @@ impl AppState {
             metrics: Arc::new(metrics),
             limits,
             in_flight: Arc::new(AtomicUsize::new(0)),
+            push: None,
         }
+    }
+
+    /// Serves `POST /push` with `push`.
+    pub fn with_push(mut self, push: Arc<PushService>) -> Self {
+        self.push = Some(push);
+        self
+    }
+
+    /// The server's metrics (a push service reports its commits to them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Admits one more feature request, or `None` when `max_in_flight` are being answered.
@@ -117,6 +133,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/get-online-features", post(feast_features))
         .route("/v1/online-features", post(native_features))
+        .route("/push", post(push))
         .route("/write-to-online-store", post(write_to_online_store))
         .route("/v1/views", get(views))
         .route("/health", get(health))
@@ -319,6 +336,90 @@ fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
         Ok(bytes) => json_bytes(status, bytes),
         Err(e) => ApiError::from(Error::new(ErrorKind::Internal, e.to_string())).into_response(),
     }
+}
+
+/// How long a push waits for the offline commit it asked for before it answers 503.
+const PUSH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Feast's `POST /push` (`{"push_source_name", "df", "to"}`): see [`skewless_runtime::push`]. 200 once
+/// the rows are where `to` asks: online (and in the write-ahead log) for `online`, committed
+/// offline (and materialized) for `offline` and `online_and_offline`.
+async fn push(State(state): State<AppState>, body: Body) -> Response {
+    let endpoint = "push";
+    let started = Instant::now();
+    let response = match pushed(&state, body, started).await {
+        Ok(value) => json_value(StatusCode::OK, &value),
+        Err(e) => failed(&state, endpoint, e),
+    };
+    state
+        .metrics
+        .request(endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+async fn pushed(
+    state: &AppState,
+    body: Body,
+    started: Instant,
+) -> Result<serde_json::Value, ApiError> {
+    let limit = state.limits.max_body_bytes;
+    let bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::too_large(limit))?;
+    // The body's shape is checked first, so a malformed one gets its 400 either way.
+    let request = skewless_runtime::push::PushRequest::parse(&bytes)?;
+    let source = request.push_source_name.clone();
+    let Some(service) = state.push.clone() else {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "there is no push source `{source}`: this server has none; declare one as \
+                 [[push_source]] in skewless.toml (name and source table) and restart it"
+            ),
+        )
+        .with_context("field", "push_source_name")
+        .into());
+    };
+    let receipt = tokio::task::spawn_blocking(move || service.push_request(&request))
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("the push failed: {e}")))??;
+    let visible = skewless_runtime::micros::now();
+    let waited = match receipt.committed {
+        Some(committed) => tokio::time::timeout(PUSH_ACK_TIMEOUT, committed).await,
+        None => Ok(Ok(())),
+    };
+    if !matches!(waited, Ok(Ok(()))) {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the pushed rows are in the write-ahead log but were not committed to the \
+                 offline store within {} s (see the server's log); they will be committed \
+                 when it answers, or when the server restarts: do not push them again",
+                PUSH_ACK_TIMEOUT.as_secs()
+            ),
+        )
+        .into());
+    }
+    let freshness = match receipt.to {
+        skewless_runtime::push::To::Offline => None,
+        _ => receipt
+            .oldest_event_us
+            .map(|event| Duration::from_micros(visible.saturating_sub(event).max(0) as u64)),
+    };
+    state.metrics.pushed(
+        &source,
+        receipt.to.as_str(),
+        receipt.rows,
+        started.elapsed(),
+        freshness,
+    );
+    Ok(json!({
+        "status": "ok",
+        "push_source_name": source,
+        "to": receipt.to.as_str(),
+        "rows": receipt.rows,
+        "online_written": receipt.online_written,
+    }))
 }
 
 /// Feast's `POST /write-to-online-store` (`{"feature_view_name": ..., "df": {column: [...]}}`,

@@ -442,7 +442,7 @@ fn check_historical(serving: &OnlineServing, repo: &TestRepo, rows: &[Event], wh
 }
 
 /// A training-set cell as the value the server would send.
-fn cell(column: &dyn Array, row: usize) -> FeatureValue {
+pub(crate) fn cell(column: &dyn Array, row: usize) -> FeatureValue {
     if column.is_null(row) {
         return FeatureValue::Null;
     }

@@ -17,6 +17,8 @@ mod offline;
 mod online;
 mod online_cluster;
 mod online_dynamodb;
+mod push;
 mod round_trip;
 mod sandbox;
 mod server;
+mod stream;

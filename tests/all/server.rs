@@ -723,6 +723,7 @@ fn health_metrics_and_openapi() {
                 "/get-online-features",
                 "/v1/online-features",
                 "/write-to-online-store",
+                "/push",
             ];
             let method = if posted.contains(&path.as_str()) {
                 "POST"
@@ -740,7 +741,7 @@ fn health_metrics_and_openapi() {
                 "{path} is described but not routed: {out}"
             );
         }
-        assert_eq!(paths.len(), 8);
+        assert_eq!(paths.len(), 9);
     });
 }
 

@@ -66,7 +66,7 @@ mod values;
 
 pub(crate) use values::feature_value;
 
-use newest::NewestRows;
+pub(crate) use newest::NewestRows;
 use records::{Keep, Records};
 
 use std::collections::HashMap;
@@ -676,23 +676,24 @@ fn unique(columns: Vec<String>) -> Vec<String> {
         .collect()
 }
 
-/// How source and output columns become feature-table rows.
-struct Layout<'a> {
-    keys: &'a [(String, KeyType)],
-    event_ts: &'a str,
-    created_ts: Option<&'a str>,
-    default_created_us: i64,
-    schema: &'a SchemaRef,
+/// How source and output columns become feature-table rows (also used by `push`, so that
+/// pushed rows become online rows exactly as materialized ones do).
+pub(crate) struct Layout<'a> {
+    pub(crate) keys: &'a [(String, KeyType)],
+    pub(crate) event_ts: &'a str,
+    pub(crate) created_ts: Option<&'a str>,
+    pub(crate) default_created_us: i64,
+    pub(crate) schema: &'a SchemaRef,
 }
 
 /// One batch's feature-table rows, and how many source rows were dropped.
-struct Features {
-    batch: RecordBatch,
-    dropped: u64,
+pub(crate) struct Features {
+    pub(crate) batch: RecordBatch,
+    pub(crate) dropped: u64,
 }
 
 impl Layout<'_> {
-    fn features(&self, input: &RecordBatch, output: &RecordBatch) -> Result<Features> {
+    pub(crate) fn features(&self, input: &RecordBatch, output: &RecordBatch) -> Result<Features> {
         let n = input.num_rows();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         for (i, (name, _)) in self.keys.iter().enumerate() {

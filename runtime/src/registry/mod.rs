@@ -16,8 +16,8 @@ pub use repo::{FEATURE_NAMESPACE, FeatureRepo, OpenedRepo, RepoContext, new_runt
 pub(crate) use repo::{problems_error, unknown_feature_service};
 pub use spec::{
     AggregateViewSpec, AggregationSpec, BatchViewSpec, EntitySpec, FeatureRef, FeatureServiceSpec,
-    JoinKeySpec, KeyType, OfflineSpec, OnlineSpec, ProjectSpec, REPO_FILE, RepoSpec,
-    RequestInputSpec, RequestViewSpec,
+    JoinKeySpec, KeyType, OfflineSpec, OnlineSpec, ProjectSpec, PushSourceSpec, PushSpec,
+    REPO_FILE, RepoSpec, RequestInputSpec, RequestViewSpec,
 };
 
 #[cfg(test)]

@@ -47,6 +47,55 @@ pub struct RepoSpec {
     /// Named groups of features.
     #[serde(default, rename = "feature_service")]
     pub feature_services: Vec<FeatureServiceSpec>,
+    /// Push sources: names under which producers push rows of a source table (`POST /push`,
+    /// `skewless stream`); the views fed are those whose `source` is that table.
+    #[serde(default, rename = "push_source")]
+    pub push_sources: Vec<PushSourceSpec>,
+    /// How pushed rows are committed to the offline store.
+    #[serde(default)]
+    pub push: PushSpec,
+}
+
+/// `[[push_source]]`: rows pushed under `name` are rows of the source table `source`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSourceSpec {
+    /// The name producers push to (Feast's `push_source_name`).
+    pub name: String,
+    /// The source Iceberg table, `namespace.table`, whose schema pushed rows must match.
+    pub source: String,
+    /// For humans.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// `[push]`: micro-batches of pushed rows, each committed to the source table as one snapshot.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PushSpec {
+    /// The longest time a pushed row waits before its micro-batch is committed (`1s`,
+    /// `250ms`); 1 s when absent.
+    pub commit_interval: Option<String>,
+    /// A micro-batch is committed as soon as it holds this many rows; 100,000 when absent.
+    pub max_rows: Option<usize>,
+}
+
+impl PushSpec {
+    /// The commit interval, parsed (`250ms` or a duration such as `1s`).
+    pub fn commit_interval(&self) -> Result<Duration> {
+        match self.commit_interval.as_deref() {
+            None => Ok(Duration::from_secs(1)),
+            Some(text) => match text.trim().strip_suffix("ms") {
+                Some(ms) => ms.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("`{text}` is not a duration; expected e.g. `250ms` or `1s`"),
+                    )
+                }),
+                None => parse_duration(text),
+            },
+        }
+    }
 }
 
 /// `[project]`.
@@ -456,7 +505,40 @@ impl RepoSpec {
                 }
             }
         }
+        self.check_push(&mut unique, &mut problems);
         problems
+    }
+
+    /// `[[push_source]]` and `[push]`: names, source tables that feed a view, settings.
+    fn check_push(
+        &self,
+        unique: &mut impl FnMut(&str, &str, &mut Vec<String>),
+        problems: &mut Vec<String>,
+    ) {
+        for push in &self.push_sources {
+            unique("push source", &push.name, problems);
+            let fed = self.batch_views.iter().any(|v| v.source == push.source)
+                || self.aggregate_views.iter().any(|v| v.source == push.source);
+            if !fed {
+                let mut sources: Vec<&str> =
+                    self.batch_views.iter().map(|v| v.source.as_str()).collect();
+                sources.sort_unstable();
+                sources.dedup();
+                problems.push(format!(
+                    "push source `{}`: no view reads source `{}` (the views' sources: [{}]); \
+                     a push source feeds the views whose `source` is its table",
+                    push.name,
+                    push.source,
+                    sources.join(", ")
+                ));
+            }
+        }
+        if let Err(e) = self.push.commit_interval() {
+            problems.push(format!("[push] commit_interval: {}", e.message()));
+        }
+        if self.push.max_rows == Some(0) {
+            problems.push("[push] max_rows must be at least 1".to_owned());
+        }
     }
 
     /// The TTL of a batch view, parsed.

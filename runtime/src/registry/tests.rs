@@ -112,3 +112,52 @@ fn feature_refs_parse_and_reject_malformed_text() {
         assert!(FeatureRef::parse(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn push_sources_are_checked_by_name_table_and_settings() {
+    let dir = repo_with_component();
+    let good = format!(
+        "{GOOD}\n[[push_source]]\nname = \"txn_push\"\nsource = \"raw.transactions\"\n\n\
+         [push]\ncommit_interval = \"250ms\"\nmax_rows = 10\n"
+    );
+    let spec = RepoSpec::parse(&good).unwrap();
+    assert_eq!(spec.check(dir.path()), Vec::<String>::new());
+    assert_eq!(
+        spec.push.commit_interval().unwrap(),
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(
+        RepoSpec::parse(GOOD)
+            .unwrap()
+            .push
+            .commit_interval()
+            .unwrap(),
+        std::time::Duration::from_secs(1)
+    );
+
+    let e = RepoSpec::parse(&format!(
+        "{GOOD}\n[[push_source]]\nname = \"p\"\nsource = \"raw.transactions\"\ntable = \"x\"\n"
+    ))
+    .unwrap_err();
+    assert!(e.message().contains("unknown field `table`"), "{e}");
+
+    let bad = format!(
+        "{GOOD}\n[[push_source]]\nname = \"p\"\nsource = \"raw.transaction\"\n\
+         [[push_source]]\nname = \"p\"\nsource = \"raw.transactions\"\n\n\
+         [push]\ncommit_interval = \"soon\"\nmax_rows = 0\n"
+    );
+    let problems = RepoSpec::parse(&bad).unwrap().check(dir.path());
+    let expected = [
+        "push source `p`: no view reads source `raw.transaction` (the views' sources: [raw.transactions])",
+        "push source `p` is declared more than once",
+        "[push] commit_interval: `soon` is not a duration",
+        "[push] max_rows must be at least 1",
+    ];
+    for needle in expected {
+        assert!(
+            problems.iter().any(|p| p.contains(needle)),
+            "{needle} missing from {problems:#?}"
+        );
+    }
+    assert_eq!(problems.len(), expected.len(), "{problems:#?}");
+}

@@ -1,0 +1,399 @@
+//! `stream`: a consumer that feeds a push source from a log (Redis Streams; [`StreamSource`]
+//! is the seam for another, such as Kafka), with at-least-once delivery and an idempotent
+//! effect.
+//!
+//! Each message carries one row of the push source's table as a JSON object in its field
+//! `row` (`{"user_id": 7, "event_ts": "2024-01-01T00:00:00Z", "amount": 12.5}`, the values
+//! spelled as in a push's `df`). The [`Consumer`] loop:
+//!
+//! 1. reads a bounded batch ([`StreamOptions::batch`]; this consumer's pending messages
+//!    first, so what a crash left unacknowledged comes back);
+//! 2. skips messages at or below the **committed position** (the last message id whose row
+//!    is in the source table, recorded in the snapshot summary: [`summary::POSITION`]),
+//!    acknowledging them: they were committed before a crash took the acknowledgement;
+//! 3. checks each message's row against the source schema; a malformed one (not JSON, a
+//!    missing or mistyped column, a row the component rejects) goes to the dead-letter
+//!    stream with its error and does not stop the stream;
+//! 4. runs the fed views' components and writes the online store (monotonic, so a message
+//!    applied twice changes nothing);
+//! 5. every `commit_interval` or `max_rows` rows (`[push]`), appends the buffered rows to the
+//!    source table as one snapshot recording the position, materializes the fed views
+//!    incrementally (the same path pushes take), and only then acknowledges the messages.
+//!
+//! Reading waits while a micro-batch is committed, and a batch is bounded, so a slow store
+//! holds messages in the log, not in memory (back-pressure). A crash anywhere re-delivers
+//! what was not acknowledged: rows not committed are applied again (no change online,
+//! committed once), rows committed are skipped by step 2. Positions are per consumer
+//! (messages are delivered to one consumer in increasing id order); claiming another
+//! consumer's pending messages is not done.
+
+mod redis;
+
+pub use self::redis::RedisStreams;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::offline::TableName;
+use crate::online::OnlineStore;
+use crate::push::fed::{FedView, Update};
+use crate::registry::{FeatureRepo, OpenedRepo};
+
+/// Summary keys of the source snapshots a consumer commits.
+pub mod summary {
+    /// The consumer (`redis:<stream>/<group>/<consumer>`).
+    pub const CONSUMER: &str = "skewless.stream.consumer";
+    /// The id of the last message whose row the snapshot (or an earlier one) holds.
+    pub const POSITION: &str = "skewless.stream.position";
+}
+
+/// A message id, ordered as the log orders them (Redis: `<ms>-<seq>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MessageId(pub u64, pub u64);
+
+impl MessageId {
+    /// Parses `<ms>-<seq>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ms, seq) = text.split_once('-')?;
+        Some(MessageId(ms.parse().ok()?, seq.parse().ok()?))
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.0, self.1)
+    }
+}
+
+/// One message: its id and its fields.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Its id.
+    pub id: MessageId,
+    /// Its fields, in order.
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+/// A log read by one consumer. See the [module docs](self).
+pub trait StreamSource: Send + fmt::Debug {
+    /// Names this consumer's committed position in snapshot summaries.
+    fn position_key(&self) -> String;
+    /// Up to `max` messages: this consumer's unacknowledged ones first, then new ones,
+    /// waiting up to `wait` for them. Ids increase within what one consumer is given.
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>>;
+    /// Acknowledges messages: they are never delivered again.
+    fn ack(&mut self, ids: &[MessageId]) -> Result<()>;
+    /// Stores a message that cannot be applied, with the reason, where a person can look.
+    fn dead_letter(&mut self, message: &Message, error: &str) -> Result<()>;
+}
+
+/// A point of the loop at which [`StreamOptions::hook`] is called; an error stops the
+/// consumer there, as a crash would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamStep {
+    /// A batch was written online; nothing committed or acknowledged.
+    Applied,
+    /// A micro-batch was committed; nothing acknowledged.
+    Committed,
+}
+
+/// A callback at each [`StreamStep`] (fault injection in tests).
+#[derive(Clone)]
+pub struct StreamHook(pub Arc<dyn Fn(StreamStep) -> Result<()> + Send + Sync>);
+
+impl fmt::Debug for StreamHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StreamHook")
+    }
+}
+
+/// How a consumer reads and commits.
+#[derive(Clone, Debug)]
+pub struct StreamOptions {
+    /// The most messages read at once.
+    pub batch: usize,
+    /// How long a read waits for new messages.
+    pub wait: Duration,
+    /// The longest a row waits for its commit.
+    pub commit_interval: Duration,
+    /// A micro-batch is committed as soon as it holds this many rows.
+    pub max_rows: usize,
+    /// Fault injection; `None` otherwise.
+    pub hook: Option<StreamHook>,
+}
+
+/// What a consumer did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Messages read (re-deliveries included).
+    pub read: u64,
+    /// Rows applied online and committed.
+    pub committed: u64,
+    /// Messages skipped as already committed (re-deliveries after a crash).
+    pub duplicates: u64,
+    /// Messages dead-lettered.
+    pub dead_letters: u64,
+    /// Reads that returned nothing.
+    pub idle_reads: u64,
+}
+
+/// Feeds a push source from a [`StreamSource`]. See the [module docs](self).
+#[derive(Debug)]
+pub struct Consumer {
+    opened: OpenedRepo,
+    push_source: String,
+    table: TableName,
+    schema: SchemaRef,
+    fed: Vec<Box<dyn FedView>>,
+    store: Arc<dyn OnlineStore>,
+    source: Box<dyn StreamSource>,
+    options: StreamOptions,
+    position: Option<MessageId>,
+}
+
+/// Messages read but not acknowledged, and the rows among them not committed.
+#[derive(Default)]
+struct Buffer {
+    rows: Vec<RecordBatch>,
+    row_count: usize,
+    ids: Vec<MessageId>,
+    since: Option<Instant>,
+}
+
+impl Consumer {
+    /// A consumer of `source` into push source `push_source` of the repo in `dir` (applied),
+    /// writing online to `store`; it continues from the position the source table records.
+    pub fn open(
+        dir: &std::path::Path,
+        push_source: &str,
+        store: Arc<dyn OnlineStore>,
+        source: Box<dyn StreamSource>,
+        options: StreamOptions,
+    ) -> Result<Self> {
+        let repo = FeatureRepo::open(dir)?;
+        let opened = OpenedRepo::open(dir)?;
+        let push = repo
+            .spec()
+            .push_sources
+            .iter()
+            .find(|p| p.name == push_source)
+            .ok_or_else(|| {
+                let known: Vec<&str> = repo
+                    .spec()
+                    .push_sources
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "there is no push source `{push_source}` (push sources: [{}]); declare \
+                         it as [[push_source]] in skewless.toml",
+                        known.join(", ")
+                    ),
+                )
+            })?;
+        let table = TableName::parse(&push.source)?;
+        let context = opened.context();
+        let schema = context
+            .runtime
+            .block_on(context.offline.arrow_schema(&table))?;
+        let (fed, _) =
+            crate::push::fed_views(&repo, context.registry, context.engine, &push.source)?;
+        let key = source.position_key();
+        let snapshots = context
+            .runtime
+            .block_on(context.offline.snapshots(&table))?;
+        let position = snapshots
+            .iter()
+            .filter(|s| s.summary.get(summary::CONSUMER) == Some(&key))
+            .filter_map(|s| MessageId::parse(s.summary.get(summary::POSITION)?))
+            .max();
+        Ok(Consumer {
+            opened,
+            push_source: push_source.to_owned(),
+            table,
+            schema,
+            fed,
+            store,
+            source,
+            options,
+            position,
+        })
+    }
+
+    /// The position committed so far.
+    pub fn position(&self) -> Option<MessageId> {
+        self.position
+    }
+
+    /// Consumes until `done` says so (checked after each read, with what was done so far);
+    /// what is buffered then is committed before this returns.
+    pub fn run(&mut self, done: &dyn Fn(&StreamStats) -> bool) -> Result<StreamStats> {
+        let mut stats = StreamStats::default();
+        let mut buffer = Buffer::default();
+        loop {
+            let messages = self
+                .source
+                .next_batch(self.options.batch, self.options.wait)?;
+            stats.read += messages.len() as u64;
+            if messages.is_empty() {
+                stats.idle_reads += 1;
+            }
+            self.apply(messages, &mut buffer, &mut stats)?;
+            let due = buffer.row_count >= self.options.max_rows
+                || buffer
+                    .since
+                    .is_some_and(|s| s.elapsed() >= self.options.commit_interval);
+            let stop = done(&stats);
+            if due || (stop && !buffer.ids.is_empty()) {
+                self.commit(&mut buffer, &mut stats)?;
+            }
+            if stop {
+                return Ok(stats);
+            }
+        }
+    }
+
+    fn hook(&self, step: StreamStep) -> Result<()> {
+        match &self.options.hook {
+            Some(hook) => hook.0(step),
+            None => Ok(()),
+        }
+    }
+
+    /// Steps 2-4 of the module docs for one read.
+    fn apply(
+        &mut self,
+        messages: Vec<Message>,
+        buffer: &mut Buffer,
+        stats: &mut StreamStats,
+    ) -> Result<()> {
+        let (done, fresh): (Vec<Message>, Vec<Message>) = messages
+            .into_iter()
+            .partition(|m| self.position.is_some_and(|p| m.id <= p));
+        if !done.is_empty() {
+            stats.duplicates += done.len() as u64;
+            let ids: Vec<MessageId> = done.iter().map(|m| m.id).collect();
+            self.source.ack(&ids)?;
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        // Rows that parse, each with its message; the others are dead-lettered.
+        let mut good: Vec<(Message, RecordBatch)> = Vec::with_capacity(fresh.len());
+        for message in fresh {
+            buffer.ids.push(message.id);
+            match self.row(&message) {
+                Ok(row) => good.push((message, row)),
+                Err(e) => {
+                    self.source.dead_letter(&message, e.message())?;
+                    stats.dead_letters += 1;
+                }
+            }
+        }
+        if good.is_empty() {
+            buffer.since.get_or_insert_with(Instant::now);
+            return Ok(());
+        }
+        let arrival = crate::micros::now();
+        let batch = concat(&self.schema, good.iter().map(|(_, b)| b))?;
+        let (batch, updates) = match self.prepare(&batch, arrival) {
+            Ok(updates) => (batch, updates),
+            // A row some component rejects: find it, one row at a time.
+            Err(e) if e.kind() == ErrorKind::TransformFailed => {
+                let mut kept = Vec::new();
+                for (message, row) in &good {
+                    match self.prepare(row, arrival) {
+                        Ok(_) => kept.push(row.clone()),
+                        Err(e) => {
+                            self.source.dead_letter(message, e.message())?;
+                            stats.dead_letters += 1;
+                        }
+                    }
+                }
+                let batch = concat(&self.schema, kept.iter())?;
+                let updates = self.prepare(&batch, arrival)?;
+                (batch, updates)
+            }
+            Err(e) => return Err(e),
+        };
+        for (fed, update) in self.fed.iter().zip(&updates) {
+            fed.write(update, self.store.as_ref())
+                .map_err(|e| e.with_context("view", fed.name()))?;
+        }
+        self.hook(StreamStep::Applied)?;
+        buffer.row_count += batch.num_rows();
+        buffer.rows.push(batch);
+        buffer.since.get_or_insert_with(Instant::now);
+        Ok(())
+    }
+
+    fn prepare(&self, batch: &RecordBatch, arrival: i64) -> Result<Vec<Update>> {
+        self.fed
+            .iter()
+            .map(|f| {
+                f.prepare(batch, arrival)
+                    .map_err(|e| e.with_context("view", f.name()))
+            })
+            .collect()
+    }
+
+    /// A message's row, checked against the source schema.
+    fn row(&self, message: &Message) -> Result<RecordBatch> {
+        let invalid = |m: String| Error::new(ErrorKind::InvalidInput, m);
+        let (_, text) = message
+            .fields
+            .iter()
+            .find(|(f, _)| f == "row")
+            .ok_or_else(|| {
+                invalid(
+                    "the message has no field `row` (a JSON object of the row's columns)".into(),
+                )
+            })?;
+        let row: Map<String, Value> = serde_json::from_slice(text)
+            .map_err(|e| invalid(format!("field `row` is not a JSON object: {e}")))?;
+        let df: Map<String, Value> = row
+            .into_iter()
+            .map(|(k, v)| (k, Value::Array(vec![v])))
+            .collect();
+        crate::push::rows::to_batch(&df, &self.schema, &self.table.to_string())
+    }
+
+    /// Step 5 of the module docs.
+    fn commit(&mut self, buffer: &mut Buffer, stats: &mut StreamStats) -> Result<()> {
+        let Some(last) = buffer.ids.iter().max().copied() else {
+            return Ok(());
+        };
+        let summary = HashMap::from([
+            (summary::CONSUMER.to_owned(), self.source.position_key()),
+            (summary::POSITION.to_owned(), last.to_string()),
+        ]);
+        let rows = std::mem::take(&mut buffer.rows);
+        crate::push::append(&self.opened, &self.table, rows, summary)
+            .map_err(|e| e.with_context("push_source", &self.push_source))?;
+        self.position = Some(last);
+        stats.committed += buffer.row_count as u64;
+        self.hook(StreamStep::Committed)?;
+        crate::push::materialize(&self.opened, self.store.as_ref(), &self.fed);
+        self.source.ack(&buffer.ids)?;
+        *buffer = Buffer::default();
+        Ok(())
+    }
+}
+
+fn concat<'a>(
+    schema: &SchemaRef,
+    batches: impl Iterator<Item = &'a RecordBatch>,
+) -> Result<RecordBatch> {
+    arrow_select::concat::concat_batches(schema, batches)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("joining rows: {e}")))
+}

@@ -1,0 +1,247 @@
+//! [`RedisStreams`]: a Redis stream read through a consumer group.
+//!
+//! `XREADGROUP GROUP <group> <consumer> COUNT <n> BLOCK <ms> STREAMS <key> <id>`: with id `0`
+//! first, which re-delivers this consumer's pending messages (read before a crash, never
+//! acknowledged), then `>` for new ones. The group is created at the stream's start
+//! (`XGROUP CREATE ... 0 MKSTREAM`) if it does not exist. A dead letter is `XADD
+//! <key>:dead-letter * id <id> error <message> <the message's fields...>`.
+
+use std::time::Duration;
+
+use redis::{Connection, Value};
+
+use super::{Message, MessageId, StreamSource};
+use crate::error::{Error, ErrorKind, Result};
+
+/// Connect, read and write timeout, beyond the blocking read's own wait.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Redis stream read through a consumer group: its pending messages first, then new
+/// ones; dead letters go to `<key>:dead-letter`.
+pub struct RedisStreams {
+    url: String,
+    client: redis::Client,
+    connection: Option<Connection>,
+    key: String,
+    group: String,
+    consumer: String,
+    /// Whether this consumer's pending messages were all re-read.
+    pending_done: bool,
+    /// The id after which the next pending message is read.
+    pending_after: String,
+}
+
+impl std::fmt::Debug for RedisStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStreams")
+            .field("key", &self.key)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStreams {
+    /// The stream `key` of the Redis server at `url`, read as `consumer` of `group` (created
+    /// if missing).
+    pub fn connect(url: &str, key: &str, group: &str, consumer: &str) -> Result<Self> {
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid Redis URL: {e}; expected redis://host:port[/db]"),
+            )
+        })?;
+        let mut streams = RedisStreams {
+            url: url.to_owned(),
+            client,
+            connection: None,
+            key: key.to_owned(),
+            group: group.to_owned(),
+            consumer: consumer.to_owned(),
+            pending_done: false,
+            pending_after: "0".to_owned(),
+        };
+        let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(key)
+            .arg(group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(streams.connection()?);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(streams.failed("create the consumer group on", e)),
+        }
+        Ok(streams)
+    }
+
+    fn connection(&mut self) -> Result<&mut Connection> {
+        if self.connection.is_none() {
+            let connection = self
+                .client
+                .get_connection_with_timeout(TIMEOUT)
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        format!("could not connect to Redis: {e}"),
+                    )
+                })?;
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("just set"))
+    }
+
+    fn failed(&mut self, what: &str, e: redis::RedisError) -> Error {
+        // A broken connection is opened again on the next call.
+        self.connection = None;
+        let url = self.url.rsplit('@').next().unwrap_or_default().to_owned();
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "could not {what} the Redis stream `{}` ({url}): {e}",
+                self.key
+            ),
+        )
+        .with_source(e)
+    }
+}
+
+impl StreamSource for RedisStreams {
+    fn position_key(&self) -> String {
+        format!("redis:{}/{}/{}", self.key, self.group, self.consumer)
+    }
+
+    fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>> {
+        let from = match self.pending_done {
+            true => ">".to_owned(),
+            false => self.pending_after.clone(),
+        };
+        let mut command = redis::cmd("XREADGROUP");
+        command
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(max);
+        if self.pending_done {
+            command.arg("BLOCK").arg(wait.as_millis() as u64);
+        }
+        command.arg("STREAMS").arg(&self.key).arg(&from);
+        let connection = self.connection()?;
+        connection
+            .set_read_timeout(Some(TIMEOUT + wait))
+            .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
+        let reply: Value = match command.query(connection) {
+            Ok(reply) => reply,
+            Err(e) => return Err(self.failed("read", e)),
+        };
+        let messages = parse_read(&reply).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("an XREADGROUP reply of an unexpected shape: {reply:?}"),
+            )
+        })?;
+        if !self.pending_done {
+            match messages.last() {
+                Some(last) => self.pending_after = last.id.to_string(),
+                None => {
+                    // Nothing (more) pending: new messages, in the same call.
+                    self.pending_done = true;
+                    return self.next_batch(max, wait);
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut command = redis::cmd("XACK");
+        command.arg(&self.key).arg(&self.group);
+        for id in ids {
+            command.arg(id.to_string());
+        }
+        let connection = self.connection()?;
+        let acked: redis::RedisResult<Value> = command.query(connection);
+        acked
+            .map(|_| ())
+            .map_err(|e| self.failed("acknowledge messages of", e))
+    }
+
+    fn dead_letter(&mut self, message: &Message, error: &str) -> Result<()> {
+        let mut command = redis::cmd("XADD");
+        command
+            .arg(format!("{}:dead-letter", self.key))
+            .arg("*")
+            .arg("id")
+            .arg(message.id.to_string())
+            .arg("error")
+            .arg(error);
+        for (field, value) in &message.fields {
+            command.arg(field).arg(value.as_slice());
+        }
+        let connection = self.connection()?;
+        let added: redis::RedisResult<Value> = command.query(connection);
+        added
+            .map(|_| ())
+            .map_err(|e| self.failed("dead-letter a message of", e))
+    }
+}
+
+fn text(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::BulkString(bytes) => Some(bytes.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        _ => None,
+    }
+}
+
+/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out.
+fn parse_read(reply: &Value) -> Option<Vec<Message>> {
+    let streams = match reply {
+        Value::Nil => return Some(Vec::new()),
+        Value::Array(streams) => streams
+            .iter()
+            .map(|s| match s {
+                Value::Array(pair) if pair.len() == 2 => Some(&pair[1]),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?,
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(_, v)| Some(v))
+            .collect::<Option<Vec<_>>>()?,
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    for entries in streams {
+        let Value::Array(entries) = entries else {
+            return None;
+        };
+        for entry in entries {
+            let Value::Array(entry) = entry else {
+                return None;
+            };
+            let id = MessageId::parse(&String::from_utf8(text(entry.first()?)?).ok()?)?;
+            let fields = match entry.get(1)? {
+                Value::Array(fields) => fields
+                    .chunks(2)
+                    .map(|pair| {
+                        Some((
+                            String::from_utf8_lossy(&text(pair.first()?)?).into_owned(),
+                            text(pair.get(1)?)?,
+                        ))
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+                // A pending message deleted from the stream since (XDEL, trimming).
+                Value::Nil => Vec::new(),
+                _ => return None,
+            };
+            out.push(Message { id, fields });
+        }
+    }
+    Some(out)
+}

@@ -1,0 +1,157 @@
+//! `skewless stream` on a real redis-server (the stream and the online store): a consumer
+//! crashed after a commit and before its acknowledgement, then after applying rows online
+//! and before their commit, and restarted each time: every row committed exactly once,
+//! nothing pending, malformed messages dead-lettered with their errors without stopping the
+//! stream, and the online values equal to historical retrieval at the same instant.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use redis::Commands;
+use serde_json::json;
+use skewless_runtime::online::OnlineStore;
+use skewless_runtime::stream::{
+    Consumer, MessageId, RedisStreams, StreamHook, StreamOptions, StreamStep,
+};
+use skewless_runtime::{Error, ErrorKind};
+use skewless_tests::feature_repo::TestRepo;
+use skewless_tests::redis_server::RedisServer;
+
+use super::push::{
+    Event, JAN_1_US, assert_online_equals_historical, expected_rows, historical, online, repo,
+    runtime, serving_router, source_rows,
+};
+
+const STREAM: &str = "transactions";
+const GROUP: &str = "skewless";
+
+/// A consumer named `c1` of the stream, crashing at the `nth` (1-based) call of `step`.
+fn consumer(
+    repo: &TestRepo,
+    redis: &RedisServer,
+    store: Arc<dyn OnlineStore>,
+    crash: Option<(StreamStep, usize)>,
+) -> Consumer {
+    let source = RedisStreams::connect(&redis.url(), STREAM, GROUP, "c1").unwrap();
+    let hook = crash.map(|(step, nth)| {
+        let calls = Arc::new(AtomicUsize::new(0));
+        StreamHook(Arc::new(move |at| {
+            if at == step && calls.fetch_add(1, Ordering::AcqRel) + 1 == nth {
+                return Err(Error::new(ErrorKind::Internal, format!("crash at {at:?}")));
+            }
+            Ok(())
+        }))
+    });
+    let options = StreamOptions {
+        batch: 7,
+        wait: Duration::from_millis(50),
+        commit_interval: Duration::from_secs(3600),
+        max_rows: 20,
+        hook,
+    };
+    Consumer::open(repo.path(), "txn_push", store, Box::new(source), options).unwrap()
+}
+
+#[test]
+fn a_consumer_killed_and_restarted_mid_stream_commits_every_row_once_and_dead_letters_malformed_messages()
+ {
+    let redis = RedisServer::start();
+    let repo = repo(Some(&redis.url()));
+    let store = repo.online();
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    // 90 events for 9 users, out of order, with exact duplicates, and 6 malformed messages.
+    let mut events: Vec<Event> = Vec::new();
+    let mut malformed = BTreeSet::new();
+    for i in 0..96i64 {
+        let id: String = match i % 16 {
+            5 => conn.xadd(STREAM, "*", &[("row", "{not json")]).unwrap(),
+            11 if i < 48 => conn.xadd(STREAM, "*", &[("payload", "{}")]).unwrap(),
+            11 => {
+                let row = json!({"user_id": 1, "event_ts": JAN_1_US, "ingested_at": JAN_1_US, "amount": "twelve"});
+                conn.xadd(STREAM, "*", &[("row", row.to_string())]).unwrap()
+            }
+            _ => {
+                let event: Event = match i % 7 {
+                    3 if !events.is_empty() => events[(i as usize * 5) % events.len()],
+                    _ => (
+                        1 + i % 9,
+                        JAN_1_US + (i * 7_919) % 1_000 * 1_000_000,
+                        JAN_1_US + i,
+                        (i * 37 % 1_500) as f64 + 0.25,
+                    ),
+                };
+                events.push(event);
+                let row = json!({"user_id": event.0, "event_ts": event.1, "ingested_at": event.2,
+                                 "amount": event.3, "balance_before": 1000.0});
+                conn.xadd(STREAM, "*", &[("row", row.to_string())]).unwrap()
+            }
+        };
+        if i % 16 == 5 || i % 16 == 11 {
+            malformed.insert(MessageId::parse(&id).unwrap());
+        }
+    }
+    let idle = |s: &skewless_runtime::stream::StreamStats| s.idle_reads > 0;
+    // Killed after its first commit, before acknowledging it.
+    let crashed = consumer(
+        &repo,
+        &redis,
+        store.clone(),
+        Some((StreamStep::Committed, 1)),
+    )
+    .run(&idle);
+    assert!(crashed.is_err());
+    // Killed after applying its third batch online, before committing it.
+    let crashed = consumer(&repo, &redis, store.clone(), Some((StreamStep::Applied, 3))).run(&idle);
+    assert!(crashed.is_err());
+    let stats = consumer(&repo, &redis, store.clone(), None)
+        .run(&idle)
+        .unwrap();
+    assert!(stats.read > 0, "{stats:?}");
+
+    // Every good row once, nothing pending.
+    assert_eq!(source_rows(&repo), expected_rows(&events));
+    let pending: redis::Value = redis::cmd("XPENDING")
+        .arg(STREAM)
+        .arg(GROUP)
+        .query(&mut conn)
+        .unwrap();
+    match pending {
+        redis::Value::Array(parts) => assert_eq!(parts[0], redis::Value::Int(0), "{parts:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Each malformed message dead-lettered (at least once: a crash before the commit
+    // re-delivers it), with its error.
+    let letters: redis::streams::StreamRangeReply =
+        conn.xrange_all(format!("{STREAM}:dead-letter")).unwrap();
+    let mut lettered = BTreeSet::new();
+    for letter in &letters.ids {
+        let id: String = letter.get("id").unwrap();
+        let error: String = letter.get("error").unwrap();
+        let id = MessageId::parse(&id).unwrap();
+        assert!(malformed.contains(&id), "{id} was not malformed: {error}");
+        assert!(
+            error.contains("not a JSON object")
+                || error.contains("no field `row`")
+                || error
+                    .contains("column `amount` row 0 is a string (\"twelve\"), expected float64"),
+            "{error}"
+        );
+        lettered.insert(id);
+    }
+    assert_eq!(lettered, malformed);
+
+    // Online equals historical at the same instant.
+    let router = serving_router(&repo, store, None);
+    let users: Vec<i64> = (1..=9).collect();
+    let (now, served) = runtime().block_on(online(&router, &users));
+    let training = historical(&repo, &users, now);
+    assert_eq!(
+        assert_online_equals_historical(&served, &training, &users),
+        9 * 5
+    );
+}
