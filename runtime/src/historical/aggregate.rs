@@ -22,9 +22,7 @@ use arrow_array::builder::{
     StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow_array::cast::AsArray;
-use arrow_array::types::{
-    Float32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType,
-};
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType as ArrowType, Field as ArrowField};
@@ -37,6 +35,7 @@ use crate::aggregate::{
 };
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
+use crate::materialize::arrow_value;
 use crate::online::{EntityKey, FeatureValue, KeyValue};
 use crate::registry::KeyType;
 use crate::signature::{DataType, UTC};
@@ -388,36 +387,14 @@ impl Answers {
 
 /// The value at `row` of a feature-table column (one of the WIT types).
 fn feature_value(column: &ArrayRef, row: usize) -> Result<FeatureValue> {
-    if column.is_null(row) {
-        return Ok(FeatureValue::Null);
-    }
-    Ok(match column.data_type() {
-        ArrowType::Boolean => FeatureValue::Boolean(column.as_boolean().value(row)),
-        ArrowType::Int32 => FeatureValue::Int32(column.as_primitive::<Int32Type>().value(row)),
-        ArrowType::Int64 => FeatureValue::Int64(column.as_primitive::<Int64Type>().value(row)),
-        ArrowType::Float32 => {
-            FeatureValue::Float32(column.as_primitive::<Float32Type>().value(row))
-        }
-        ArrowType::Float64 => {
-            FeatureValue::Float64(column.as_primitive::<Float64Type>().value(row))
-        }
-        ArrowType::Utf8 => FeatureValue::Utf8(column.as_string::<i32>().value(row).to_owned()),
-        ArrowType::Binary => FeatureValue::Binary(column.as_binary::<i32>().value(row).to_vec()),
-        ArrowType::Timestamp(..) => {
-            FeatureValue::Timestamp(column.as_primitive::<TimestampMicrosecondType>().value(row))
-        }
-        ArrowType::FixedSizeList(..) => {
-            let list = column.as_fixed_size_list().value(row);
-            FeatureValue::Float32Vector(list.as_primitive::<Float32Type>().values().to_vec())
-        }
-        other => {
-            return Err(Error::new(
-                ErrorKind::SchemaMismatch,
-                format!(
-                    "a feature-table column has the Arrow type {other}, which no aggregation takes"
-                ),
-            ));
-        }
+    arrow_value(column, row).ok_or_else(|| {
+        Error::new(
+            ErrorKind::SchemaMismatch,
+            format!(
+                "a feature-table column has the Arrow type {}, which no aggregation takes",
+                column.data_type()
+            ),
+        )
     })
 }
 

@@ -64,7 +64,7 @@ mod plan;
 mod records;
 mod values;
 
-pub(crate) use values::feature_value;
+pub(crate) use values::{arrow_value, feature_value};
 
 pub(crate) use newest::NewestRows;
 use records::{Keep, Records};

@@ -26,10 +26,25 @@ pub(crate) fn key_value(column: &ArrayRef, row: usize) -> Option<KeyValue> {
 
 /// The feature value at `row` of an output column of one of the WIT types.
 pub(crate) fn feature_value(column: &ArrayRef, row: usize) -> Result<FeatureValue> {
+    // Output columns are built by the engine from the signature's types only.
+    arrow_value(column, row).ok_or_else(|| {
+        Error::new(
+            ErrorKind::Internal,
+            format!(
+                "an output column has the unexpected Arrow type {}",
+                column.data_type()
+            ),
+        )
+    })
+}
+
+/// The value at `row` of a column of one of the WIT types (as feature tables store them);
+/// `None` for any other Arrow type, which each caller reports in its own terms.
+pub(crate) fn arrow_value(column: &ArrayRef, row: usize) -> Option<FeatureValue> {
     if column.is_null(row) {
-        return Ok(FeatureValue::Null);
+        return Some(FeatureValue::Null);
     }
-    Ok(match column.data_type() {
+    Some(match column.data_type() {
         ArrowType::Boolean => FeatureValue::Boolean(column.as_boolean().value(row)),
         ArrowType::Int32 => FeatureValue::Int32(column.as_primitive::<Int32Type>().value(row)),
         ArrowType::Int64 => FeatureValue::Int64(column.as_primitive::<Int64Type>().value(row)),
@@ -48,12 +63,6 @@ pub(crate) fn feature_value(column: &ArrayRef, row: usize) -> Result<FeatureValu
             let list = column.as_fixed_size_list().value(row);
             FeatureValue::Float32Vector(list.as_primitive::<Float32Type>().values().to_vec())
         }
-        // Output columns are built by the engine from the signature's types only.
-        other => {
-            return Err(Error::new(
-                ErrorKind::Internal,
-                format!("an output column has the unexpected Arrow type {other}"),
-            ));
-        }
+        _ => return None,
     })
 }
