@@ -883,7 +883,7 @@ struct Aggregated {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AggregateStatus {
-    /// No record: the empty-window values, reported not found.
+    /// No record: the empty-window values (null under a TTL), reported not found.
     NotFound,
     /// The newest row is older than the TTL allows (or there is none at `now`).
     Expired,
@@ -919,11 +919,17 @@ fn aggregate_values(
     let mut last_digest: Option<Arc<str>> = None;
     for row in rows {
         let Some(row) = row else {
+            // An entity with no rows: the empty window's values, unless the view has a TTL,
+            // which no row at all is outside of (null, as historical retrieval gives it).
+            let values = match view.ttl {
+                Some(_) => vec![FeatureValue::Null; layout.aggregations().len()],
+                None => served(layout.empty_values())?,
+            };
             out.push(Aggregated {
                 status: AggregateStatus::NotFound,
                 newest: None,
                 digest: None,
-                values: served(layout.empty_values())?,
+                values,
             });
             continue;
         };
