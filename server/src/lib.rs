@@ -476,7 +476,7 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
             ),
         )
     })?;
-    if !value.is_object() {
+    let Some(body) = value.as_object() else {
         return Err(invalid(
             "body",
             format!(
@@ -485,7 +485,7 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
                 skewless_runtime::serving::json_kind(&value)
             ),
         ));
-    }
+    };
     let view = match value.get("feature_view_name") {
         Some(serde_json::Value::String(view)) => view,
         other => {
@@ -502,17 +502,7 @@ async fn checked_online_write(state: &AppState, body: Body) -> Result<String, Ap
             "`df` must be an object of columns: {\"column\": [values...], ...}".to_owned(),
         ));
     }
-    for flag in ["allow_registry_cache", "transform_on_write"] {
-        if let Some(given) = value.get(flag).filter(|v| !v.is_boolean()) {
-            return Err(invalid(
-                flag,
-                format!(
-                    "`{flag}` is {}, expected true or false",
-                    skewless_runtime::serving::json_kind(given)
-                ),
-            ));
-        }
-    }
+    skewless_runtime::serving::check_feast_write_flags(body)?;
     if state.serving.view_digest(view).is_none() {
         let known: Vec<&str> = state.serving.views().map(|(name, _, _)| name).collect();
         return Err(Error::new(

@@ -255,17 +255,7 @@ impl PushRequest {
                 ));
             }
         };
-        for flag in ["allow_registry_cache", "transform_on_write"] {
-            if let Some(given) = value.get(flag).filter(|v| !v.is_boolean()) {
-                return Err(invalid(
-                    flag,
-                    format!(
-                        "`{flag}` is {}, expected true or false",
-                        crate::serving::json_kind(given)
-                    ),
-                ));
-            }
-        }
+        crate::serving::check_feast_write_flags(&value)?;
         let Some(Value::Object(df)) = value.get("df").cloned() else {
             return Err(invalid(
                 "df",

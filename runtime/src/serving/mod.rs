@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use request::EntityColumns;
 pub use request::FeatureRequest;
-pub use request::json_kind;
+pub use request::{check_feast_write_flags, json_kind};
 pub use values::{JsonValue, format_timestamp};
 
 use crate::aggregate::{Output, OutputType, RecordLayout, decode_record};

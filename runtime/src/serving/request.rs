@@ -197,6 +197,22 @@ fn describe(value: &Value) -> String {
     }
 }
 
+/// Checks the flags Feast's write bodies (`/push`, `/write-to-online-store`) may carry,
+/// `allow_registry_cache` and `transform_on_write`: each, when given, must be a boolean. The
+/// error names the flag (`field` context) and what it was.
+pub fn check_feast_write_flags(body: &Map<String, Value>) -> Result<()> {
+    for flag in ["allow_registry_cache", "transform_on_write"] {
+        if let Some(given) = body.get(flag).filter(|v| !v.is_boolean()) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("`{flag}` is {}, expected true or false", json_kind(given)),
+            )
+            .with_context("field", flag));
+        }
+    }
+    Ok(())
+}
+
 /// "a string", "an object"...: what a JSON value is, for messages.
 pub fn json_kind(value: &Value) -> &'static str {
     match value {
