@@ -348,7 +348,8 @@ impl AppendJob {
                             delete_files(&self.table, &files).await;
                             return Err(Error::new(
                                 ErrorKind::Unavailable,
-                                "another commit changed the table's rows in this time range                                  while the job ran; nothing was committed: run it again",
+                                "another commit changed the table's rows in this time range \
+                     while the job ran; nothing was committed: run it again",
                             )
                             .with_context("table", &self.name));
                         }

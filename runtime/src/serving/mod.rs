@@ -938,7 +938,8 @@ fn aggregate_values(
             _ => {
                 return Err(fail(Error::new(
                     ErrorKind::InvalidInput,
-                    "the online store holds a row that is not an aggregate record for this                      view; run `skewless materialize` for it",
+                    "the online store holds a row that is not an aggregate record for this \
+                     view; run `skewless materialize` for it",
                 )));
             }
         };
