@@ -44,6 +44,9 @@ pub enum ErrorKind {
     /// An operation skewless refuses by design, whatever the input: one that would let
     /// online and offline values disagree (a write of precomputed feature values, say).
     Unsupported,
+    /// The caller asked the job to stop ([`crate::interrupt::Interrupt`], Ctrl-C in
+    /// Python); it stopped before committing anything.
+    Interrupted,
     /// A bug in skewless itself.
     Internal,
 }
@@ -63,6 +66,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Io => "io",
             ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Interrupted => "interrupted",
             ErrorKind::Internal => "internal",
         }
     }
@@ -72,7 +76,7 @@ impl ErrorKind {
     pub fn is_user_error(self) -> bool {
         !matches!(
             self,
-            ErrorKind::Io | ErrorKind::Internal | ErrorKind::Unavailable
+            ErrorKind::Io | ErrorKind::Internal | ErrorKind::Unavailable | ErrorKind::Interrupted
         )
     }
 }

@@ -28,6 +28,7 @@
 //!   micro-batches (a write-ahead log in between);
 //! - [`registry`]: the feature repo, its checks and the applied registry of digests;
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
+//! - [`interrupt`]: a caller's request that a running job stop (Ctrl-C in Python);
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
 //! - [`engine`]: the wasmtime host ([`TransformEngine`], [`Transform`]);
 //! - [`offline`]: Iceberg catalogs and tables (appends as snapshots, pinned scans);
@@ -57,6 +58,7 @@ pub mod error;
 pub mod files;
 pub mod historical;
 pub mod ingest;
+pub mod interrupt;
 pub mod materialize;
 pub mod micros;
 pub mod offline;

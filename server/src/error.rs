@@ -105,7 +105,7 @@ impl From<Error> for ApiError {
             ErrorKind::Unsupported => StatusCode::FORBIDDEN,
             ErrorKind::TransformFailed => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Unavailable | ErrorKind::Interrupted => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Trapped
             | ErrorKind::MemoryLimitExceeded
             | ErrorKind::InvalidComponent

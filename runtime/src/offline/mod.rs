@@ -63,7 +63,7 @@
 //! use std::collections::HashMap;
 //!
 //! use skewless_runtime::offline::{OfflineConfig, OfflineStore, ScanOptions, TableName};
-//! use futures::TryStreamExt;
+//! use futures::{StreamExt, TryStreamExt};
 //!
 //! let store = OfflineStore::open(&OfflineConfig::embedded(".skewless/offline")).await?;
 //! let name: TableName = "features.transactions".parse()?;
@@ -100,7 +100,7 @@ use std::time::Duration;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::arrow::schema_to_arrow_schema;
 use iceberg::io::LocalFsStorageFactory;
 use iceberg::spec::{Snapshot, TableMetadata, Transform, UnboundPartitionSpec};
@@ -121,8 +121,10 @@ pub use expire::Expired;
 pub use incremental::Appended;
 pub use name::TableName;
 pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
+pub(crate) use schema::align_batch;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::interrupt::Interrupt;
 
 /// The catalog name the embedded SQL catalog is registered under. Other engines must use the
 /// same name to see the same tables (`SqlCatalog("default", ...)` in PyIceberg).
@@ -257,6 +259,8 @@ pub struct OfflineStore {
     description: String,
     /// Commits what the catalog's transactions cannot (overwrites); SQL catalogs only.
     committer: Option<Arc<commit::SqlCommitter>>,
+    /// Checked before each scanned batch: a caller's request to stop the job reading.
+    interrupt: Interrupt,
 }
 
 impl fmt::Debug for OfflineStore {
@@ -305,7 +309,15 @@ impl OfflineStore {
             catalog,
             description,
             committer,
+            interrupt: Interrupt::new(),
         })
+    }
+
+    /// The same store, with every scan stopping at its next batch once `interrupt` is
+    /// requested (an [`ErrorKind::Interrupted`] error from the stream).
+    pub fn with_interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// Creates `name` with the columns of `schema` (see the module docs for the supported
@@ -527,7 +539,13 @@ impl OfflineStore {
     /// Streams the table's rows as Arrow batches. See [`ScanOptions`].
     pub async fn scan(&self, name: &TableName, options: ScanOptions) -> Result<RecordBatchStream> {
         let table = self.load(name).await?;
-        scan::scan(name, &table, options).await
+        let batches = scan::scan(name, &table, options).await?;
+        let interrupt = self.interrupt.clone();
+        let what = format!("scanning {name}");
+        Ok(Box::pin(batches.map(move |batch| {
+            interrupt.check(&what)?;
+            batch
+        })))
     }
 
     /// [`scan`](Self::scan) collected into memory: for small tables, tests and previews.

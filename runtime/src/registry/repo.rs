@@ -254,6 +254,13 @@ impl OpenedRepo {
         })
     }
 
+    /// The same repo, its offline scans stopping once `interrupt` is requested (see
+    /// [`crate::interrupt`]).
+    pub fn with_interrupt(mut self, interrupt: crate::interrupt::Interrupt) -> Self {
+        self.offline = self.offline.with_interrupt(interrupt);
+        self
+    }
+
     /// The handles, borrowed.
     pub fn context(&self) -> RepoContext<'_> {
         RepoContext {
