@@ -106,7 +106,7 @@ fn to_iceberg_type(ty: &DataType, next_id: &mut i32) -> Option<Type> {
 
 /// Aligns `batch` to `target` (a table's Arrow schema): columns by name, missing nullable
 /// columns as nulls, lossless casts only.
-pub(super) fn align_batch(
+pub(crate) fn align_batch(
     table: &TableName,
     target: &SchemaRef,
     batch: &RecordBatch,

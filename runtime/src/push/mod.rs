@@ -442,6 +442,17 @@ impl PushService {
         self.push(name, batch, request.to)
     }
 
+    /// Pushes Arrow `rows` under push source `name` after aligning them to the source table's
+    /// schema as an ingest does (columns by name, lossless casts only, a missing nullable
+    /// column as nulls; an unknown column, a missing required one or a lossy cast fail the
+    /// push, naming the column).
+    pub fn push_arrow(&self, name: &str, rows: &RecordBatch, to: To) -> Result<Receipt> {
+        let source = self.source(name)?;
+        let rows = crate::offline::align_batch(&source.table, &source.schema, rows)
+            .map_err(|e| e.with_context("push_source", name))?;
+        self.push(name, rows, to)
+    }
+
     /// Pushes `rows` (in the source table's schema) under push source `name`.
     pub fn push(&self, name: &str, rows: RecordBatch, to: To) -> Result<Receipt> {
         let source = self.source(name)?;

@@ -64,6 +64,9 @@ pub(crate) struct Wal {
     current_max: u64,
     /// Earlier segments and the highest sequence number each holds.
     closed: Vec<(PathBuf, u64)>,
+    /// `LOCK` in the folder, locked while the log is open: two processes appending to one
+    /// log would hand out the same sequence numbers and commit each other's rows.
+    _lock: File,
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -74,11 +77,37 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
     .with_source(e)
 }
 
+/// Locks the log in `dir` for this process, or says who holds it.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io("opening the lock of", dir, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the push write-ahead log {} is open in another process (a `skewless serve` \
+                 of this repo, or a Python FeatureStore that pushed to it): push through that \
+                 process, or stop it first",
+                dir.display()
+            ),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("locking", dir, e)),
+    }
+}
+
 impl Wal {
     /// Opens the log in `dir` (created if missing): every record it holds, in order, and the
-    /// log, writing to a new segment.
+    /// log, writing to a new segment. One process at a time: [`ErrorKind::Unavailable`] while
+    /// another has it open.
     pub(crate) fn open(dir: &Path) -> Result<(Wal, Vec<Record>)> {
         std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        let lock = lock(dir)?;
         let mut segments: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
             .map_err(|e| io("reading", dir, e))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -110,6 +139,7 @@ impl Wal {
                 current_number: number,
                 current_max: 0,
                 closed,
+                _lock: lock,
             },
             records,
         ))
@@ -314,6 +344,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         wal.release(2);
+        // Open once at a time: the log is locked while open.
+        let locked = Wal::open(dir.path()).unwrap_err();
+        assert_eq!(locked.kind(), ErrorKind::Unavailable, "{locked}");
+        assert!(locked.message().contains("another process"), "{locked}");
+        drop(wal);
         let (_, held) = Wal::open(dir.path()).unwrap();
         let seqs: Vec<u64> = held.iter().map(Record::seq).collect();
         assert_eq!(seqs, [3]);
