@@ -25,6 +25,7 @@ from .exceptions import (
     SkewlessError,
     TransformFailed,
     Trapped,
+    Interrupted,
     Unavailable,
     Unsupported,
 )
@@ -33,6 +34,7 @@ from .feature_store import (
     FeatureStore,
     Ingested,
     Materialized,
+    Pushed,
     OnlineResponse,
     Plan,
     RetrievalJob,
@@ -52,6 +54,7 @@ __all__ = [
     "Plan",
     "Ingested",
     "Materialized",
+    "Pushed",
     "RetrievalJob",
     "OnlineResponse",
     *exceptions.__all__,

@@ -26,6 +26,7 @@ __all__ = [
     "Unavailable",
     "IoError",
     "Unsupported",
+    "Interrupted",
     "InternalError",
 ]
 
@@ -122,6 +123,13 @@ class Unsupported(SkewlessError):
     kind = "unsupported"
 
 
+class Interrupted(SkewlessError):
+    """A job stopped at a request to stop before committing anything. Ctrl-C during a call
+    raises ``KeyboardInterrupt`` itself; this class is for a stop requested another way."""
+
+    kind = "interrupted"
+
+
 class InternalError(SkewlessError):
     """A bug in skewless itself."""
 
@@ -142,6 +150,7 @@ _BY_KIND = {
         Unavailable,
         IoError,
         Unsupported,
+        Interrupted,
         InternalError,
     )
 }

@@ -71,6 +71,34 @@ class Ingested:
         )
 
 
+class Pushed:
+    """What one ``push`` did: rows pushed, where to (Feast's spelling), and the entities
+    whose online value changed over every view the push source feeds."""
+
+    def __init__(self, rows: int, to: str, online_written: int) -> None:
+        self.rows = rows
+        self.to = to
+        self.online_written = online_written
+
+    def __repr__(self) -> str:
+        return (
+            f"Pushed(rows={self.rows}, to={self.to!r}, online_written={self.online_written})"
+        )
+
+
+def _push_mode(to: Any) -> str:
+    """Feast's ``PushMode`` member (``PushMode.ONLINE``), or its name as text, to the
+    spelling of a push body's ``to``."""
+    name = getattr(to, "name", to)
+    if not isinstance(name, str):
+        raise InvalidInput(
+            f"`to` is {to!r}; expected one of 'online', 'offline', 'online_and_offline' "
+            "(or Feast's PushMode)",
+            {"field": "to"},
+        )
+    return name.lower()
+
+
 class Materialized:
     """What one view's materialization did."""
 
@@ -302,6 +330,50 @@ class FeatureStore:
             return Ingested(*self._native.ingest(table, path, create))
         finally:
             os.unlink(path)
+
+    def push(
+        self,
+        push_source_name: str,
+        df: Any,
+        allow_registry_cache: bool = True,
+        to: Any = "online",
+        transform_on_write: bool = True,
+    ) -> Pushed:
+        """Pushes rows of a push source's table (``[[push_source]]`` in ``skewless.toml``),
+        as Feast's ``FeatureStore.push`` and the server's ``POST /push`` do: each fed view's
+        component runs on them, the newest row per entity is written online, and every row
+        is committed to the source table (and materialized) in the next micro-batch.
+
+        ``df`` is Arrow data (pandas, pyarrow, polars) with the source table's columns, aligned
+        as :meth:`ingest` aligns (by name, lossless conversions only). ``to`` is ``"online"``
+        (Feast's default: returns once the values are online and in the write-ahead log),
+        ``"offline"`` or ``"online_and_offline"`` (return once committed offline), or Feast's
+        ``PushMode``. ``allow_registry_cache`` and ``transform_on_write`` are accepted for
+        Feast's signature and have no effect: the applied registry is always read, and the
+        component always runs.
+
+        The push sources' logs are locked by the process that opens them: pushing here and
+        through a ``skewless serve`` of the same repo at once is refused; :meth:`close`
+        releases them (committing what is pending).
+
+        Raises:
+            NotFound: no such push source.
+            SchemaMismatch: a column the table lacks, a missing required one, a wrong type.
+            Unavailable: the online store is down (nothing was pushed), or the log is open in
+                another process.
+        """
+        for flag, value in (
+            ("allow_registry_cache", allow_registry_cache),
+            ("transform_on_write", transform_on_write),
+        ):
+            if not isinstance(value, bool):
+                raise InvalidInput(
+                    f"`{flag}` is {value!r}, expected True or False", {"field": flag}
+                )
+        mode = _push_mode(to)
+        data = arrow_data(df, "df")
+        rows, online_written = self._native.push(push_source_name, data, mode)
+        return Pushed(rows, mode, online_written)
 
     def materialize(
         self,

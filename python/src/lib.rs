@@ -26,6 +26,7 @@
 
 mod arrow_io;
 mod errors;
+mod interruptible;
 mod online;
 mod signals;
 mod store;

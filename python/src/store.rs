@@ -12,19 +12,23 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
 use pyo3::prelude::*;
 use skewless_runtime::historical::{MemoryBudget, Request, Retrieval, TrainingSet};
-use skewless_runtime::materialize::{Job, Materialized, Options};
+use skewless_runtime::interrupt::Interrupt;
+use skewless_runtime::materialize::{Hook, Job, Materialized, Options};
 use skewless_runtime::offline::{OfflineStore, TableName};
 use skewless_runtime::online::OnlineStore;
+use skewless_runtime::push::{PushOptions, PushService, To};
 use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo, new_runtime};
 use skewless_runtime::serving::{FeatureRequest, OnlineServing};
 use skewless_runtime::{Error, ErrorKind, Result, TransformEngine};
 
 use crate::arrow_io::{Input, batch_to_py, table_to_py, write_batches};
 use crate::errors::py_err;
+use crate::interruptible;
 use crate::online::to_batches;
 use crate::signals;
 use skewless_runtime::micros::parse_time;
@@ -42,6 +46,7 @@ pub(crate) struct PyStore {
 struct Handles {
     online: Option<Arc<dyn OnlineStore>>,
     serving: Option<Arc<Serving>>,
+    push: Option<Arc<Pushing>>,
 }
 
 impl std::fmt::Debug for Handles {
@@ -49,6 +54,7 @@ impl std::fmt::Debug for Handles {
         f.debug_struct("Handles")
             .field("online", &self.online.is_some())
             .field("serving", &self.serving.is_some())
+            .field("push", &self.push.is_some())
             .finish()
     }
 }
@@ -57,6 +63,13 @@ impl std::fmt::Debug for Handles {
 #[derive(Debug)]
 struct Serving {
     serving: OnlineServing,
+    _engine: TransformEngine,
+}
+
+/// The push sources and the engine whose epoch ticker enforces their components' deadlines.
+#[derive(Debug)]
+struct Pushing {
+    service: PushService,
     _engine: TransformEngine,
 }
 
@@ -110,8 +123,13 @@ impl PyStore {
                 false => runtime.block_on(skewless_runtime::apply::plan(&repo, &engine, &offline)),
             }?;
             if apply {
-                // What is served follows the registry `apply` just wrote.
-                self.handles().serving = None;
+                // What is served and pushed follows the registry `apply` just wrote.
+                let (serving, push) = {
+                    let mut handles = self.handles();
+                    (handles.serving.take(), handles.push.take())
+                };
+                // Outside the lock: the push committer commits what is pending first.
+                drop((serving, push));
             }
             Ok((
                 plan.changes.iter().map(ToString::to_string).collect(),
@@ -157,8 +175,8 @@ impl PyStore {
         end_us: Option<i64>,
         incremental: bool,
     ) -> PyResult<Vec<MaterializedTuple>> {
-        signals::detach(py, || {
-            let opened = OpenedRepo::open(&self.dir)?;
+        interruptible::run(py, |interrupt| {
+            let opened = OpenedRepo::open(&self.dir)?.with_interrupt(interrupt.clone());
             let context = opened.context();
             let online = self.online_store(context.repo)?;
             let views = views.unwrap_or_else(|| {
@@ -167,10 +185,14 @@ impl PyStore {
                     .chain(spec.aggregate_views.iter().map(|v| v.name.clone()))
                     .collect()
             });
+            // Scans stop at the interrupt; these checks stop a run whose rows are all read
+            // before its online write and its commit.
+            let stop = interrupt.clone();
             let options = Options {
                 start_us,
                 end_us,
                 incremental,
+                hook: Some(Hook(Arc::new(move |_| stop.check("materializing")))),
                 ..Options::default()
             };
             let job = Job {
@@ -182,7 +204,6 @@ impl PyStore {
                 .map(|view| job.run(view, &options, &|_| {}).map(tuple))
                 .collect::<Result<Vec<_>>>()
         })
-        .map_err(py_err)
     }
 
     /// `skewless historical`: the training set of `entities` (Arrow data with an
@@ -206,9 +227,9 @@ impl PyStore {
         memory_budget_mib: u32,
     ) -> PyResult<PyTrainingSet> {
         let entities = Input::read(entities)?;
-        signals::detach(py, || {
+        interruptible::run(py, |interrupt| {
             let entities = entities.into_batch()?;
-            let opened = OpenedRepo::open(&self.dir)?;
+            let opened = OpenedRepo::open(&self.dir)?.with_interrupt(interrupt.clone());
             let context = opened.context();
             let features = match (&feature_service, &features) {
                 (Some(name), None) => context
@@ -255,7 +276,6 @@ impl PyStore {
             let set = Retrieval { context }.run(&entities, &request)?;
             PyTrainingSet::new(set, as_of_ms)
         })
-        .map_err(py_err)
     }
 
     /// Online features for a request in the JSON shape of the server's
@@ -284,10 +304,38 @@ impl PyStore {
         .map_err(py_err)
     }
 
-    /// Closes the online store and what serves from it (the embedded store is locked while
-    /// open); the next call that needs them opens them again.
-    fn close(&self) {
-        *self.handles() = Handles::default();
+    /// `POST /push`, in process: `data` (Arrow data with the source table's columns) pushed
+    /// to push source `name` with Feast's `to` (`online`, `offline`, `online_and_offline`);
+    /// returns the rows pushed and the entities whose online value changed. Returns once the
+    /// rows are where `to` asks (see [`skewless_runtime::push`]).
+    #[pyo3(signature = (name, data, to="online"))]
+    fn push(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        data: &Bound<'_, PyAny>,
+        to: &str,
+    ) -> PyResult<(usize, usize)> {
+        let data = Input::read(data)?;
+        interruptible::run(py, |interrupt| {
+            let to = To::parse(to)?;
+            let rows = data.into_batch()?;
+            let pushing = self.pushing()?;
+            let receipt = pushing.service.push_arrow(name, &rows, to)?;
+            if let Some(committed) = receipt.committed {
+                wait_for_commit(committed, interrupt)
+                    .map_err(|e| e.with_context("push_source", name))?;
+            }
+            Ok((receipt.rows, receipt.online_written))
+        })
+    }
+
+    /// Closes the online store, what serves from it and the push sources (the embedded store
+    /// is locked while open, as is each push source's log; pending pushes are committed
+    /// first); the next call that needs them opens them again.
+    fn close(&self, py: Python<'_>) {
+        let handles = std::mem::take(&mut *self.handles());
+        py.detach(|| drop(handles));
     }
 
     /// Reads an RFC 3339 time into µs, as the CLI reads `--start` / `--end`; `what` names the
@@ -325,6 +373,73 @@ impl PyStore {
         });
         handles.serving = Some(serving.clone());
         Ok(serving)
+    }
+}
+
+impl PyStore {
+    /// The repo's push sources, opened on first use (which replays what a crash left in their
+    /// logs).
+    fn pushing(&self) -> Result<Arc<Pushing>> {
+        let mut handles = self.handles();
+        if let Some(pushing) = &handles.push {
+            return Ok(pushing.clone());
+        }
+        let repo = FeatureRepo::open(&self.dir)?;
+        if repo.spec().push_sources.is_empty() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                "this repo has no push source; declare one as [[push_source]] in skewless.toml \
+                 (name and source table)",
+            ));
+        }
+        let registry = repo.applied()?;
+        let engine = repo.engine()?;
+        let store = open_online(&mut handles, &repo)?;
+        let options = PushOptions::from_repo(&repo)?;
+        let pushing = Arc::new(Pushing {
+            service: PushService::open(&repo, &registry, &engine, store, options)?,
+            _engine: engine,
+        });
+        handles.push = Some(pushing.clone());
+        Ok(pushing)
+    }
+}
+
+/// How long a push waits for the offline commit it asked for, as the server's `POST /push`.
+const PUSH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until the committer committed a push's rows (or [`PUSH_ACK_TIMEOUT`], or Ctrl-C).
+fn wait_for_commit(
+    mut committed: tokio::sync::oneshot::Receiver<()>,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let started = Instant::now();
+    let not_yet = |why: &str| {
+        Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the pushed rows are in the write-ahead log but {why}; they will be committed \
+                 when the offline store answers, or when this repo is next opened for pushes: \
+                 do not push them again"
+            ),
+        )
+    };
+    loop {
+        match committed.try_recv() {
+            Ok(()) => return Ok(()),
+            Err(TryRecvError::Closed) => return Err(not_yet("the push committer stopped")),
+            Err(TryRecvError::Empty) if interrupt.is_requested() => {
+                return Err(not_yet("the wait for their offline commit was interrupted"));
+            }
+            Err(TryRecvError::Empty) if started.elapsed() > PUSH_ACK_TIMEOUT => {
+                return Err(not_yet(&format!(
+                    "were not committed to the offline store within {} s",
+                    PUSH_ACK_TIMEOUT.as_secs()
+                )));
+            }
+            Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),
+        }
     }
 }
 

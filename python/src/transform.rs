@@ -169,7 +169,7 @@ impl PyTransform {
                 outputs.push(output);
                 if let Err(signal) = Python::attach(|py| py.check_signals()) {
                     interrupted = Some(signal);
-                    return Err(Error::new(ErrorKind::InvalidInput, "interrupted"));
+                    return Err(Error::new(ErrorKind::Interrupted, "interrupted"));
                 }
                 Ok(())
             },
