@@ -1,7 +1,11 @@
 """Benchmarks of the Python package (issue 15): `Transform.run` on 8192-row pyarrow batches,
 and in-process `get_online_features` for 1 entity x 10 features.
 
-    python benches/python/bench.py [--guests target/guests/wasm32-wasip2/guest]
+    python benches/python/bench.py [--guests target/guests/wasm32-wasip2/guest] [--inputs F]
+
+`--inputs` takes the `amount` and `balance_before` of the first 8192 rows of a Parquet file
+(`skewless-datagen --rows 8192 --seed 2` writes the batch criterion's `batch_8192` runs:
+`benches/python/transform_vs_engine.sh` runs both side by side).
 
 Needs a release build of the package (`pip install ./python`, or `maturin develop --release`
 in python/). Prints medians; figures go in benches/README.md. Never run in CI.
@@ -67,15 +71,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--guests", type=Path, default=ROOT / "target" / "guests" / "wasm32-wasip2" / "guest")
     parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--inputs", type=Path, help="a Parquet file whose first 8192 rows are the inputs")
+    parser.add_argument("--only-transform", action="store_true", help="skip the online benchmark")
     args = parser.parse_args()
     component = args.guests / "transaction_features.wasm"
 
     transform = skewless.Transform(component)
-    data = batch(8192)
+    if args.inputs:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(args.inputs, columns=["amount", "balance_before"]).slice(0, 8192)
+        data = table.combine_chunks().to_batches()[0]
+        assert data.num_rows == 8192, data.num_rows
+    else:
+        data = batch(8192)
     per_batch = median_seconds(lambda: transform.run(data), args.iterations // 4)
     print(f"Transform.run, 8192-row pyarrow batch: {per_batch * 1e6:.1f} µs = {8192 / per_batch / 1e6:.1f}M rows/s")
     one = batch(1)
     print(f"Transform.run, 1-row batch: {median_seconds(lambda: transform.run(one), args.iterations) * 1e6:.2f} µs")
+    if args.only_transform:
+        return
 
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "skewless.toml").write_text(REPO.format(component=component))
