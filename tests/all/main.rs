@@ -3,6 +3,7 @@
 mod aggregate;
 mod aggregate_historical;
 mod aggregate_online;
+mod aggregate_transform;
 mod determinism;
 mod examples;
 mod feast_sdk;
