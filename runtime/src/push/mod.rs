@@ -11,7 +11,8 @@
 //! 2. when the push goes online, every fed view's component runs on the rows (the same
 //!    [`Transform::run`](crate::engine::Transform::run) batch jobs call; a component that
 //!    rejects them fails the push before anything is written);
-//! 3. the rows are appended to the source's **write-ahead log** (`wal.rs`) and fsynced;
+//! 3. the rows are appended to the source's **write-ahead log** (`wal.rs`) and fsynced
+//!    (pushes waiting for the fsync at the same time share one: `group_sync.rs`);
 //! 4. when the push goes online, the newest row per entity is written to the online store
 //!    (the monotonic write materialization does); if that fails, the log records the push as
 //!    cancelled and the push fails (503 for a store that is down): nothing was acknowledged
@@ -43,6 +44,7 @@
 //! written) was never acknowledged and is dropped.
 
 pub(crate) mod fed;
+mod group_sync;
 pub(crate) mod rows;
 pub(crate) mod wal;
 
@@ -58,6 +60,7 @@ use arrow_schema::SchemaRef;
 use serde_json::Value;
 
 use fed::{AggregateFed, BatchFed, FedView};
+use group_sync::GroupSync;
 use wal::{Record, Wal};
 
 use crate::engine::TransformEngine;
@@ -317,6 +320,8 @@ struct Source {
     event_ts: Vec<String>,
     fed: Vec<Box<dyn FedView>>,
     ledger: Mutex<Ledger>,
+    /// Pushes waiting for their record's fsync at the same time share one.
+    durability: GroupSync,
 }
 
 impl fmt::Debug for Source {
@@ -389,6 +394,7 @@ impl PushService {
                         event_ts,
                         fed,
                         ledger: Mutex::new(ledger),
+                        durability: GroupSync::default(),
                     }),
                 );
             }
@@ -558,9 +564,10 @@ impl PushService {
         })
     }
 
-    /// Appends the rows to the log, fsynced; their sequence number.
+    /// Appends the rows to the log, fsynced (with the pushes that wait at the same time:
+    /// `group_sync.rs`); their sequence number.
     fn log(&self, source: &Source, rows: &RecordBatch, to: To) -> Result<u64> {
-        let (seq, file) = {
+        let seq = {
             let mut ledger = source.ledger();
             let seq = ledger.next_seq;
             ledger.next_seq += 1;
@@ -572,7 +579,7 @@ impl PushService {
             match ledger.wal.append(&record) {
                 Ok(()) => {
                     ledger.entries.insert(seq, Entry::InFlight);
-                    (seq, ledger.wal.file())
+                    seq
                 }
                 Err(e) => {
                     // Keep the sequence without a gap: the committer commits in order.
@@ -581,13 +588,25 @@ impl PushService {
                 }
             }
         };
-        if let Err(e) = file.sync_data() {
+        // Records in earlier segments were synced when the log rolled past them, so syncing
+        // the current segment makes every record appended so far durable.
+        let synced = source.durability.wait_durable(seq, || {
+            let (appended, file) = {
+                let ledger = source.ledger();
+                (ledger.next_seq - 1, ledger.wal.file())
+            };
+            file.sync_data().map_err(|e| {
+                Error::new(
+                    ErrorKind::Io,
+                    format!("could not sync the push write-ahead log: {e}"),
+                )
+                .with_source(e)
+            })?;
+            Ok(appended)
+        });
+        if let Err(e) = synced {
             self.cancel(source, seq);
-            return Err(Error::new(
-                ErrorKind::Io,
-                format!("could not sync the push write-ahead log: {e}"),
-            )
-            .with_source(e));
+            return Err(e);
         }
         Ok(seq)
     }
