@@ -7,21 +7,25 @@
 //! as-of join and the aggregates look only at the rows of an entity row's own key, in scan
 //! order, and the kept rows keep that order.
 //!
-//! Rows are hashed straight from the key columns (no key is built per row; the same hash as
-//! partitioning, [`PartitionHash`]), looked up among the distinct entity keys' hashes, and a
-//! hit is confirmed by comparing the row's values with the key's, so a hash collision cannot
-//! keep a row another key owns. One `filter` per batch then copies the kept rows; a batch
-//! whose rows are all kept is passed on as it is.
+//! A single integer join key (the usual case) is looked up as it is, in a set of the asked
+//! integers. Other keys (strings, several columns) are hashed straight from the key columns
+//! (no key is built per row; the same hash as partitioning, [`PartitionHash`]), looked up
+//! among the distinct entity keys' hashes, and a hit is confirmed by comparing the row's
+//! values with the key's, so a hash collision cannot keep a row another key owns. One
+//! `filter` per batch then copies the kept rows; a batch whose rows are all kept is passed on
+//! as it is.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use arrow_array::{BooleanArray, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::Int64Type;
+use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_buffer::BooleanBuffer;
 
 use super::internal;
 use super::keys::{KeyColumn, PartitionHash, key_columns, typed};
 use crate::error::Result;
-use crate::online::EntityKey;
+use crate::online::{EntityKey, KeyValue};
 use crate::registry::KeyType;
 
 /// The distinct keys of some entity rows, to keep the feature rows that hold one of them.
@@ -31,6 +35,9 @@ pub(super) struct KeyFilter<'k> {
     keys: &'k [EntityKey],
     /// The view's join-key columns.
     key_columns: &'k [(String, KeyType)],
+    /// A single integer key: the asked integers, and whether a null key is asked (an entity
+    /// row with a null key, which stands for a key no stored row has).
+    ints: Option<(HashSet<i64, ahash::RandomState>, bool)>,
     hash: PartitionHash,
     /// Each distinct key's hash, to the first entity row holding that key.
     first: HashMap<u64, u32, ahash::RandomState>,
@@ -43,6 +50,27 @@ impl<'k> KeyFilter<'k> {
     /// A filter keeping the feature rows whose key under `key_columns` is one of `keys`.
     pub(super) fn new(keys: &'k [EntityKey], key_columns: &'k [(String, KeyType)]) -> Self {
         let hash = PartitionHash::new(0);
+        if let [(_, KeyType::Int32 | KeyType::Int64)] = key_columns {
+            let mut ints = HashSet::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8));
+            let mut null = false;
+            for key in keys {
+                match key.0.as_slice() {
+                    [KeyValue::Int64(v)] => {
+                        ints.insert(*v);
+                    }
+                    // The only other value an integer key column gives (see `keys`).
+                    _ => null = true,
+                }
+            }
+            return KeyFilter {
+                keys,
+                key_columns,
+                ints: Some((ints, null)),
+                hash,
+                first: HashMap::default(),
+                collided: Vec::new(),
+            };
+        }
         let mut first: HashMap<u64, u32, ahash::RandomState> =
             HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8));
         let mut collided = Vec::new();
@@ -66,6 +94,7 @@ impl<'k> KeyFilter<'k> {
         KeyFilter {
             keys,
             key_columns,
+            ints: None,
             hash,
             first,
             collided,
@@ -73,8 +102,12 @@ impl<'k> KeyFilter<'k> {
     }
 
     /// The number of distinct keys.
-    pub(super) fn distinct(&self) -> usize {
-        self.first.len() + self.collided.len()
+    #[cfg(test)]
+    fn distinct(&self) -> usize {
+        match &self.ints {
+            Some((ints, null)) => ints.len() + usize::from(*null),
+            None => self.first.len() + self.collided.len(),
+        }
     }
 
     /// The rows of `batch` (feature rows holding the view's join-key columns) whose key is
@@ -85,25 +118,46 @@ impl<'k> KeyFilter<'k> {
             return Ok(batch.clone());
         }
         let cast = key_columns(batch, self.key_columns)?;
-        let columns = typed(&cast);
-        let hashes = self.hash.rows(&cast, rows);
-        let keep = BooleanBuffer::collect_bool(rows, |row| {
-            let h = hashes[row];
-            let holds = |entity_row: u32| row_holds(&columns, row, &self.keys[entity_row as usize]);
-            match self.first.get(&h) {
-                None => false,
-                Some(&r) if holds(r) => true,
-                Some(_) => self
-                    .collided
-                    .iter()
-                    .any(|&(c, r)| c == h && holds(r)),
-            }
-        });
+        let keep = match &self.ints {
+            Some(ints) => keep_ints(ints, cast[0].as_primitive::<Int64Type>()),
+            None => self.keep_any(&cast, rows),
+        };
         if keep.count_set_bits() == rows {
             return Ok(batch.clone());
         }
         arrow_select::filter::filter_record_batch(batch, &BooleanArray::new(keep, None))
             .map_err(internal)
+    }
+
+    /// Which rows hold one of the keys, for keys other than a single integer.
+    fn keep_any(&self, cast: &[arrow_array::ArrayRef], rows: usize) -> BooleanBuffer {
+        let columns = typed(cast);
+        let hashes = self.hash.rows(cast, rows);
+        BooleanBuffer::collect_bool(rows, |row| {
+            let h = hashes[row];
+            let holds = |entity_row: u32| row_holds(&columns, row, &self.keys[entity_row as usize]);
+            match self.first.get(&h) {
+                None => false,
+                Some(&r) if holds(r) => true,
+                Some(_) => self.collided.iter().any(|&(c, r)| c == h && holds(r)),
+            }
+        })
+    }
+}
+
+/// Which rows of a single integer key column hold one of `ints` (a null row: whether a null
+/// key is asked, as the join would pair them).
+fn keep_ints(
+    (ints, null): &(HashSet<i64, ahash::RandomState>, bool),
+    column: &arrow_array::Int64Array,
+) -> BooleanBuffer {
+    let values = column.values();
+    match column.nulls() {
+        None => BooleanBuffer::collect_bool(values.len(), |row| ints.contains(&values[row])),
+        Some(valid) => BooleanBuffer::collect_bool(values.len(), |row| match valid.is_valid(row) {
+            true => ints.contains(&values[row]),
+            false => *null,
+        }),
     }
 }
 
@@ -127,11 +181,19 @@ mod tests {
     use super::super::keys::entity_keys_of;
     use super::*;
 
+    /// A composite key (integer and string), or a single integer key.
+    fn keys_of(composite: bool) -> Vec<(String, KeyType)> {
+        match composite {
+            true => vec![
+                ("id".to_owned(), KeyType::Int64),
+                ("region".to_owned(), KeyType::Utf8),
+            ],
+            false => vec![("id".to_owned(), KeyType::Int32)],
+        }
+    }
+
     fn keys() -> Vec<(String, KeyType)> {
-        vec![
-            ("id".to_owned(), KeyType::Int64),
-            ("region".to_owned(), KeyType::Utf8),
-        ]
+        keys_of(true)
     }
 
     /// Rows `(id, region)` with nulls, an `Int32` id and a string key, as a table may hold them.
@@ -169,8 +231,9 @@ mod tests {
         fn keeps_exactly_the_rows_of_the_asked_keys_in_order(
             asked in proptest::collection::vec(row(), 0..12),
             table in proptest::collection::vec(row(), 0..80),
+            composite in any::<bool>(),
         ) {
-            let keys = keys();
+            let keys = keys_of(composite);
             let asked = entity_keys_of(&batch(&asked), &keys).unwrap();
             let table = batch(&table);
             let filter = KeyFilter::new(&asked, &keys);

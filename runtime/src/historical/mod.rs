@@ -391,7 +391,11 @@ impl Retrieval<'_> {
                     aggregations: Some(aggregations),
                 };
                 let rows: Vec<u32> = (0..labels.len() as u32).collect();
-                return Ok((aggregate::compute(&query, aggregations, &[], &rows)?, None, 0));
+                return Ok((
+                    aggregate::compute(&query, aggregations, &[], &rows)?,
+                    None,
+                    0,
+                ));
             }
             let nulls = fields
                 .iter()
@@ -431,13 +435,12 @@ impl Retrieval<'_> {
         // what the budget allows of the rest is ever held.
         let filter = KeyFilter::new(entity_keys, &keys);
         let mut joined_rows = 0u64;
-        let mut batches = std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose()).map(
-            |batch| {
+        let mut batches =
+            std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose()).map(|batch| {
                 let kept = filter.keep(&batch?)?;
                 joined_rows += kept.num_rows() as u64;
                 Ok(kept)
-            },
-        );
+            });
         let query = partition::Query {
             keys: entity_keys,
             labels,
