@@ -46,7 +46,9 @@ inputs.request_amount = { request = "amount" }
 inputs.user_last_amount = { feature = "txn:amount_log1p" }
 inputs.user_avg_amount_30d = { feature = "txn:amount_zscore" }
 TOML
-"$bin/skewless-datagen" --rows "$features" --users 100000 --days 90 --out "$work/txns.parquet" >/dev/null
+# The same 90 days as the label times below.
+"$bin/skewless-datagen" --rows "$features" --users 100000 --days 90 --end 2026-11-01T00:00:00Z \
+    --out "$work/txns.parquet" >/dev/null
 "$bin/skewless" ingest raw.transactions --repo "$work/repo" --from "$work/txns.parquet" --create >/dev/null
 "$bin/skewless" apply --repo "$work/repo" >/dev/null
 "$bin/skewless" materialize --repo "$work/repo" txn >/dev/null

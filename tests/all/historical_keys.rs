@@ -232,7 +232,11 @@ fn retrieve(repo: &TestRepo, entities: &RecordBatch, memory: MemoryBudget) -> Tr
     retrieval.run(entities, &request).unwrap()
 }
 
-/// A stored feature row: `(user, region, event_ts, created_ts, row)`.
+/// A view's stored feature rows: the batches scanned, and each row's key, times and place.
+type Table = (Vec<RecordBatch>, Vec<Stored>);
+
+/// A stored feature row: its key parts (-1 or "" where the view has none), its times, and
+/// where it is held.
 struct Stored {
     user: i64,
     region: String,
@@ -242,7 +246,7 @@ struct Stored {
     row: usize,
 }
 
-fn stored(repo: &TestRepo, view: &str) -> (Vec<RecordBatch>, Vec<Stored>) {
+fn stored(repo: &TestRepo, view: &str) -> Table {
     let batches = repo.scan(&format!("features.{view}"), None);
     let mut rows = Vec::new();
     for (b, batch) in batches.iter().enumerate() {
@@ -284,7 +288,7 @@ fn same_key(view: &str, row: &Stored, label: &Label) -> bool {
 /// row's `feature` (null with no row, or when the row holds a null).
 fn brute_force_batch(
     view: &str,
-    (batches, rows): &(Vec<RecordBatch>, Vec<Stored>),
+    (batches, rows): &Table,
     feature: &str,
     label: &Label,
     ttl: Option<i64>,
@@ -305,10 +309,7 @@ fn brute_force_batch(
 /// The aggregate view's two values at a label, by the definition: null (both) when the
 /// entity's newest row at or before `t` is older than the TTL or absent; else the count of
 /// rows in `(t - 5h, t]` and the exact sum of amounts in `(t - 20h, t]`.
-fn brute_force_aggregates(
-    (batches, rows): &(Vec<RecordBatch>, Vec<Stored>),
-    label: &Label,
-) -> (Option<i64>, Option<Output>) {
+fn brute_force_aggregates((batches, rows): &Table, label: &Label) -> (Option<i64>, Option<Output>) {
     let t = label.2;
     let mine: Vec<&Stored> = rows
         .iter()
@@ -413,10 +414,10 @@ fn check(set: &TrainingSet, labels: &[Label], tables: &Tables, case: &str) {
 }
 
 /// Every view's stored rows.
-struct Tables(Vec<(&'static str, (Vec<RecordBatch>, Vec<Stored>))>);
+struct Tables(Vec<(&'static str, Table)>);
 
 impl Tables {
-    fn of(&self, view: &str) -> &(Vec<RecordBatch>, Vec<Stored>) {
+    fn of(&self, view: &str) -> &Table {
         &self.0.iter().find(|(v, _)| *v == view).unwrap().1
     }
 

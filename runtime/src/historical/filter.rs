@@ -244,7 +244,7 @@ mod tests {
                 .collect();
             let got = kept.column(2).as_any().downcast_ref::<Int32Array>().unwrap();
             prop_assert_eq!(got.values().to_vec(), expected);
-            let distinct: std::collections::HashSet<_> = asked.iter().collect();
+            let distinct: HashSet<_> = asked.iter().collect();
             prop_assert_eq!(filter.distinct(), distinct.len());
         }
     }
