@@ -501,10 +501,11 @@ pub(super) fn historical(args: &HistoricalArgs) -> Result<()> {
         ),
     };
     outln!(
-        "{rows} rows x {} features -> {} in {:.2} s; snapshots {}{spilled}",
+        "{rows} rows x {} features -> {} in {:.2} s; {} feature rows joined; snapshots {}{spilled}",
         batch.num_columns() - entities.num_columns(),
         args.out.display(),
         started.elapsed().as_secs_f64(),
+        set.feature_rows,
         json(&set.snapshots)
     );
     Ok(())

@@ -9,6 +9,7 @@ mod examples;
 mod feast_sdk;
 mod feature_repo;
 mod historical;
+mod historical_keys;
 mod hostile;
 mod languages;
 mod loading;

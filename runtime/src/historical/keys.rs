@@ -52,7 +52,7 @@ pub(super) fn entity_keys_of(
 }
 
 /// A cast key column, typed once so that per-row access needs no type dispatch.
-enum KeyColumn<'a> {
+pub(super) enum KeyColumn<'a> {
     Int(&'a Int64Array),
     Str(&'a StringArray),
 }
@@ -66,10 +66,28 @@ impl KeyColumn<'_> {
             _ => KeyValue::Utf8(NULL_KEY.to_owned()),
         }
     }
+
+    /// Whether the value at `row` is `value`, as [`KeyColumn::value`] would make it (with no
+    /// key built).
+    pub(super) fn holds(&self, row: usize, value: &KeyValue) -> bool {
+        match (self, value) {
+            (KeyColumn::Int(c), KeyValue::Int64(v)) => c.is_valid(row) && c.value(row) == *v,
+            (KeyColumn::Str(c), KeyValue::Utf8(v)) if c.is_valid(row) => c.value(row) == v,
+            (_, KeyValue::Utf8(v)) => v == NULL_KEY && !self.is_valid(row),
+            (KeyColumn::Str(_), KeyValue::Int64(_)) => false,
+        }
+    }
+
+    fn is_valid(&self, row: usize) -> bool {
+        match self {
+            KeyColumn::Int(c) => c.is_valid(row),
+            KeyColumn::Str(c) => c.is_valid(row),
+        }
+    }
 }
 
 /// The columns [`key_columns`] returns (`Int64` or `Utf8`), typed.
-fn typed(key_columns: &[ArrayRef]) -> Vec<KeyColumn<'_>> {
+pub(super) fn typed(key_columns: &[ArrayRef]) -> Vec<KeyColumn<'_>> {
     key_columns
         .iter()
         .map(|c| match c.data_type() {

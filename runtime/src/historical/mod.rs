@@ -17,18 +17,23 @@
 //! metadata by the CLI).
 //!
 //! Memory is bounded by a setting, [`MemoryBudget`], not by the size of the feature tables:
-//! each batch view's feature rows stream from the scan (the time range `[min T - ttl, max T]`
-//! and the needed columns pushed down) into [`partition`], which joins them in memory when
+//! each stored view's feature rows stream from the scan (the time range `[min T - ttl, max T]`
+//! and the needed columns pushed down), lose at once the rows whose key no entity row asks
+//! for (module `filter`: a semi-join per scanned batch, so what is held follows the entity
+//! rows' keys, not the table), and go into [`partition`], which joins them in memory when
 //! they fit the budget (one piece, the fast path) and otherwise hash-partitions both sides
-//! by entity key, spilling feature rows to temporary Arrow IPC files (module `spill`) under the
-//! repo's `.skewless/tmp` (removed on success and on failure; only a killed process leaves
-//! its `historical-*` folder behind, safe to delete), and joins partition by partition. What the budget does not cover, and stays proportional to the entity rows: the
-//! entity rows themselves, their keys and label times, and the output (the entity rows plus
-//! one column per feature), which is built whole before it is written; and the scan's own
-//! read-ahead (a few Parquet row groups, independent of the table size).
+//! by entity key, spilling feature rows to temporary Arrow IPC files (module `spill`) under
+//! the repo's `.skewless/tmp` (removed on success and on failure; only a killed process
+//! leaves its `historical-*` folder behind, safe to delete), and joins partition by
+//! partition. Batch and aggregate views go the same way. What the budget does not cover,
+//! and stays proportional to the entity rows: the entity rows themselves, their keys and
+//! label times, and the output (the entity rows plus one column per feature), which is built
+//! whole before it is written; and the scan's own read-ahead (a few Parquet row groups,
+//! independent of the table size).
 
 mod aggregate;
 pub mod asof;
+mod filter;
 mod keys;
 pub mod partition;
 mod spill;
@@ -48,6 +53,7 @@ use crate::offline::ScanOptions;
 use crate::online::EntityKey;
 use crate::registry::{AppliedView, FeatureRef, RepoContext, RepoSpec, ViewKind};
 use crate::signature::UTC;
+use filter::KeyFilter;
 use keys::entity_keys;
 pub use partition::MemoryBudget;
 use spill::SpillDir;
@@ -82,6 +88,10 @@ pub struct TrainingSet {
     pub spill_files: usize,
     /// Bytes written to spill files (Arrow IPC, uncompressed).
     pub spill_bytes: u64,
+    /// Feature rows joined, summed over the batch and aggregate views read: the rows of the
+    /// feature tables in the labels' time range whose key some entity row asks for. The rest
+    /// are dropped as they are scanned, so this is what memory and spilling are spent on.
+    pub feature_rows: u64,
 }
 
 /// Historical retrieval over a repo and its stores.
@@ -128,6 +138,7 @@ impl Retrieval<'_> {
         let mut joined: BTreeMap<(String, String), ArrayRef> = BTreeMap::new();
         let mut snapshots = BTreeMap::new();
         let mut digests = BTreeMap::new();
+        let mut feature_rows = 0;
         for (view, features) in &stored {
             let in_view = |e: Error| e.with_context("view", view);
             let kind = self.kind(view)?;
@@ -152,9 +163,10 @@ impl Retrieval<'_> {
                 }
             };
             let keys = &keys_by_join_keys[index].1;
-            let (columns, snapshot) = self
+            let (columns, snapshot, rows) = self
                 .join_view(view, kind, features, keys, &labels, request, &mut spill)
                 .map_err(in_view)?;
+            feature_rows += rows;
             for (feature, column) in features.iter().zip(columns) {
                 joined.insert((view.clone(), feature.clone()), column);
             }
@@ -200,6 +212,7 @@ impl Retrieval<'_> {
             digests,
             spill_files,
             spill_bytes,
+            feature_rows,
         })
     }
 
@@ -290,7 +303,8 @@ impl Retrieval<'_> {
     }
 
     /// The point-in-time join of one batch view, or the aggregates of one aggregate view: one
-    /// column per feature, aligned with the entity rows, and the snapshot read.
+    /// column per feature, aligned with the entity rows, the snapshot read and the number of
+    /// feature rows joined.
     #[expect(
         clippy::too_many_arguments,
         reason = "one join for both kinds of stored view: the view, its kind, what to answer"
@@ -304,7 +318,7 @@ impl Retrieval<'_> {
         labels: &[i64],
         request: &Request,
         spill: &mut SpillDir,
-    ) -> Result<(Vec<ArrayRef>, Option<i64>)> {
+    ) -> Result<(Vec<ArrayRef>, Option<i64>, u64)> {
         let rt = self.context.runtime;
         let (entities, ttl) = match kind {
             ViewKind::Aggregate => {
@@ -377,13 +391,17 @@ impl Retrieval<'_> {
                     aggregations: Some(aggregations),
                 };
                 let rows: Vec<u32> = (0..labels.len() as u32).collect();
-                return Ok((aggregate::compute(&query, aggregations, &[], &rows)?, None));
+                return Ok((
+                    aggregate::compute(&query, aggregations, &[], &rows)?,
+                    None,
+                    0,
+                ));
             }
             let nulls = fields
                 .iter()
                 .map(|f| arrow_array::new_null_array(f.data_type(), labels.len()))
                 .collect();
-            return Ok((nulls, None));
+            return Ok((nulls, None, 0));
         };
         let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
         columns.extend([EVENT_TS.to_owned(), CREATED_TS.to_owned()]);
@@ -413,8 +431,16 @@ impl Retrieval<'_> {
             scan = scan.time_range(EVENT_TS, start, max.saturating_add(1));
         }
         let mut stream = rt.block_on(self.context.offline.scan(&table, scan))?;
-        // The scan, a batch at a time: only what the budget allows is ever held.
-        let mut batches = std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose());
+        // The scan, a batch at a time, less the rows of keys no entity row asks for: only
+        // what the budget allows of the rest is ever held.
+        let filter = KeyFilter::new(entity_keys, &keys);
+        let mut joined_rows = 0u64;
+        let mut batches =
+            std::iter::from_fn(|| rt.block_on(stream.try_next()).transpose()).map(|batch| {
+                let kept = filter.keep(&batch?)?;
+                joined_rows += kept.num_rows() as u64;
+                Ok(kept)
+            });
         let query = partition::Query {
             keys: entity_keys,
             labels,
@@ -424,7 +450,8 @@ impl Retrieval<'_> {
             aggregations,
         };
         let columns = partition::join(&query, &mut batches, &request.memory, spill)?;
-        Ok((columns, Some(snapshot_id)))
+        drop(batches);
+        Ok((columns, Some(snapshot_id), joined_rows))
     }
 
     /// Runs a request-time view over the entity rows joined with its stored inputs.
