@@ -173,7 +173,11 @@ pub(crate) fn materialize_commit(
 
 /// Deletes every data file a plan's parts wrote (for a job that commits nothing).
 #[pyfunction]
-pub(crate) fn materialize_abort(py: Python<'_>, repo_path: PathBuf, plan_json: &str) -> PyResult<()> {
+pub(crate) fn materialize_abort(
+    py: Python<'_>,
+    repo_path: PathBuf,
+    plan_json: &str,
+) -> PyResult<()> {
     signals::detach(py, || {
         let plan: PartPlan = parse("materialization plan", plan_json)?;
         let opened = OpenedRepo::open(&repo_path)?;

@@ -80,6 +80,18 @@ def transactions(seed: int, rows: int, now: dt.datetime) -> pa.Table:
     event = now_us - (hours * 3_600 + 1_800 + rng.integers(-600, 600, rows)) * 1_000_000
     amount = rng.gamma(2.0, 40.0, rows)
     merchants = np.array(["Acme Corp", "grocer #12", "  FUEL-stop ", "café", "Book Nook"])
+    # The example's source schema (examples/datagen): keys and times are required.
+    schema = pa.schema(
+        [
+            pa.field("txn_id", pa.int64(), nullable=False),
+            pa.field("user_id", pa.int64(), nullable=False),
+            pa.field("event_ts", ts, nullable=False),
+            pa.field("ingested_at", ts, nullable=False),
+            pa.field("amount", pa.float64()),
+            pa.field("balance_before", pa.float64()),
+            pa.field("merchant", pa.string()),
+        ]
+    )
     return pa.table(
         {
             "txn_id": pa.array(np.arange(rows) + seed * 1_000_000, pa.int64()),
@@ -89,7 +101,8 @@ def transactions(seed: int, rows: int, now: dt.datetime) -> pa.Table:
             "amount": pa.array([None if i % 53 == 0 else float(a) for i, a in enumerate(amount)], pa.float64()),
             "balance_before": pa.array(rng.uniform(0, 5000, rows), pa.float64()),
             "merchant": pa.array(merchants[rng.integers(0, len(merchants), rows)].tolist(), pa.string()),
-        }
+        },
+        schema=schema,
     )
 
 

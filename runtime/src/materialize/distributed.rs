@@ -121,11 +121,18 @@ pub struct PartDone {
 
 impl Bucket {
     /// The rows of `batch` whose key (the columns `keys`) falls in this bucket.
-    pub(crate) fn filter(&self, batch: &RecordBatch, keys: &[(String, KeyType)]) -> Result<RecordBatch> {
+    pub(crate) fn filter(
+        &self,
+        batch: &RecordBatch,
+        keys: &[(String, KeyType)],
+    ) -> Result<RecordBatch> {
         let buckets = key_partitions(batch, keys, self.count)?;
         let keep: BooleanArray = buckets.iter().map(|b| Some(*b == self.index)).collect();
         arrow_select::filter::filter_record_batch(batch, &keep).map_err(|e| {
-            Error::new(ErrorKind::Internal, format!("selecting a bucket's rows: {e}"))
+            Error::new(
+                ErrorKind::Internal,
+                format!("selecting a bucket's rows: {e}"),
+            )
         })
     }
 }
@@ -366,7 +373,10 @@ impl Job<'_> {
         let part = plan.parts.get(index).ok_or_else(|| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("the plan has {} parts, not a part {index}", plan.parts.len()),
+                format!(
+                    "the plan has {} parts, not a part {index}",
+                    plan.parts.len()
+                ),
             )
         })?;
         let run = self.run_of(plan)?;
@@ -376,7 +386,8 @@ impl Job<'_> {
         let dir = format!("{}/part-{index}", job_dir(&plan.job));
         rt.block_on(offline.delete_dir(&run.table, &dir))?;
         let attempt = uuid::Uuid::new_v4();
-        let mut job = rt.block_on(offline.begin_append_in(&run.table, &format!("{dir}/{attempt}")))?;
+        let mut job =
+            rt.block_on(offline.begin_append_in(&run.table, &format!("{dir}/{attempt}")))?;
         let mut result = Materialized {
             view: plan.view.clone(),
             rows: 0,
@@ -392,7 +403,15 @@ impl Job<'_> {
             elapsed: std::time::Duration::ZERO,
         };
         let written = self
-            .compute(&run, scan, part.bucket, &mut job, options, &|_| {}, &mut result)
+            .compute(
+                &run,
+                scan,
+                part.bucket,
+                &mut job,
+                options,
+                &|_| {},
+                &mut result,
+            )
             .and_then(|rows| self.write_online(&plan.view, &rows));
         let online_written = match written {
             Ok(written) => written,
@@ -493,11 +512,9 @@ impl Job<'_> {
     /// committed nothing.
     pub fn abort_parts(&self, plan: &PartPlan) -> Result<()> {
         let table = self.context.repo.feature_table(&plan.view)?;
-        self.context.runtime.block_on(
-            self.context
-                .offline
-                .delete_dir(&table, &job_dir(&plan.job)),
-        )
+        self.context
+            .runtime
+            .block_on(self.context.offline.delete_dir(&table, &job_dir(&plan.job)))
     }
 }
 
@@ -516,9 +533,7 @@ mod tests {
 
     #[test]
     fn key_partitions_are_stable_and_widen_integers() {
-        let batch = |column: ArrayRef| {
-            RecordBatch::try_from_iter([("user_id", column)]).unwrap()
-        };
+        let batch = |column: ArrayRef| RecordBatch::try_from_iter([("user_id", column)]).unwrap();
         let keys = [("user_id".to_owned(), KeyType::Int64)];
         let wide = batch(Arc::new(arrow_array::Int64Array::from(vec![1, 2, 3, 4, 5])));
         let narrow = batch(Arc::new(arrow_array::Int32Array::from(vec![1, 2, 3, 4, 5])));
@@ -546,7 +561,13 @@ mod tests {
         };
         let groups = split(files(&[10, 9, 1, 1]), 2);
         // Largest first into the lightest group (the first of equals).
-        assert_eq!(groups, vec![vec!["f0".to_owned(), "f3".into()], vec!["f1".into(), "f2".into()]]);
+        assert_eq!(
+            groups,
+            vec![
+                vec!["f0".to_owned(), "f3".into()],
+                vec!["f1".into(), "f2".into()]
+            ]
+        );
         assert_eq!(split(files(&[5]), 3).len(), 1);
         assert!(split(Vec::new(), 3).is_empty());
     }

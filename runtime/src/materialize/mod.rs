@@ -607,7 +607,13 @@ impl<'t> Run<'t> {
         let mut columns: Vec<String> = self.keys.iter().map(|(k, _)| k.clone()).collect();
         columns.push(view.event_timestamp.to_owned());
         columns.extend(view.created_timestamp.map(str::to_owned));
-        columns.extend(view.compute.signature().inputs.iter().map(|f| f.name.clone()));
+        columns.extend(
+            view.compute
+                .signature()
+                .inputs
+                .iter()
+                .map(|f| f.name.clone()),
+        );
         let read = match &self.work {
             plan::Work::Appended { to, .. } => *to,
             plan::Work::Replace { read, .. } => *read,

@@ -523,7 +523,14 @@ impl OfflineStore {
             committer,
             guard,
         };
-        AppendJob::new(self.catalog.clone(), name.clone(), table, Some(replace), None).await
+        AppendJob::new(
+            self.catalog.clone(),
+            name.clone(),
+            table,
+            Some(replace),
+            None,
+        )
+        .await
     }
 
     /// The data files `name`'s snapshots appended after snapshot `from`, up to and including
