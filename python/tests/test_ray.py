@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import json
 import os
 import shutil
 from pathlib import Path
@@ -274,3 +275,61 @@ def test_a_failed_job_commits_nothing_and_leaves_no_files(example, ray_cluster):
     table = catalog(folder).load_table(f"features.{view}")
     assert len(table.snapshots()) == snapshots
     assert job_dirs(table) == dirs
+
+
+def test_parts_and_the_commit_refuse_a_component_other_than_the_planned_one(example):
+    """The stages themselves, in this process: a part refuses a plan whose digest is not the
+    registry's; the commit refuses a part that ran another component, commits nothing, and
+    the abort removes the parts' files."""
+    from skewless import _native
+
+    folder, _ = example
+    root, view = str(folder), "user_transaction_features"
+    table = catalog(folder).load_table(f"features.{view}")
+    snapshots, dirs = len(table.snapshots()), job_dirs(table)
+    plan_json, parts, skipped = _native.materialize_plan(root, view, 2)
+    assert skipped is None and parts == 2
+    forged = json.loads(plan_json)
+    forged["digest"] = "sha256:" + "0" * 64
+    with pytest.raises(skewless.InvalidComponent, match="planned with"):
+        _native.materialize_part(root, json.dumps(forged), 0)
+    done = [json.loads(_native.materialize_part(root, plan_json, i, 1)) for i in range(parts)]
+    assert all(d["files"] for d in done)
+    done[1]["digest"] = forged["digest"]
+    with pytest.raises(skewless.InvalidComponent, match="part 1 ran component"):
+        _native.materialize_commit(root, plan_json, [json.dumps(d) for d in done])
+    # A part given twice, or one missing, is refused too.
+    with pytest.raises(skewless.InvalidInput, match="given twice"):
+        _native.materialize_commit(root, plan_json, [json.dumps(done[0])] * 2)
+    with pytest.raises(skewless.InvalidInput, match="part 1 of the plan has no result"):
+        _native.materialize_commit(root, plan_json, [json.dumps(done[0])])
+    _native.materialize_abort(root, plan_json)
+    table = catalog(folder).load_table(f"features.{view}")
+    assert len(table.snapshots()) == snapshots
+    assert job_dirs(table) == dirs
+
+
+def test_a_commit_after_another_run_of_the_view_commits_nothing(example):
+    """The local run's guard: a materialization of the view that committed after the plan
+    moved the processed-snapshot marker, so the distributed commit is refused."""
+    from skewless import _native
+
+    folder, now = example
+    root, view = str(folder), "user_time_features"
+    with skewless.FeatureStore(folder) as store:
+        store.materialize([view])
+    plan_json, parts, _ = _native.materialize_plan(root, view, 2)
+    done = [_native.materialize_part(root, plan_json, i, 1) for i in range(parts)]
+    table = catalog(folder).load_table(f"features.{view}")
+    dirs = job_dirs(table)
+    # The source moves on and a local run processes it: the marker moves.
+    with skewless.FeatureStore(folder) as store:
+        store.ingest("raw.transactions", transactions(3, 100, now))
+        store.materialize([view])
+    snapshots = len(catalog(folder).load_table(f"features.{view}").snapshots())
+    with pytest.raises(skewless.Unavailable, match="another materialization"):
+        _native.materialize_commit(root, plan_json, done)
+    _native.materialize_abort(root, plan_json)
+    table = catalog(folder).load_table(f"features.{view}")
+    assert len(table.snapshots()) == snapshots
+    assert len(job_dirs(table)) == len(dirs) - 1
