@@ -8,7 +8,7 @@
 //! 2. **Run a part** ([`Job::run_part`], on a worker): the view's component is loaded and
 //!    verified against the registry, and its digest must be the plan's; the part's files are
 //!    scanned with the plan's snapshot, columns and window, transformed by the local run's
-//!    stage two (the same code: [`Layout`](super::Layout), the newest-row and record
+//!    stage two (the same code: `Layout`, the newest-row and record
 //!    builders) and written as Parquet data files into the feature table's location, under
 //!    `skewless-job-<job>/part-<n>/<attempt>/`, **not committed**; the part's online rows go
 //!    straight to the online store, whose writes are monotonic (an older row never replaces a
@@ -255,6 +255,7 @@ impl Job<'_> {
         }
         let prepared = match self.prepare(view, options)? {
             Prepare::Skip(result) => {
+                let result = *result;
                 return Ok(PartPlan {
                     job: uuid::Uuid::new_v4().to_string(),
                     view: view.to_owned(),

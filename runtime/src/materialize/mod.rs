@@ -226,7 +226,7 @@ impl Job<'_> {
             scan,
             seen,
         } = match self.prepare(view_name, options)? {
-            Prepare::Skip(result) => return Ok(result),
+            Prepare::Skip(result) => return Ok(*result),
             Prepare::Run(prepared) => *prepared,
         };
         let mut job = self.begin_commit(&run, result.window, seen)?;
@@ -276,7 +276,7 @@ impl Job<'_> {
         let source_snapshots = rt.block_on(offline.snapshots(&source))?;
         let Some(source_current) = rt.block_on(offline.current_snapshot(&source))? else {
             result.skipped = Some(format!("source table {source} has no data yet"));
-            return Ok(Prepare::Skip(result));
+            return Ok(Prepare::Skip(Box::new(result)));
         };
         let history = rt.block_on(offline.snapshots(&table))?;
         let head = rt.block_on(offline.current_snapshot(&table))?;
@@ -297,7 +297,7 @@ impl Job<'_> {
         let (read, marker) = match &work {
             plan::Work::Nothing(why) => {
                 result.skipped = Some(why.clone());
-                return Ok(Prepare::Skip(result));
+                return Ok(Prepare::Skip(Box::new(result)));
             }
             plan::Work::Appended { from, to } => {
                 result.from_snapshot = Some(*from);
@@ -355,7 +355,7 @@ impl Job<'_> {
                 "this window was already materialized from the same source snapshot by the same component (snapshot {})",
                 head.snapshot_id
             ));
-            return Ok(Prepare::Skip(result));
+            return Ok(Prepare::Skip(Box::new(result)));
         }
         // Commit only where the marker this run started from still stands: another run of the
         // view that moved it meanwhile read some of the same rows (or would be undone).
@@ -543,7 +543,7 @@ fn hook(options: &Options, step: Step) -> Result<()> {
 /// What [`Job::prepare`] decided.
 enum Prepare<'j> {
     /// Nothing to do; the result says why.
-    Skip(Materialized),
+    Skip(Box<Materialized>),
     /// A run to make.
     Run(Box<Prepared<'j>>),
 }
