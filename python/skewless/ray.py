@@ -13,7 +13,7 @@ must be reachable at the same paths on every node (a shared folder, or S3 and Re
    source snapshot, the processed-snapshot marker) and splits the data files its source scan
    reads into parts (an online aggregate view: into entity buckets, each reading every file
    and keeping its entities' rows, since an entity's record needs all its rows);
-2. one Ray task per part (``SPREAD`` over the nodes, one CPU each by default) loads the
+2. one Ray task per part (round robin over the nodes, one CPU each by default) loads the
    view's component, refuses it unless its digest is the registry's and the plan's, runs it
    over the part's Arrow batches, writes Parquet data files into the feature table's
    location (not committed) and writes its entities' newest rows straight to the online
@@ -94,6 +94,20 @@ def _materialize_part(
     return done, ray.get_runtime_context().get_node_id()
 
 
+def _spread(ray: Any, index: int, cpus: float) -> Any:
+    """Where task `index` runs: the nodes that can run it, round robin (soft: elsewhere when
+    that node is gone, as for a retry after it died). Ray's own SPREAD is a preference that
+    a quick first task can undo, putting every part on one node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(
+        n["NodeID"] for n in ray.nodes() if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= cpus
+    )
+    if not nodes:
+        return "SPREAD"
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
+
+
 def _gather(ray: Any, refs: List[Any]) -> List[Any]:
     """Every task's result, in order; the first failure (or an interrupt) cancels the others
     and waits until none runs any more, so that nothing writes after the caller cleans up."""
@@ -142,9 +156,7 @@ def materialize(
     names = _views(views) if views is not None else _native.materialize_views(root)
     start_us, end_us = _micros(start, "start"), _micros(end, "end")
     count = parts if parts is not None else _cluster_cpus(ray)
-    task = ray.remote(_materialize_part).options(
-        num_cpus=cpus_per_part, max_retries=max_retries, scheduling_strategy="SPREAD"
-    )
+    task = ray.remote(_materialize_part)
     results = []
     for view in names:
         plan_json, count_parts, skipped = _native.materialize_plan(
@@ -154,7 +166,11 @@ def materialize(
         try:
             if skipped is None and count_parts:
                 refs = [
-                    task.remote(root, plan_json, i, cpus_per_part, _after_part)
+                    task.options(
+                        num_cpus=cpus_per_part,
+                        max_retries=max_retries,
+                        scheduling_strategy=_spread(ray, i, cpus_per_part),
+                    ).remote(root, plan_json, i, cpus_per_part, _after_part)
                     for i in range(count_parts)
                 ]
                 outs = _gather(ray, refs)
@@ -267,8 +283,13 @@ def get_historical_features(
     }
     rows = [np.flatnonzero(of_row == p) for p in range(count)]
     used = [p for p in range(count) if len(rows[p])] or [0]
-    task = ray.remote(_historical_part).options(num_cpus=1, scheduling_strategy="SPREAD")
-    refs = [task.remote(root, table.take(pa.array(rows[p])), kwargs) for p in used]
+    task = ray.remote(_historical_part)
+    refs = [
+        task.options(num_cpus=1, scheduling_strategy=_spread(ray, i, 1)).remote(
+            root, table.take(pa.array(rows[p])), kwargs
+        )
+        for i, p in enumerate(used)
+    ]
     # A task's skewless error is raised here as its own class (Ray's `as_instanceof_cause`).
     outs = _gather(ray, refs)
     # Every part must have read the same snapshots with the same components.
