@@ -10,6 +10,8 @@
 //!   `materialize`, historical retrieval and in-process online serving (`OnlineServing`, the
 //!   code the HTTP server runs);
 //! - `online`: online features as Arrow columns;
+//! - `distributed`: the stages of distributed jobs (`skewless.ray`): a materialization
+//!   planned, run in parts on workers and committed once; entity rows partitioned by key;
 //! - `arrow_io`: Arrow in and out through the Arrow C data interface (PyCapsules), so
 //!   pyarrow, polars and anything else that speaks it cross without a copy;
 //! - `errors`: library errors as the Python exception that names their kind, with the
@@ -25,6 +27,7 @@
 )]
 
 mod arrow_io;
+mod distributed;
 mod errors;
 mod interruptible;
 mod online;
@@ -47,6 +50,12 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::PyTrainingSet>()?;
     module.add_class::<store::PyOnlineAnswer>()?;
     module.add_function(wrap_pyfunction!(arrow_io::write_parquet, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::materialize_views, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::materialize_plan, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::materialize_part, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::materialize_commit, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::materialize_abort, module)?)?;
+    module.add_function(wrap_pyfunction!(distributed::entity_partitions, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

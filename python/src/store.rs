@@ -75,7 +75,7 @@ struct Pushing {
 
 /// One view's materialization, for Python: view, rows, dropped rows, entities written online,
 /// snapshot id, why it was skipped, digest, window (µs) and seconds.
-type MaterializedTuple = (
+pub(crate) type MaterializedTuple = (
     String,
     u64,
     u64,
@@ -452,7 +452,7 @@ fn open_online(handles: &mut Handles, repo: &FeatureRepo) -> Result<Arc<dyn Onli
     Ok(store)
 }
 
-fn tuple(done: Materialized) -> MaterializedTuple {
+pub(crate) fn tuple(done: Materialized) -> MaterializedTuple {
     (
         done.view,
         done.rows,

@@ -22,6 +22,12 @@
 //!    summary records the view, the digest, the mode, the window, the source snapshot read
 //!    and the processed-snapshot marker.
 //!
+//! The code is three stages: `prepare` (steps 1–2: what the run does, reading no row),
+//! `compute` (steps 3–5 and building the online rows) and the commit (`begin_commit`, then
+//! step 7), with step 6 between the last two. [`Job::run`] runs them in one process;
+//! [`distributed`] runs the same stages on a driver (`prepare`, commit) and on workers
+//! (`compute` and step 6, over a part of the source each).
+//!
 //! # Aggregate views
 //!
 //! An aggregate view's feature table is filled exactly as above. Online, instead of the newest
@@ -59,6 +65,7 @@
 //! snapshot match the feature table's newest snapshot is skipped outright. A full run never
 //! is: it is also how an online store that was lost or replaced is filled again.
 
+pub mod distributed;
 mod newest;
 mod plan;
 mod records;
@@ -66,6 +73,7 @@ mod values;
 
 pub(crate) use values::{arrow_value, feature_value};
 
+pub use distributed::{Bucket, PartDone, PartPlan, key_partitions};
 pub(crate) use newest::NewestRows;
 use records::{Keep, Records};
 
@@ -82,7 +90,7 @@ use crate::aggregate::RecordLayout;
 use crate::apply::{feature_table_schema, join_keys};
 use crate::engine::Transform;
 use crate::error::{Error, ErrorKind, Result};
-use crate::offline::{CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
+use crate::offline::{AppendJob, CommitGuard, ScanOptions, SnapshotInfo, TableName, TimeRange};
 use crate::online::{EntityKey, OnlineStore, StoredRow};
 use crate::pipeline::parallel_map_ordered;
 use crate::registry::{KeyType, NO_TRANSFORM, RepoContext, ViewKind};
@@ -211,10 +219,44 @@ impl Job<'_> {
     ) -> Result<Materialized> {
         let started = Instant::now();
         let rt = self.context.runtime;
+        let Prepared {
+            run,
+            mut result,
+            summary,
+            scan,
+            seen,
+        } = match self.prepare(view_name, options)? {
+            Prepare::Skip(result) => return Ok(*result),
+            Prepare::Run(prepared) => *prepared,
+        };
+        let mut job = self.begin_commit(&run, result.window, seen)?;
+        let online_written = self
+            .compute(&run, scan, None, &mut job, options, progress, &mut result)
+            .and_then(|rows| self.write_online(view_name, &rows))
+            .and_then(|written| hook(options, Step::BeforeCommit).map(|()| written));
+        match online_written {
+            Ok(written) => result.online_written = written,
+            Err(e) => {
+                // Nothing was committed; remove the data files the job wrote, so a failed run
+                // leaves no orphans behind.
+                if let Err(cleanup) = rt.block_on(job.abort()) {
+                    tracing::warn!(error = %cleanup, "could not remove the files of the failed job");
+                }
+                return Err(e);
+            }
+        }
+        result.snapshot = Some(rt.block_on(job.commit(summary))?);
+        result.elapsed = started.elapsed();
+        Ok(result)
+    }
+
+    /// Stage one of a run: decides what it reads and writes (see `plan`), or that there is
+    /// nothing to do. Reads no source row.
+    fn prepare(&self, view_name: &str, options: &Options) -> Result<Prepare<'_>> {
+        let rt = self.context.runtime;
         let offline = self.context.offline;
         let view = self.target(view_name)?;
-        let transform = &view.compute;
-        let digest = transform.digest().to_owned();
+        let digest = view.compute.digest().to_owned();
         let source = TableName::parse(view.source)?;
         let table = self.context.repo.feature_table(view_name)?;
         let mut result = Materialized {
@@ -234,7 +276,7 @@ impl Job<'_> {
         let source_snapshots = rt.block_on(offline.snapshots(&source))?;
         let Some(source_current) = rt.block_on(offline.current_snapshot(&source))? else {
             result.skipped = Some(format!("source table {source} has no data yet"));
-            return Ok(result);
+            return Ok(Prepare::Skip(Box::new(result)));
         };
         let history = rt.block_on(offline.snapshots(&table))?;
         let head = rt.block_on(offline.current_snapshot(&table))?;
@@ -255,7 +297,7 @@ impl Job<'_> {
         let (read, marker) = match &work {
             plan::Work::Nothing(why) => {
                 result.skipped = Some(why.clone());
-                return Ok(result);
+                return Ok(Prepare::Skip(Box::new(result)));
             }
             plan::Work::Appended { from, to } => {
                 result.from_snapshot = Some(*from);
@@ -313,42 +355,45 @@ impl Job<'_> {
                 "this window was already materialized from the same source snapshot by the same component (snapshot {})",
                 head.snapshot_id
             ));
-            return Ok(result);
+            return Ok(Prepare::Skip(Box::new(result)));
         }
-
-        let keys = join_keys(self.context.repo, view.entities);
-        let schema = feature_table_schema(&keys, transform.signature());
-        let mut columns: Vec<String> = keys.iter().map(|(k, _)| k.clone()).collect();
-        columns.push(view.event_timestamp.to_owned());
-        columns.extend(view.created_timestamp.map(str::to_owned));
-        columns.extend(transform.signature().inputs.iter().map(|f| f.name.clone()));
-        let mut scan = ScanOptions::default()
-            .snapshot(read)
-            .columns(unique(columns))
-            .batch_size(crate::files::DEFAULT_BATCH_SIZE);
-        match &work {
-            plan::Work::Appended { from, to } => {
-                let appended = rt.block_on(offline.appended_since(&source, *from, *to))?;
-                scan = scan.data_files(appended.files);
-            }
-            plan::Work::Replace { start, end, .. } if (*start, *end) != (i64::MIN, i64::MAX) => {
-                scan = scan.time_range(view.event_timestamp, *start, *end);
-            }
-            _ => {}
-        }
-        let mut stream = rt.block_on(offline.scan(&source, scan))?;
-        let batches = std::iter::from_fn(|| rt.block_on(stream.next()));
-
-        let layout = Layout {
-            keys: &keys,
-            event_ts: view.event_timestamp,
-            created_ts: view.created_timestamp,
-            default_created_us: read_info.timestamp_ms.saturating_mul(1000),
-            schema: &schema,
-        };
         // Commit only where the marker this run started from still stands: another run of the
         // view that moved it meanwhile read some of the same rows (or would be undone).
         let seen = plan::marker(&lineage, view_name)?;
+        let run = Run::new(
+            self.context.repo,
+            view,
+            table,
+            work,
+            head.map(|h| h.snapshot_id),
+            read_info.timestamp_ms,
+            options.now_us.unwrap_or_else(crate::micros::now),
+        );
+        let mut scan = run.scan_options();
+        if let plan::Work::Appended { from, to } = &run.work {
+            let appended = rt.block_on(offline.appended_since(&source, *from, *to))?;
+            scan = scan.data_files(appended.files);
+        }
+        Ok(Prepare::Run(Box::new(Prepared {
+            run,
+            result,
+            summary,
+            scan,
+            seen,
+        })))
+    }
+
+    /// Stage three of a run: the job that commits its rows as one snapshot (an overwrite of
+    /// the window, or an append that lands only where the marker `seen` still stands).
+    fn begin_commit(
+        &self,
+        run: &Run<'_>,
+        window: Option<(i64, i64)>,
+        seen: Option<i64>,
+    ) -> Result<AppendJob> {
+        let rt = self.context.runtime;
+        let offline = self.context.offline;
+        let view_name = run.view.name;
         let guard: CommitGuard = {
             let view = view_name.to_owned();
             Arc::new(move |snapshots, current| {
@@ -366,27 +411,67 @@ impl Job<'_> {
         };
         // An incremental run replaces an empty range: it appends, but only on top of what
         // it planned for.
-        let range = match result.window {
+        let range = match window {
             Some((start, end)) => TimeRange::new(crate::apply::EVENT_TS, start, end),
             None => TimeRange::new(crate::apply::EVENT_TS, i64::MAX, i64::MAX),
         };
-        let mut job = match offline.can_replace() {
-            true => rt.block_on(offline.begin_replace(&table, range, Some(guard)))?,
+        match offline.can_replace() {
+            true => rt.block_on(offline.begin_replace(&run.table, range, Some(guard))),
             false => {
-                if result.window.is_some() {
+                if window.is_some() {
                     tracing::warn!(
                         view = view_name,
                         "this catalog cannot commit overwrites: the window's rows are \
                          appended, and earlier rows of the window stay beside them"
                     );
                 }
-                rt.block_on(offline.begin_append(&table))?
+                rt.block_on(offline.begin_append(&run.table))
             }
+        }
+    }
+
+    /// Stage two of a run: reads the source with `scan` (only the rows of `bucket`'s entities,
+    /// when given), runs the transform, writes the feature rows into `job` and returns what
+    /// goes online (nothing when the view is not online): the newest row per entity, or an
+    /// aggregate view's records of the entities the rows touch. Counts rows into `result`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one stage shared by the local run and a distributed part"
+    )]
+    fn compute(
+        &self,
+        run: &Run<'_>,
+        scan: ScanOptions,
+        bucket: Option<Bucket>,
+        job: &mut AppendJob,
+        options: &Options,
+        progress: &(dyn Fn(u64) + Sync),
+        result: &mut Materialized,
+    ) -> Result<Vec<(EntityKey, StoredRow)>> {
+        let rt = self.context.runtime;
+        let offline = self.context.offline;
+        let view = &run.view;
+        let transform = &view.compute;
+        let keys = &run.keys;
+        let source = TableName::parse(view.source)?;
+        let mut stream = rt.block_on(offline.scan(&source, scan))?;
+        let batches = std::iter::from_fn(|| rt.block_on(stream.next()));
+        let source_keys: Vec<(String, KeyType)> = keys.clone();
+        let batches = batches.map(|batch| match (batch, bucket) {
+            (Ok(batch), Some(bucket)) => bucket.filter(&batch, &source_keys),
+            (batch, _) => batch,
+        });
+
+        let layout = Layout {
+            keys,
+            event_ts: view.event_timestamp,
+            created_ts: view.created_timestamp,
+            default_created_us: run.read_ms.saturating_mul(1000),
+            schema: &run.schema,
         };
         let newest = NewestRows::new();
         // Aggregate views: the records of the entities the run touches, cut at the job's time.
-        let job_now = options.now_us.unwrap_or_else(crate::micros::now);
-        let records = view.records.as_ref().map(|l| Records::new(l, job_now));
+        let records = view.records.as_ref().map(|l| Records::new(l, run.job_now));
         let record_columns: Vec<usize> = match &view.records {
             Some(layout) => (layout.columns().iter())
                 .filter_map(|c| {
@@ -405,10 +490,7 @@ impl Job<'_> {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let hook = |step: Step| match &options.hook {
-            Some(hook) => (hook.0)(step),
-            None => Ok(()),
-        };
+        let (mut rows, mut dropped) = (0, 0);
         let transformed = parallel_map_ordered(
             batches,
             threads,
@@ -423,8 +505,8 @@ impl Job<'_> {
                 Ok(features)
             },
             |features: Features| {
-                result.rows += features.batch.num_rows() as u64;
-                result.dropped_rows += features.dropped;
+                rows += features.batch.num_rows() as u64;
+                dropped += features.dropped;
                 progress(features.batch.num_rows() as u64 + features.dropped);
                 if features.batch.num_rows() > 0 {
                     rt.block_on(job.write(features.batch))?;
@@ -432,50 +514,128 @@ impl Job<'_> {
                 Ok(())
             },
         );
-        let online_written = transformed
-            .and_then(|()| hook(Step::Transformed))
-            .and_then(|()| match (view.online, records) {
-                (false, _) => Ok(0),
-                (true, None) => self.write_online(view_name, &newest.into_rows(&digest)),
-                (true, Some(records)) => {
-                    self.read_back(
-                        &records,
-                        &work,
-                        head.as_ref(),
-                        &table,
-                        &keys,
-                        view.records.as_ref(),
-                    )?;
-                    // Newer materializations win: the source snapshot the run's rows are as
-                    // of, then the time of the run (see the module docs).
-                    let version = (
-                        read_info.timestamp_ms.saturating_mul(1000),
-                        crate::micros::now(),
-                    );
-                    self.write_online(view_name, &records.into_rows(&digest, version))
-                }
-            })
-            .and_then(|written| hook(Step::BeforeCommit).map(|()| written));
-        match online_written {
-            Ok(written) => result.online_written = written,
-            Err(e) => {
-                // Nothing was committed; remove the data files the job wrote, so a failed run
-                // leaves no orphans behind.
-                if let Err(cleanup) = rt.block_on(job.abort()) {
-                    tracing::warn!(error = %cleanup, "could not remove the files of the failed job");
-                }
-                return Err(e);
+        result.rows += rows;
+        result.dropped_rows += dropped;
+        transformed?;
+        hook(options, Step::Transformed)?;
+        Ok(match (view.online, records) {
+            (false, _) => Vec::new(),
+            (true, None) => newest.into_rows(transform.digest()),
+            (true, Some(records)) => {
+                self.read_back(&records, run, bucket)?;
+                // Newer materializations win: the source snapshot the run's rows are as
+                // of, then the time of the run (see the module docs).
+                let version = (run.read_ms.saturating_mul(1000), crate::micros::now());
+                records.into_rows(transform.digest(), version)
             }
+        })
+    }
+}
+
+/// Calls the run's hook at `step`, if it has one.
+fn hook(options: &Options, step: Step) -> Result<()> {
+    match &options.hook {
+        Some(hook) => (hook.0)(step),
+        None => Ok(()),
+    }
+}
+
+/// What [`Job::prepare`] decided.
+enum Prepare<'j> {
+    /// Nothing to do; the result says why.
+    Skip(Box<Materialized>),
+    /// A run to make.
+    Run(Box<Prepared<'j>>),
+}
+
+/// A run, prepared: what it computes, its result so far, its snapshot summary, the scan of
+/// the source and the marker it started from.
+struct Prepared<'j> {
+    run: Run<'j>,
+    result: Materialized,
+    summary: HashMap<String, String>,
+    scan: ScanOptions,
+    seen: Option<i64>,
+}
+
+/// What one run computes, decided: the same on the machine that plans a distributed job and
+/// on each of its workers.
+struct Run<'t> {
+    view: Target<'t>,
+    /// The feature table.
+    table: TableName,
+    keys: Vec<(String, KeyType)>,
+    /// The feature table's Arrow schema.
+    schema: SchemaRef,
+    work: plan::Work,
+    /// The feature table's snapshot when the run was planned.
+    head: Option<i64>,
+    /// Commit time of the source snapshot read, ms.
+    read_ms: i64,
+    /// The job's time, µs.
+    job_now: i64,
+}
+
+impl<'t> Run<'t> {
+    fn new(
+        repo: &crate::registry::FeatureRepo,
+        view: Target<'t>,
+        table: TableName,
+        work: plan::Work,
+        head: Option<i64>,
+        read_ms: i64,
+        job_now: i64,
+    ) -> Self {
+        let keys = join_keys(repo, view.entities);
+        let schema = feature_table_schema(&keys, view.compute.signature());
+        Run {
+            view,
+            table,
+            keys,
+            schema,
+            work,
+            head,
+            read_ms,
+            job_now,
         }
-        result.snapshot = Some(rt.block_on(job.commit(summary))?);
-        result.elapsed = started.elapsed();
-        Ok(result)
+    }
+
+    /// The scan of the source: the snapshot read, the columns the view needs and the
+    /// window (an incremental run restricts it to the appended files besides).
+    fn scan_options(&self) -> ScanOptions {
+        let view = &self.view;
+        let mut columns: Vec<String> = self.keys.iter().map(|(k, _)| k.clone()).collect();
+        columns.push(view.event_timestamp.to_owned());
+        columns.extend(view.created_timestamp.map(str::to_owned));
+        columns.extend(
+            view.compute
+                .signature()
+                .inputs
+                .iter()
+                .map(|f| f.name.clone()),
+        );
+        let read = match &self.work {
+            plan::Work::Appended { to, .. } => *to,
+            plan::Work::Replace { read, .. } => *read,
+            plan::Work::Nothing(_) => 0,
+        };
+        let mut scan = ScanOptions::default()
+            .snapshot(read)
+            .columns(unique(columns))
+            .batch_size(crate::files::DEFAULT_BATCH_SIZE);
+        if let plan::Work::Replace { start, end, .. } = &self.work
+            && (*start, *end) != (i64::MIN, i64::MAX)
+        {
+            scan = scan.time_range(view.event_timestamp, *start, *end);
+        }
+        scan
     }
 }
 
 /// What a run of one view reads and computes: a batch view, or an aggregate view (whose
 /// feature table is filled the same way, with the transform's outputs or its source columns).
 struct Target<'r> {
+    name: &'r str,
     entities: &'r [String],
     source: &'r str,
     event_timestamp: &'r str,
@@ -538,6 +698,7 @@ impl Job<'_> {
         let verified = || repo.verified_transform(self.context.engine, self.context.registry, name);
         if let Some(view) = spec.batch_views.iter().find(|v| v.name == name) {
             return Ok(Target {
+                name: &view.name,
                 entities: &view.entities,
                 source: &view.source,
                 event_timestamp: &view.event_timestamp,
@@ -576,6 +737,7 @@ impl Job<'_> {
             .map(|f| f.name.clone())
             .collect();
         Ok(Target {
+            name: &view.name,
             entities: &view.entities,
             source: &view.source,
             event_timestamp: &view.event_timestamp,
@@ -596,16 +758,14 @@ impl Job<'_> {
     fn read_back(
         &self,
         records: &Records<'_>,
-        work: &plan::Work,
-        head: Option<&SnapshotInfo>,
-        table: &TableName,
-        keys: &[(String, KeyType)],
-        layout: Option<&RecordLayout>,
+        run: &Run<'_>,
+        bucket: Option<Bucket>,
     ) -> Result<()> {
-        let (Some(head), Some(layout)) = (head, layout) else {
+        let (Some(head), Some(layout)) = (run.head, run.view.records.as_ref()) else {
             return Ok(());
         };
-        let window = match work {
+        let (table, keys) = (&run.table, &run.keys);
+        let window = match &run.work {
             plan::Work::Appended { .. } => None,
             plan::Work::Replace { start, end, .. } if (*start, *end) == (i64::MIN, i64::MAX) => {
                 return Ok(());
@@ -629,7 +789,7 @@ impl Job<'_> {
         // One scan at a time, a batch at a time: memory holds the records, not the table.
         let scan = |range: Option<(i64, i64)>, keep: &dyn Fn(i64, bool) -> Keep| -> Result<()> {
             let mut options = ScanOptions::default()
-                .snapshot(head.snapshot_id)
+                .snapshot(head)
                 .columns(columns.clone())
                 .batch_size(crate::files::DEFAULT_BATCH_SIZE);
             if let Some((start, end)) = range {
@@ -637,7 +797,11 @@ impl Job<'_> {
             }
             let mut stream = rt.block_on(offline.scan(table, options))?;
             while let Some(batch) = rt.block_on(stream.next()) {
-                records.offer_stored(&batch?, &at, keep)?;
+                let batch = match bucket {
+                    Some(bucket) => bucket.filter(&batch?, keys)?,
+                    None => batch?,
+                };
+                records.offer_stored(&batch, &at, keep)?;
             }
             Ok(())
         };

@@ -30,7 +30,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::offline::SnapshotInfo;
 
 /// What a run reads and how it writes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Work {
     /// Nothing to do, and why.
     Nothing(String),

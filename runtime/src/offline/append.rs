@@ -9,7 +9,10 @@ use arrow_schema::{DataType, SchemaRef};
 use futures::TryStreamExt;
 use iceberg::Catalog;
 use iceberg::arrow::RecordBatchPartitionSplitter;
-use iceberg::spec::{DataFile, DataFileFormat};
+use iceberg::spec::{
+    DataFile, DataFileFormat, TableMetadata, deserialize_data_file_from_json,
+    serialize_data_file_to_json,
+};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
@@ -83,6 +86,9 @@ pub struct AppendJob {
     file_prefix: String,
     rows: u64,
     replace: Option<Replace>,
+    /// Data files written by other processes (the parts of a distributed job), committed with
+    /// this job's own (see [`adopt`](Self::adopt)).
+    adopted: Vec<DataFile>,
 }
 
 /// What a replacing job replaces, and how it commits.
@@ -115,6 +121,7 @@ impl AppendJob {
         name: TableName,
         table: Table,
         replace: Option<Replace>,
+        data_dir: Option<&str>,
     ) -> Result<Self> {
         let metadata = table.metadata();
         let target = current_arrow_schema(&name, metadata)?;
@@ -140,7 +147,13 @@ impl AppendJob {
             parquet,
             target_file_size,
             table.file_io().clone(),
-            DefaultLocationGenerator::new(metadata).map_err(internal)?,
+            match data_dir {
+                None => DefaultLocationGenerator::new(metadata).map_err(internal)?,
+                Some(dir) => DefaultLocationGenerator::with_data_location(format!(
+                    "{}/{dir}",
+                    data_location(metadata)
+                )),
+            },
             DefaultFileNameGenerator::new(file_prefix.clone(), None, DataFileFormat::Parquet),
         );
         let builder = DataFileWriterBuilder::new(rolling);
@@ -166,6 +179,7 @@ impl AppendJob {
             file_prefix,
             rows: 0,
             replace,
+            adopted: Vec::new(),
         })
     }
 
@@ -299,6 +313,13 @@ impl AppendJob {
         summary: HashMap<String, String>,
     ) -> Result<SnapshotInfo> {
         let mut table = self.table.clone();
+        // The table as this job loaded it must satisfy the guard too: a distributed job loads
+        // it only to commit, long after it planned (a local job loads it as it plans, and
+        // this passes).
+        if let Err(e) = guarded(&replace, &table) {
+            let _ = self.abort_files().await;
+            return Err(e);
+        }
         let mut plan = overwrite::plan(&self.name, &table, &replace.range).await?;
         if let Err(e) = self.carry_outside_rows(&table, &plan, &replace.range).await {
             let _ = self.abort_files().await;
@@ -389,6 +410,48 @@ impl AppendJob {
         Ok(())
     }
 
+    /// Closes the job's data files without committing them, for a part of a distributed job
+    /// whose driver commits them ([`adopt`](Self::adopt)): each file as Iceberg's JSON form
+    /// of a data file. Nothing is committed here; the files are orphans until the driver's
+    /// commit references them.
+    pub async fn finish(mut self) -> Result<Vec<String>> {
+        let files = self.close().await?;
+        let metadata = self.table.metadata();
+        let partition_type = metadata
+            .default_partition_spec()
+            .partition_type(metadata.current_schema())
+            .map_err(|e| convert_error(e, &self.name, "describing the written files"))?;
+        files
+            .into_iter()
+            .map(|file| {
+                serialize_data_file_to_json(file, &partition_type, metadata.format_version())
+                    .map_err(|e| convert_error(e, &self.name, "describing the written files"))
+            })
+            .collect()
+    }
+
+    /// Adds data files another job wrote into this table and [`finish`](Self::finish)ed,
+    /// to be committed in this job's snapshot with its own files (and deleted by
+    /// [`abort`](Self::abort) or a failed commit, as its own are).
+    pub fn adopt(&mut self, files_json: &[String]) -> Result<()> {
+        let metadata = self.table.metadata();
+        let spec = metadata.default_partition_spec();
+        let partition_type = spec
+            .partition_type(metadata.current_schema())
+            .map_err(|e| convert_error(e, &self.name, "reading a part's files"))?;
+        for json in files_json {
+            let file = deserialize_data_file_from_json(
+                json,
+                spec.spec_id(),
+                &partition_type,
+                metadata.current_schema(),
+            )
+            .map_err(|e| convert_error(e, &self.name, "reading a part's files"))?;
+            self.adopted.push(file);
+        }
+        Ok(())
+    }
+
     /// Abandons the job: closes its files and deletes them. Nothing is committed.
     pub async fn abort(mut self) -> Result<()> {
         self.abort_files().await
@@ -416,7 +479,9 @@ impl AppendJob {
             Sink::Unpartitioned(writer) => writer.close().await,
             Sink::Partitioned(sink) => sink.writer.close().await,
         };
-        files.map_err(|e| convert_error(e, &self.name, "closing data files"))
+        let mut files = files.map_err(|e| convert_error(e, &self.name, "closing data files"))?;
+        files.append(&mut self.adopted);
+        Ok(files)
     }
 }
 
@@ -484,4 +549,16 @@ fn poisoned(name: &TableName) -> Error {
          committed; start a new job",
     )
     .with_context("table", name)
+}
+
+/// Where the table's data files go, as iceberg-rust's `DefaultLocationGenerator` decides it
+/// (`write.data.path`, else `write.folder-storage.path`, else `<location>/data`).
+pub(super) fn data_location(metadata: &TableMetadata) -> String {
+    let properties = metadata.properties();
+    match (properties.get("write.data.path"))
+        .or_else(|| properties.get("write.folder-storage.path"))
+    {
+        Some(location) => location.clone(),
+        None => format!("{}/data", metadata.location()),
+    }
 }

@@ -463,7 +463,41 @@ impl OfflineStore {
     /// Starts an append to `name`. See [`AppendJob`].
     pub async fn begin_append(&self, name: &TableName) -> Result<AppendJob> {
         let table = self.load(name).await?;
-        AppendJob::new(self.catalog.clone(), name.clone(), table, None).await
+        AppendJob::new(self.catalog.clone(), name.clone(), table, None, None).await
+    }
+
+    /// Starts an append to `name` whose data files go under the folder `dir` of the table's
+    /// data location (a part of a distributed job: its files are
+    /// [`finish`](AppendJob::finish)ed, not committed, and [`delete_dir`](Self::delete_dir)
+    /// removes whatever its attempts left).
+    pub async fn begin_append_in(&self, name: &TableName, dir: &str) -> Result<AppendJob> {
+        let table = self.load(name).await?;
+        AppendJob::new(self.catalog.clone(), name.clone(), table, None, Some(dir)).await
+    }
+
+    /// Deletes the folder `dir` of `name`'s data location and everything in it (the files of
+    /// a distributed job that committed nothing, or of an attempt whose result was not
+    /// used). Files under it that a snapshot references must not be deleted: the caller
+    /// names only folders of its own uncommitted files.
+    pub async fn delete_dir(&self, name: &TableName, dir: &str) -> Result<()> {
+        let table = self.load(name).await?;
+        let path = format!("{}/{dir}", append::data_location(table.metadata()));
+        table
+            .file_io()
+            .delete_prefix(&path)
+            .await
+            .map_err(|e| convert_error(e, name, "deleting a job's files"))
+    }
+
+    /// The data files a scan of `name` with `options` reads and their sizes in bytes: what a
+    /// distributed job splits among its workers.
+    pub async fn scan_files(
+        &self,
+        name: &TableName,
+        options: &ScanOptions,
+    ) -> Result<Vec<(String, u64)>> {
+        let table = self.load(name).await?;
+        scan::files(name, &table, options).await
     }
 
     /// Whether [`begin_replace`](Self::begin_replace) is available: the catalog is the SQL
@@ -501,7 +535,14 @@ impl OfflineStore {
             committer,
             guard,
         };
-        AppendJob::new(self.catalog.clone(), name.clone(), table, Some(replace)).await
+        AppendJob::new(
+            self.catalog.clone(),
+            name.clone(),
+            table,
+            Some(replace),
+            None,
+        )
+        .await
     }
 
     /// The data files `name`'s snapshots appended after snapshot `from`, up to and including

@@ -96,6 +96,71 @@ pub(super) async fn scan(
     table: &Table,
     options: ScanOptions,
 ) -> Result<RecordBatchStream> {
+    let (scan, reorder) = build(name, table, &options)?;
+    let stream = match options.data_files {
+        None => scan.to_arrow().await,
+        // The same planning (pruning, filters, projection), reading only the chosen files.
+        Some(files) => match scan.plan_files().await {
+            Ok(tasks) => {
+                let tasks = tasks.try_filter(move |task| {
+                    std::future::ready(files.contains(task.data_file_path()))
+                });
+                let mut reader = table.reader_builder();
+                if let Some(size) = options.batch_size {
+                    reader = reader.with_batch_size(size);
+                }
+                reader
+                    .build()
+                    .read(Box::pin(tasks))
+                    .map(|result| result.stream())
+            }
+            Err(e) => Err(e),
+        },
+    }
+    .map_err(|e| convert_error(e, name, "starting the scan"))?;
+    let name = name.clone();
+    let stream = stream.map_err(move |e| convert_error(e, &name, "reading the table"));
+    Ok(match reorder {
+        None => Box::pin(stream),
+        Some(columns) => Box::pin(
+            stream.and_then(move |batch| std::future::ready(in_requested_order(&batch, &columns))),
+        ),
+    })
+}
+
+/// The data files a scan with `options` reads (after pruning by the time range and
+/// `data_files`), with their sizes in bytes, in the scan's planning order: what a distributed
+/// job splits among its workers, each then scanning with the same options and its share as
+/// `data_files`.
+pub(super) async fn files(
+    name: &TableName,
+    table: &Table,
+    options: &ScanOptions,
+) -> Result<Vec<(String, u64)>> {
+    let (scan, _) = build(name, table, options)?;
+    let tasks: Vec<_> = scan
+        .plan_files()
+        .await
+        .map_err(|e| convert_error(e, name, "planning the scan"))?
+        .try_collect()
+        .await
+        .map_err(|e| convert_error(e, name, "planning the scan"))?;
+    Ok(tasks
+        .into_iter()
+        .filter(|task| match &options.data_files {
+            Some(files) => files.contains(task.data_file_path()),
+            None => true,
+        })
+        .map(|task| (task.data_file_path().to_owned(), task.file_size_in_bytes))
+        .collect())
+}
+
+/// The iceberg scan for `options`, and how to put its columns in the requested order.
+fn build(
+    name: &TableName,
+    table: &Table,
+    options: &ScanOptions,
+) -> Result<(iceberg::scan::TableScan, Option<Vec<usize>>)> {
     let metadata = table.metadata();
     let schema = match options.snapshot_id {
         Some(id) => {
@@ -182,35 +247,7 @@ pub(super) async fn scan(
     let scan = builder
         .build()
         .map_err(|e| convert_error(e, name, "planning the scan"))?;
-    let stream = match options.data_files {
-        None => scan.to_arrow().await,
-        // The same planning (pruning, filters, projection), reading only the chosen files.
-        Some(files) => match scan.plan_files().await {
-            Ok(tasks) => {
-                let tasks = tasks.try_filter(move |task| {
-                    std::future::ready(files.contains(task.data_file_path()))
-                });
-                let mut reader = table.reader_builder();
-                if let Some(size) = options.batch_size {
-                    reader = reader.with_batch_size(size);
-                }
-                reader
-                    .build()
-                    .read(Box::pin(tasks))
-                    .map(|result| result.stream())
-            }
-            Err(e) => Err(e),
-        },
-    }
-    .map_err(|e| convert_error(e, name, "starting the scan"))?;
-    let name = name.clone();
-    let stream = stream.map_err(move |e| convert_error(e, &name, "reading the table"));
-    Ok(match reorder {
-        None => Box::pin(stream),
-        Some(columns) => Box::pin(
-            stream.and_then(move |batch| std::future::ready(in_requested_order(&batch, &columns))),
-        ),
-    })
+    Ok((scan, reorder))
 }
 
 /// `batch`'s columns in the order `indices` gives.
