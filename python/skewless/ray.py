@@ -33,9 +33,10 @@ row to a partition by a stable hash of its join keys; each Ray task runs the sin
 retrieval (``FeatureStore.get_historical_features``: the same point-in-time join,
 aggregates and request-time views) over its partition's rows; the driver puts the rows back
 in input order. What moves: the entity rows out (through Ray's object store) and the
-training set back. What each task scans: today, the same time range of each feature table as
-a single-machine run over all the entity rows would (every task reads the feature tables;
-partitioning by key lets a scan that pushes the keys down read only its partition's rows).
+training set back. What each task scans: the time range of each feature table its own entity
+rows need, keeping only the rows of its partition's keys as it reads them (the key filter of
+a single-machine run), so what a task holds follows its partition; every task still reads
+that range of the files.
 The result equals the single-machine one byte for byte, provided the feature tables do not
 change while the tasks run; parts that read different snapshots are an error that says to
 pin them with ``as_of``.
