@@ -124,9 +124,7 @@ fn batch(schema: &Arc<Schema>, rows: &[(i64, i64)]) -> RecordBatch {
         vec![
             Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
             Arc::new(
-                rows.iter()
-                    .map(|r| r.1)
-                    .collect::<TimestampMicrosecondArray>()
+                TimestampMicrosecondArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())
                     .with_timezone("+00:00"),
             ),
         ],

@@ -106,7 +106,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
 use futures::TryStreamExt;
 use iceberg::arrow::schema_to_arrow_schema;
-use iceberg::io::{FileIOBuilder, LocalFsStorageFactory};
+use iceberg::io::LocalFsStorageFactory;
 use iceberg::spec::{Snapshot, TableMetadata, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -701,10 +701,6 @@ struct RestOptions<'a> {
     login_with_s3_keys: bool,
 }
 
-/// The name of the object [`open_rest`] asks S3 about to check that the storage answers (it
-/// need not exist).
-const S3_PROBE_OBJECT: &str = ".skewless-probe";
-
 async fn open_rest(
     uri: &str,
     rest: &RestOptions<'_>,
@@ -737,9 +733,17 @@ async fn open_rest(
     .map_err(|e| e.with_context("catalog", uri))?;
     let storage_factory =
         storage::factory(rest.warehouse, s3.as_ref()).map_err(|e| e.with_context("catalog", uri))?;
-    // Values that must never reach a message: the S3 secrets and every catalog property
-    // (tokens, credentials, auth headers).
-    let mut secrets: Vec<String> = rest.props.values().cloned().collect();
+    // Values that must never reach a message: the S3 secrets and the catalog properties that
+    // may be secret (tokens, credentials and the secret half of `client_id:secret`, headers).
+    let mut secrets: Vec<String> = rest
+        .props
+        .iter()
+        .filter(|(key, _)| is_secret_prop(key))
+        .flat_map(|(_, value)| {
+            let secret_half = value.split_once(':').map(|(_, secret)| secret.to_owned());
+            std::iter::once(value.clone()).chain(secret_half)
+        })
+        .collect();
     let mut all: HashMap<String, String> = HashMap::new();
     if let Some(s3) = &s3 {
         all.extend(s3.file_io_props());
@@ -834,34 +838,19 @@ async fn open_rest(
     };
     if let Some(s3) = &s3 {
         description.push_str(&format!(", {}", s3.describe()));
-        // Likewise the storage: a wrong endpoint or key pair is reported here. Asking about
-        // an object that need not exist reads nothing and writes nothing.
+        // Likewise the storage: a wrong endpoint, key pair or bucket is reported here.
+        #[cfg(feature = "s3")]
         if let Some(warehouse) = rest.warehouse.filter(|w| storage::is_s3_url(w)) {
-            let file_io = FileIOBuilder::new(storage_factory).with_props(all).build();
-            let probe = format!("{}/{S3_PROBE_OBJECT}", warehouse.trim_end_matches('/'));
-            let failure = match tokio::time::timeout(timeout, file_io.exists(&probe)).await {
-                Ok(Ok(_)) => None,
-                Err(_elapsed) => Some((
+            let error = match tokio::time::timeout(timeout, storage::check(s3, warehouse)).await {
+                Ok(Ok(())) => None,
+                Err(_elapsed) => Some(Error::new(
                     ErrorKind::Unavailable,
                     format!("the S3 storage did not answer within {} ms", timeout.as_millis()),
                 )),
-                Ok(Err(e)) => {
-                    let cause = describe_error(&e);
-                    // An answer that refuses (bad keys, region or bucket) is misconfiguration;
-                    // no answer at all is unavailability.
-                    let refused = ["PermissionDenied", "ConfigInvalid", "status: 4"]
-                        .iter()
-                        .any(|marker| cause.contains(marker));
-                    let kind = if refused {
-                        ErrorKind::InvalidInput
-                    } else {
-                        ErrorKind::Unavailable
-                    };
-                    Some((kind, format!("cannot use the S3 storage: {cause}")))
-                }
+                Ok(Err(e)) => Some(e),
             };
-            if let Some((kind, message)) = failure {
-                return Err(Error::new(kind, scrub(message))
+            if let Some(e) = error {
+                return Err(Error::new(e.kind(), scrub(e.to_string()))
                     .with_context("storage", s3.describe())
                     .with_context("warehouse", warehouse)
                     .with_context("catalog", uri));
@@ -869,6 +858,16 @@ async fn open_rest(
         }
     }
     Ok((Arc::new(catalog), description))
+}
+
+/// Whether a REST catalog property may hold a secret, so that no message may show its value.
+fn is_secret_prop(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "credential"
+        || key.starts_with("header.")
+        || ["token", "secret", "password"]
+            .iter()
+            .any(|word| key.contains(word))
 }
 
 fn day_partition_spec(
@@ -1046,6 +1045,16 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
         assert_eq!(e.context_value("catalog"), Some(uri.as_str()));
         drop(listener);
+    }
+
+    #[test]
+    fn secret_props_are_told_apart() {
+        for key in ["credential", "token", "header.Authorization", "client-secret"] {
+            assert!(is_secret_prop(key), "{key}");
+        }
+        for key in ["scope", "prefix", "oauth2-server-uri", "warehouse"] {
+            assert!(!is_secret_prop(key), "{key}");
+        }
     }
 
     #[test]

@@ -191,6 +191,54 @@ fn s3_factory() -> Result<Arc<dyn StorageFactory>> {
     ))
 }
 
+/// Checks that the storage answers and accepts the settings: lists at most one object under
+/// the warehouse. (A `HEAD` of an absent object would not do: S3 table buckets, like
+/// SeaweedFS's, refuse it with the same 403 as a wrong key.) Fails with
+/// [`InvalidInput`](ErrorKind::InvalidInput) when the storage refuses (wrong keys, region,
+/// or a missing bucket) and [`Unavailable`](ErrorKind::Unavailable) when it does not answer;
+/// the message may quote the storage's error, so callers scrub it.
+#[cfg(feature = "s3")]
+pub(super) async fn check(settings: &S3Settings, warehouse: &str) -> Result<()> {
+    let location = warehouse.split_once("://").map_or(warehouse, |(_, rest)| rest);
+    let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
+    let mut builder = opendal::services::S3::default()
+        .bucket(bucket)
+        .root(&format!("/{}", prefix.trim_matches('/')));
+    if let Some(endpoint) = &settings.endpoint {
+        builder = builder.endpoint(endpoint);
+    }
+    if let Some(region) = &settings.region {
+        builder = builder.region(region);
+    }
+    if !settings.path_style {
+        builder = builder.enable_virtual_host_style();
+    }
+    if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
+        builder = builder
+            .access_key_id(id)
+            .secret_access_key(secret.expose());
+    }
+    if let Some(token) = &settings.session_token {
+        builder = builder.session_token(token.expose());
+    }
+    let failed = |e: opendal::Error| {
+        use opendal::ErrorKind as Kind;
+        let kind = match e.kind() {
+            Kind::PermissionDenied | Kind::NotFound | Kind::ConfigInvalid => {
+                ErrorKind::InvalidInput
+            }
+            _ => ErrorKind::Unavailable,
+        };
+        Error::new(kind, format!("cannot use the S3 storage: {e}"))
+    };
+    let operator = opendal::Operator::new(builder).map_err(failed)?.finish();
+    let mut lister = operator.lister_with("/").limit(1).await.map_err(failed)?;
+    match futures::TryStreamExt::try_next(&mut lister).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(failed(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
