@@ -86,7 +86,9 @@ macro_rules! on_every_catalog {
 
             #[test]
             fn rest_on_s3() {
-                if let Some(weed) = SeaweedFs::start_or_skip(concat!(stringify!($test), "::rest_on_s3")) {
+                if let Some(weed) =
+                    SeaweedFs::start_or_skip(concat!(stringify!($test), "::rest_on_s3"))
+                {
                     super::$test(Backend::Rest(weed));
                 }
             }

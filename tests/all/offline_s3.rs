@@ -21,7 +21,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-fn with_s3(config: OfflineConfig, edit: impl FnOnce(&mut skewless_runtime::offline::S3Settings)) -> OfflineConfig {
+fn with_s3(
+    config: OfflineConfig,
+    edit: impl FnOnce(&mut skewless_runtime::offline::S3Settings),
+) -> OfflineConfig {
     match config {
         OfflineConfig::Rest {
             uri,
@@ -108,7 +111,10 @@ fn wrong_endpoints_and_keys_are_named_at_open_without_the_secrets() {
     });
     let e = rt.block_on(OfflineStore::open(&config)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
-    assert_eq!(e.context_value("catalog"), Some(weed.catalog_uri().as_str()));
+    assert_eq!(
+        e.context_value("catalog"),
+        Some(weed.catalog_uri().as_str())
+    );
     no_secret(&e);
 
     // Half a key pair.
@@ -159,7 +165,9 @@ fn expiring_snapshots_deletes_unreferenced_files_on_s3() {
         let mut last_ms = 0;
         for step in 0..3i64 {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            let rows: Vec<(i64, i64)> = (0..4).map(|i| (step * 10 + i, step * 86_400_000_000 + i)).collect();
+            let rows: Vec<(i64, i64)> = (0..4)
+                .map(|i| (step * 10 + i, step * 86_400_000_000 + i))
+                .collect();
             let mut job = store.begin_append(&table).await.unwrap();
             job.write(batch(&schema, &rows)).await.unwrap();
             last_ms = job
@@ -190,6 +198,9 @@ fn expiring_snapshots_deletes_unreferenced_files_on_s3() {
             .scan_collect(&table, ScanOptions::default())
             .await
             .unwrap();
-        assert_eq!(read.iter().map(RecordBatch::num_rows).sum::<usize>(), all.len());
+        assert_eq!(
+            read.iter().map(RecordBatch::num_rows).sum::<usize>(),
+            all.len()
+        );
     });
 }

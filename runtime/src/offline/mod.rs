@@ -731,8 +731,8 @@ async fn open_rest(
     }
     .transpose()
     .map_err(|e| e.with_context("catalog", uri))?;
-    let storage_factory =
-        storage::factory(rest.warehouse, s3.as_ref()).map_err(|e| e.with_context("catalog", uri))?;
+    let storage_factory = storage::factory(rest.warehouse, s3.as_ref())
+        .map_err(|e| e.with_context("catalog", uri))?;
     // Values that must never reach a message: the S3 secrets and the catalog properties that
     // may be secret (tokens, credentials and the secret half of `client_id:secret`, headers).
     let mut secrets: Vec<String> = rest
@@ -779,9 +779,9 @@ async fn open_rest(
     }
     secrets.retain(|s| !s.is_empty());
     let scrub = |message: String| {
-        secrets
-            .iter()
-            .fold(message, |message, secret| message.replace(secret.as_str(), "***"))
+        secrets.iter().fold(message, |message, secret| {
+            message.replace(secret.as_str(), "***")
+        })
     };
     let catalog = RestCatalogBuilder::default()
         .with_storage_factory(storage_factory.clone())
@@ -845,7 +845,10 @@ async fn open_rest(
                 Ok(Ok(())) => None,
                 Err(_elapsed) => Some(Error::new(
                     ErrorKind::Unavailable,
-                    format!("the S3 storage did not answer within {} ms", timeout.as_millis()),
+                    format!(
+                        "the S3 storage did not answer within {} ms",
+                        timeout.as_millis()
+                    ),
                 )),
                 Ok(Err(e)) => Some(e),
             };
@@ -1049,7 +1052,12 @@ mod tests {
 
     #[test]
     fn secret_props_are_told_apart() {
-        for key in ["credential", "token", "header.Authorization", "client-secret"] {
+        for key in [
+            "credential",
+            "token",
+            "header.Authorization",
+            "client-secret",
+        ] {
             assert!(is_secret_prop(key), "{key}");
         }
         for key in ["scope", "prefix", "oauth2-server-uri", "warehouse"] {

@@ -177,9 +177,11 @@ pub(super) fn factory(
 
 #[cfg(feature = "s3")]
 fn s3_factory() -> Result<Arc<dyn StorageFactory>> {
-    Ok(Arc::new(iceberg_storage_opendal::OpenDalStorageFactory::S3 {
-        customized_credential_load: None,
-    }))
+    Ok(Arc::new(
+        iceberg_storage_opendal::OpenDalStorageFactory::S3 {
+            customized_credential_load: None,
+        },
+    ))
 }
 
 #[cfg(not(feature = "s3"))]
@@ -199,7 +201,9 @@ fn s3_factory() -> Result<Arc<dyn StorageFactory>> {
 /// the message may quote the storage's error, so callers scrub it.
 #[cfg(feature = "s3")]
 pub(super) async fn check(settings: &S3Settings, warehouse: &str) -> Result<()> {
-    let location = warehouse.split_once("://").map_or(warehouse, |(_, rest)| rest);
+    let location = warehouse
+        .split_once("://")
+        .map_or(warehouse, |(_, rest)| rest);
     let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
     let mut builder = opendal::services::S3::default()
         .bucket(bucket)
@@ -214,9 +218,7 @@ pub(super) async fn check(settings: &S3Settings, warehouse: &str) -> Result<()> 
         builder = builder.enable_virtual_host_style();
     }
     if let (Some(id), Some(secret)) = (&settings.access_key_id, &settings.secret_access_key) {
-        builder = builder
-            .access_key_id(id)
-            .secret_access_key(secret.expose());
+        builder = builder.access_key_id(id).secret_access_key(secret.expose());
     }
     if let Some(token) = &settings.session_token {
         builder = builder.session_token(token.expose());

@@ -14,8 +14,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::duration::parse_duration;
-use crate::offline::S3Settings;
 use crate::error::{Error, ErrorKind, Result};
+use crate::offline::S3Settings;
 
 /// The file name of a feature repo's definition.
 pub const REPO_FILE: &str = "skewless.toml";
