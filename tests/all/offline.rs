@@ -73,7 +73,7 @@ impl Backend {
     }
 }
 
-/// Runs the test function `$test(Backend)` on each catalog: `$test::sql` and `$test::rest`.
+/// Runs the test function `$test(&Backend)` on each catalog: `$test::sql` and `$test::rest`.
 macro_rules! on_every_catalog {
     ($test:ident) => {
         mod $test {
@@ -81,7 +81,7 @@ macro_rules! on_every_catalog {
 
             #[test]
             fn sql() {
-                super::$test(Backend::Sql(tempfile::tempdir().unwrap()));
+                super::$test(&Backend::Sql(tempfile::tempdir().unwrap()));
             }
 
             #[test]
@@ -89,7 +89,7 @@ macro_rules! on_every_catalog {
                 if let Some(weed) =
                     SeaweedFs::start_or_skip(concat!(stringify!($test), "::rest_on_s3"))
                 {
-                    super::$test(Backend::Rest(weed));
+                    super::$test(&Backend::Rest(weed));
                 }
             }
         }
@@ -276,7 +276,7 @@ fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 on_every_catalog!(a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels);
-fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend: Backend) {
+fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend: &Backend) {
     let table = name("features.transactions");
     let view_summary = summary(&[
         ("skewless.view", "transactions"),
@@ -471,7 +471,7 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend
 }
 
 on_every_catalog!(a_dropped_or_aborted_job_commits_nothing);
-fn a_dropped_or_aborted_job_commits_nothing(backend: Backend) {
+fn a_dropped_or_aborted_job_commits_nothing(backend: &Backend) {
     let table = name("features.dropped");
     runtime().block_on(async {
         let store = store_with_feature_table(&backend.config(), &table).await;
@@ -508,7 +508,7 @@ fn a_dropped_or_aborted_job_commits_nothing(backend: Backend) {
 }
 
 on_every_catalog!(an_empty_job_commits_only_with_summary_properties);
-fn an_empty_job_commits_only_with_summary_properties(backend: Backend) {
+fn an_empty_job_commits_only_with_summary_properties(backend: &Backend) {
     let table = name("features.empty");
     runtime().block_on(async {
         let store = OfflineStore::open(&backend.config()).await.unwrap();
@@ -791,7 +791,7 @@ fn store_and_job_can_move_across_tasks() {
 }
 
 on_every_catalog!(interleaved_jobs_on_one_table_both_commit);
-fn interleaved_jobs_on_one_table_both_commit(backend: Backend) {
+fn interleaved_jobs_on_one_table_both_commit(backend: &Backend) {
     let table = name("features.interleaved");
     runtime().block_on(async {
         let store = store_with_feature_table(&backend.config(), &table).await;
