@@ -16,6 +16,7 @@ mod loading;
 mod main_job;
 mod materialize;
 mod offline;
+mod offline_s3;
 mod online;
 mod online_cluster;
 mod online_dynamodb;

@@ -1,5 +1,7 @@
 //! The offline store on real Iceberg tables: a SQLite catalog and a warehouse in a temporary
-//! directory, written and read back through `OfflineStore`.
+//! directory, written and read back through `OfflineStore`. The tests that hold for every
+//! catalog (`on_every_catalog!`) also run on SeaweedFS's Iceberg REST catalog with the tables
+//! on its S3 (a `weed mini` the test starts on free loopback ports).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use arrow_array::{
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use skewless_runtime::ErrorKind;
 use skewless_runtime::offline::{OfflineConfig, OfflineStore, ScanOptions, TableName};
+use skewless_tests::seaweedfs::SeaweedFs;
 
 const DAY_US: i64 = 86_400_000_000;
 /// 2024-01-01T00:00:00Z.
@@ -36,6 +39,61 @@ fn config(dir: &tempfile::TempDir) -> OfflineConfig {
         ),
         warehouse: dir.path().join("warehouse"),
     }
+}
+
+/// Where a test's offline store is.
+enum Backend {
+    /// The SQLite catalog and a local warehouse in a temporary folder.
+    Sql(tempfile::TempDir),
+    /// SeaweedFS's Iceberg REST catalog, the tables on its S3.
+    Rest(SeaweedFs),
+}
+
+impl Backend {
+    fn config(&self) -> OfflineConfig {
+        match self {
+            Backend::Sql(dir) => config(dir),
+            Backend::Rest(weed) => weed.offline_config(),
+        }
+    }
+
+    /// Every Parquet data file of the store, listed on the storage itself.
+    fn parquet_files(&self) -> Vec<String> {
+        match self {
+            Backend::Sql(dir) => parquet_files(&dir.path().join("warehouse"))
+                .iter()
+                .map(|p| p.to_string_lossy().into_owned())
+                .collect(),
+            Backend::Rest(weed) => weed
+                .objects("")
+                .into_iter()
+                .filter(|key| key.ends_with(".parquet"))
+                .collect(),
+        }
+    }
+}
+
+/// Runs the test function `$test(&Backend)` on each catalog: `$test::sql` and `$test::rest`.
+macro_rules! on_every_catalog {
+    ($test:ident) => {
+        mod $test {
+            use super::*;
+
+            #[test]
+            fn sql() {
+                super::$test(&Backend::Sql(tempfile::tempdir().unwrap()));
+            }
+
+            #[test]
+            fn rest_on_s3() {
+                if let Some(weed) =
+                    SeaweedFs::start_or_skip(concat!(stringify!($test), "::rest_on_s3"))
+                {
+                    super::$test(&Backend::Rest(weed));
+                }
+            }
+        }
+    };
 }
 
 fn name(s: &str) -> TableName {
@@ -63,8 +121,8 @@ fn feature_schema() -> Schema {
 
 /// A store in `dir` with `table` created from [`feature_schema`], partitioned by day of
 /// `event_ts`.
-async fn store_with_feature_table(dir: &tempfile::TempDir, table: &TableName) -> OfflineStore {
-    let store = OfflineStore::open(&config(dir)).await.unwrap();
+async fn store_with_feature_table(config: &OfflineConfig, table: &TableName) -> OfflineStore {
+    let store = OfflineStore::open(config).await.unwrap();
     store
         .create_table(table, &feature_schema(), Some("event_ts"), HashMap::new())
         .await
@@ -217,9 +275,8 @@ fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[test]
-fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
-    let dir = tempfile::tempdir().unwrap();
+on_every_catalog!(a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels);
+fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend: &Backend) {
     let table = name("features.transactions");
     let view_summary = summary(&[
         ("skewless.view", "transactions"),
@@ -229,7 +286,7 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
     ]);
     let rt = runtime();
     let (first_id, second_id) = rt.block_on(async {
-        let store = store_with_feature_table(&dir, &table).await;
+        let store = store_with_feature_table(&backend.config(), &table).await;
         assert!(store.table_exists(&table).await.unwrap());
         assert!(store.snapshots(&table).await.unwrap().is_empty());
         assert!(
@@ -257,13 +314,9 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
         assert_eq!(snapshots[0], first);
 
         // One directory per day partition.
-        let files = parquet_files(&dir.path().join("warehouse"));
+        let files = backend.parquet_files();
         assert_eq!(files.len(), 3, "{files:?}");
-        assert!(
-            files
-                .iter()
-                .any(|f| f.to_string_lossy().contains("event_ts_day=2024-01-02"))
-        );
+        assert!(files.iter().any(|f| f.contains("event_ts_day=2024-01-02")));
 
         let all = store
             .scan_collect(&table, ScanOptions::default())
@@ -386,7 +439,7 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
     // A new store on the same files sees everything.
     let rt = runtime();
     rt.block_on(async {
-        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        let store = OfflineStore::open(&backend.config()).await.unwrap();
         let snapshots = store.snapshots(&table).await.unwrap();
         let ids_in_order: Vec<i64> = snapshots.iter().map(|s| s.snapshot_id).collect();
         assert_eq!(ids_in_order, [first_id, second_id]);
@@ -417,12 +470,11 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels() {
     });
 }
 
-#[test]
-fn a_dropped_or_aborted_job_commits_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+on_every_catalog!(a_dropped_or_aborted_job_commits_nothing);
+fn a_dropped_or_aborted_job_commits_nothing(backend: &Backend) {
     let table = name("features.dropped");
     runtime().block_on(async {
-        let store = store_with_feature_table(&dir, &table).await;
+        let store = store_with_feature_table(&backend.config(), &table).await;
         let mut job = store.begin_append(&table).await.unwrap();
         job.write(feature_batch(&FIRST[..2], "UTC")).await.unwrap();
         job.commit(summary(&[("skewless.view", "v")]))
@@ -443,24 +495,23 @@ fn a_dropped_or_aborted_job_commits_nothing() {
         );
 
         // `abort` also removes the files it wrote.
-        let files_before = parquet_files(&dir.path().join("warehouse")).len();
+        let files_before = backend.parquet_files().len();
         let mut job = store.begin_append(&table).await.unwrap();
         job.write(feature_batch(&FIRST[2..], "UTC")).await.unwrap();
         let prefix = job.file_prefix().to_owned();
         job.abort().await.unwrap();
         assert_eq!(store.snapshots(&table).await.unwrap(), before);
-        let files = parquet_files(&dir.path().join("warehouse"));
+        let files = backend.parquet_files();
         assert_eq!(files.len(), files_before);
-        assert!(!files.iter().any(|f| f.to_string_lossy().contains(&prefix)));
+        assert!(!files.iter().any(|f| f.contains(&prefix)));
     });
 }
 
-#[test]
-fn an_empty_job_commits_only_with_summary_properties() {
-    let dir = tempfile::tempdir().unwrap();
+on_every_catalog!(an_empty_job_commits_only_with_summary_properties);
+fn an_empty_job_commits_only_with_summary_properties(backend: &Backend) {
     let table = name("features.empty");
     runtime().block_on(async {
-        let store = OfflineStore::open(&config(&dir)).await.unwrap();
+        let store = OfflineStore::open(&backend.config()).await.unwrap();
         store
             .create_table(&table, &feature_schema(), None, HashMap::new())
             .await
@@ -719,6 +770,8 @@ fn unknown_tables_columns_and_bad_names_are_clear_errors() {
             uri: "https://localhost:8181".into(),
             warehouse: None,
             props: Default::default(),
+            s3: None,
+            login_with_s3_keys: false,
         })
         .await
         .unwrap_err();
@@ -737,12 +790,11 @@ fn store_and_job_can_move_across_tasks() {
     is_send::<skewless_runtime::offline::RecordBatchStream>();
 }
 
-#[test]
-fn interleaved_jobs_on_one_table_both_commit() {
-    let dir = tempfile::tempdir().unwrap();
+on_every_catalog!(interleaved_jobs_on_one_table_both_commit);
+fn interleaved_jobs_on_one_table_both_commit(backend: &Backend) {
     let table = name("features.interleaved");
     runtime().block_on(async {
-        let store = store_with_feature_table(&dir, &table).await;
+        let store = store_with_feature_table(&backend.config(), &table).await;
         // Both jobs start from the same table version; the second commit is rebased.
         let mut a = store.begin_append(&table).await.unwrap();
         let mut b = store.begin_append(&table).await.unwrap();
@@ -778,6 +830,8 @@ fn unreachable_rest_catalog_is_unavailable_at_open_and_named() {
             uri: uri.clone(),
             warehouse: Some("file:///tmp/skewless-no-warehouse".into()),
             props: [("token".to_owned(), "s3cr3t".to_owned())].into(),
+            s3: None,
+            login_with_s3_keys: false,
         })
         .await
         .unwrap_err();
@@ -932,7 +986,7 @@ fn replace_windows_against_a_model(seed: u64) {
     };
     let rt = runtime();
     let history: Vec<(i64, Vec<(i64, i64)>)> = rt.block_on(async {
-        let store = store_with_feature_table(&dir, &table).await;
+        let store = store_with_feature_table(&config(&dir), &table).await;
         assert!(store.can_replace());
         let mut model = fresh(&mut rng, 300, JAN_1_US - DAY_US, JAN_1_US + 7 * DAY_US);
         let mut job = store.begin_append(&table).await.unwrap();
@@ -1050,7 +1104,7 @@ fn expiring_snapshots_deletes_only_files_no_retained_snapshot_reads() {
     // (snapshot id, commit time in ms, rows it holds)
     type Held = Vec<(i64, i64, Vec<(i64, i64)>)>;
     let held: Held = rt.block_on(async {
-        let store = store_with_feature_table(&dir, &table).await;
+        let store = store_with_feature_table(&config(&dir), &table).await;
         let mut model: Vec<(i64, i64)> = (0..60).map(|i| (i, JAN_1_US + i * DAY_US / 10)).collect();
         let mut job = store.begin_append(&table).await.unwrap();
         job.write(feature_batch(&model, "UTC")).await.unwrap();

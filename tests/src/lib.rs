@@ -17,6 +17,7 @@ pub mod python;
 
 pub mod redis_cluster;
 pub mod redis_server;
+pub mod seaweedfs;
 
 /// An engine with a private compiled cache, a 1 s deadline and a 64 MiB memory cap: small
 /// enough that hostile guests fail fast, large enough for every real example.

@@ -10,7 +10,10 @@
 //!   concrete backend): `sql` (a SQL catalog on SQLite plus a local warehouse folder, the
 //!   embedded default) or `rest` (an Iceberg REST catalog over plain `http://`; opening it
 //!   asks the server for its config and lists namespaces, so an unreachable or misconfigured
-//!   catalog is reported at open, within [`REST_OPEN_TIMEOUT`]).
+//!   catalog is reported at open, within [`REST_OPEN_TIMEOUT`]). A REST catalog's tables are
+//!   on local files or, with an `s3://` warehouse and [`S3Settings`], on S3-compatible object
+//!   storage (cargo feature `s3`; its endpoint and keys are checked at open too):
+//!   `storage.rs` chooses by the warehouse's scheme.
 //! - [`TableName`] is a validated `namespace.table`.
 //! - [`OfflineStore::create_table`] turns an Arrow schema into an Iceberg table, optionally
 //!   partitioned by `day(<timestamp column>)`.
@@ -51,9 +54,9 @@
 //! - Timestamps with a time zone are stored as Iceberg `timestamptz`, whose Arrow form is
 //!   labelled `"+00:00"`; iceberg-rust rejects a batch labelled `"UTC"`, so
 //!   [`AppendJob::write`] relabels (the values, UTC epoch microseconds, are unchanged).
-//! - The local warehouse uses blocking file I/O: right for the embedded default, while object
-//!   storage (S3, GCS) needs `iceberg-storage-opendal`. This holds for the REST catalog too:
-//!   its tables' files must be on a local (or locally mounted) `file://` warehouse.
+//! - The local warehouse uses blocking file I/O: right for the embedded default. S3 (and
+//!   S3-compatible servers) is offered for the REST catalog only; the SQL catalog's warehouse
+//!   is a local folder. GCS and Azure storage are not built in.
 //! - The REST catalog is reached without TLS (`https://` is refused at open: no TLS stack is
 //!   built in). Only the probe at open is bounded by a timeout; later requests are not.
 //! - Schema evolution (adding a column) is not exposed yet.
@@ -91,6 +94,7 @@ mod name;
 mod overwrite;
 mod scan;
 mod schema;
+mod storage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -122,6 +126,7 @@ pub use incremental::Appended;
 pub use name::TableName;
 pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
 pub(crate) use schema::align_batch;
+pub use storage::{S3Settings, Secret};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::interrupt::Interrupt;
@@ -161,10 +166,19 @@ const ADDED_RECORDS: &str = "added-records";
 /// [offline]
 /// type = "rest"
 /// uri = "http://localhost:8181"
-/// warehouse = "file:///abs/path/warehouse"   # optional
+/// warehouse = "file:///abs/path/warehouse"   # optional; or s3://bucket[/prefix]
 /// props = { token = "..." }                   # optional, passed to the catalog as is
+/// login_with_s3_keys = false                  # optional: the catalog's OAuth2 credential
+///                                             # is the S3 key pair (SeaweedFS)
+///
+/// [offline.s3]                                # optional: see S3Settings
+/// endpoint = "http://127.0.0.1:8333"
+/// region = "us-east-1"
+/// path_style = true
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Debug` shows the names of `props` but not their values, which may be secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OfflineConfig {
     /// A SQL catalog (SQLite) and a local warehouse folder: the embedded default.
@@ -185,11 +199,50 @@ pub enum OfflineConfig {
         warehouse: Option<String>,
         /// Further catalog properties, passed to iceberg-rust's REST catalog as they are:
         /// `token`, `credential` (`client_id:secret`), `oauth2-server-uri`, `scope`,
-        /// `header.<name>`, `prefix`, ... May hold secrets: skewless's error messages do not
-        /// repeat them (iceberg redacts auth headers), but `Debug` shows them.
+        /// `header.<name>`, `prefix`, ... May hold secrets: skewless's error messages and
+        /// `Debug` do not repeat their values (iceberg redacts auth headers).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         props: BTreeMap<String, String>,
+        /// The S3-compatible storage the tables are on (with an `s3://` warehouse). Without
+        /// it, an `s3://` warehouse is reached with AWS's defaults and the `AWS_*`
+        /// environment.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        s3: Option<S3Settings>,
+        /// Log in to the catalog with the S3 key pair as OAuth2 client credentials
+        /// (`credential = "<access key id>:<secret access key>"`), as SeaweedFS's catalog
+        /// expects; the keys may then come from the environment too.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        login_with_s3_keys: bool,
     },
+}
+
+impl fmt::Debug for OfflineConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OfflineConfig::Sql { uri, warehouse } => f
+                .debug_struct("Sql")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .finish(),
+            OfflineConfig::Rest {
+                uri,
+                warehouse,
+                props,
+                s3,
+                login_with_s3_keys,
+            } => f
+                .debug_struct("Rest")
+                .field("uri", uri)
+                .field("warehouse", warehouse)
+                .field(
+                    "props",
+                    &props.keys().map(|k| (k, "***")).collect::<BTreeMap<_, _>>(),
+                )
+                .field("s3", s3)
+                .field("login_with_s3_keys", login_with_s3_keys)
+                .finish(),
+        }
+    }
 }
 
 impl OfflineConfig {
@@ -299,9 +352,16 @@ impl OfflineStore {
                 uri,
                 warehouse,
                 props,
+                s3,
+                login_with_s3_keys,
             } => {
-                let (catalog, description) =
-                    open_rest(uri, warehouse.as_deref(), props, REST_OPEN_TIMEOUT).await?;
+                let rest = RestOptions {
+                    warehouse: warehouse.as_deref(),
+                    props,
+                    s3: s3.as_ref(),
+                    login_with_s3_keys: *login_with_s3_keys,
+                };
+                let (catalog, description) = open_rest(uri, &rest, REST_OPEN_TIMEOUT).await?;
                 (catalog, description, None)
             }
         };
@@ -692,10 +752,17 @@ async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, Stri
     ))
 }
 
+/// A REST catalog's settings besides its uri.
+struct RestOptions<'a> {
+    warehouse: Option<&'a str>,
+    props: &'a BTreeMap<String, String>,
+    s3: Option<&'a S3Settings>,
+    login_with_s3_keys: bool,
+}
+
 async fn open_rest(
     uri: &str,
-    warehouse: Option<&str>,
-    props: &BTreeMap<String, String>,
+    rest: &RestOptions<'_>,
     timeout: Duration,
 ) -> Result<(Arc<dyn Catalog>, String)> {
     let invalid =
@@ -713,22 +780,81 @@ async fn open_rest(
     }
     // iceberg appends `/v1/...` to the uri as it is.
     let uri = uri.trim_end_matches('/');
-    let mut all: HashMap<String, String> = props.clone().into_iter().collect();
+    // S3 settings with the environment's keys filled in, when the tables are on S3.
+    let s3 = match rest.s3 {
+        Some(s3) => Some(s3.resolved()),
+        None if rest.warehouse.is_some_and(storage::is_s3_url) => {
+            Some(S3Settings::default().resolved())
+        }
+        None => None,
+    }
+    .transpose()
+    .map_err(|e| e.with_context("catalog", uri))?;
+    let storage_factory = storage::factory(rest.warehouse, s3.as_ref())
+        .map_err(|e| e.with_context("catalog", uri))?;
+    // Values that must never reach a message: the S3 secrets and the catalog properties that
+    // may be secret (tokens, credentials and the secret half of `client_id:secret`, headers).
+    let mut secrets: Vec<String> = rest
+        .props
+        .iter()
+        .filter(|(key, _)| is_secret_prop(key))
+        .flat_map(|(_, value)| {
+            let secret_half = value.split_once(':').map(|(_, secret)| secret.to_owned());
+            std::iter::once(value.clone()).chain(secret_half)
+        })
+        .collect();
+    let mut all: HashMap<String, String> = HashMap::new();
+    if let Some(s3) = &s3 {
+        all.extend(s3.file_io_props());
+        secrets.extend(s3.secret_access_key.iter().map(|s| s.expose().to_owned()));
+        secrets.extend(s3.session_token.iter().map(|s| s.expose().to_owned()));
+    }
+    if rest.login_with_s3_keys {
+        // The key pair of the S3 settings, or of the environment when the tables are local.
+        let keys = match &s3 {
+            Some(s3) => s3.clone(),
+            None => S3Settings::default()
+                .resolved()
+                .map_err(|e| e.with_context("catalog", uri))?,
+        };
+        secrets.extend(keys.secret_access_key.iter().map(|s| s.expose().to_owned()));
+        let Some((id, secret)) = keys
+            .access_key_id
+            .as_ref()
+            .zip(keys.secret_access_key.as_ref())
+        else {
+            return Err(invalid(
+                "login_with_s3_keys needs the S3 key pair: access_key_id and \
+                 secret_access_key in `[offline.s3]`, or AWS_ACCESS_KEY_ID and \
+                 AWS_SECRET_ACCESS_KEY",
+            ));
+        };
+        all.insert("credential".to_owned(), format!("{id}:{}", secret.expose()));
+    }
+    all.extend(rest.props.clone());
     all.insert(REST_CATALOG_PROP_URI.to_owned(), uri.to_owned());
-    if let Some(warehouse) = warehouse {
+    if let Some(warehouse) = rest.warehouse {
         all.insert(REST_CATALOG_PROP_WAREHOUSE.to_owned(), warehouse.to_owned());
     }
+    secrets.retain(|s| !s.is_empty());
+    let scrub = |message: String| {
+        secrets.iter().fold(message, |message, secret| {
+            message.replace(secret.as_str(), "***")
+        })
+    };
     let catalog = RestCatalogBuilder::default()
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
-        .load(REST_CATALOG_NAME, all)
+        .with_storage_factory(storage_factory.clone())
+        .load(REST_CATALOG_NAME, all.clone())
         .await
         .map_err(|e| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("cannot open the REST catalog: {}", describe_error(&e)),
+                scrub(format!(
+                    "cannot open the REST catalog: {}",
+                    describe_error(&e)
+                )),
             )
             .with_context("catalog", uri)
-            .with_source(e)
         })?;
     // The catalog connects lazily; probe it so that a wrong or unreachable uri is reported
     // here, not at the first table operation.
@@ -758,17 +884,52 @@ async fn open_rest(
                 }
             };
             // iceberg's Display carries the status and the server's error body (with
-            // sensitive headers redacted); its message alone is generic.
-            return Err(Error::new(kind, format!("{what}: {e}"))
-                .with_context("catalog", uri)
-                .with_source(e));
+            // sensitive headers redacted); its message alone is generic. The error itself is
+            // not kept as the source: its chain may quote a secret.
+            return Err(
+                Error::new(kind, scrub(format!("{what}: {e}"))).with_context("catalog", uri)
+            );
         }
     }
-    let description = match warehouse {
+    let mut description = match rest.warehouse {
         Some(warehouse) => format!("rest catalog {uri}, warehouse {warehouse}"),
         None => format!("rest catalog {uri}"),
     };
+    if let Some(s3) = &s3 {
+        description.push_str(&format!(", {}", s3.describe()));
+        // Likewise the storage: a wrong endpoint, key pair or bucket is reported here.
+        #[cfg(feature = "s3")]
+        if let Some(warehouse) = rest.warehouse.filter(|w| storage::is_s3_url(w)) {
+            let error = match tokio::time::timeout(timeout, storage::check(s3, warehouse)).await {
+                Ok(Ok(())) => None,
+                Err(_elapsed) => Some(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "the S3 storage did not answer within {} ms",
+                        timeout.as_millis()
+                    ),
+                )),
+                Ok(Err(e)) => Some(e),
+            };
+            if let Some(e) = error {
+                return Err(Error::new(e.kind(), scrub(e.to_string()))
+                    .with_context("storage", s3.describe())
+                    .with_context("warehouse", warehouse)
+                    .with_context("catalog", uri));
+            }
+        }
+    }
     Ok((Arc::new(catalog), description))
+}
+
+/// Whether a REST catalog property may hold a secret, so that no message may show its value.
+fn is_secret_prop(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key == "credential"
+        || key.starts_with("header.")
+        || ["token", "secret", "password"]
+            .iter()
+            .any(|word| key.contains(word))
 }
 
 fn day_partition_spec(
@@ -903,11 +1064,23 @@ mod tests {
                 uri: "http://h:8181".into(),
                 warehouse: None,
                 props: BTreeMap::from([("token".to_owned(), "t".to_owned())]),
+                s3: None,
+                login_with_s3_keys: false,
             }
         );
+        assert!(!format!("{config:?}").contains("\"t\""), "{config:?}");
         let config: OfflineConfig =
             toml::from_str("type = \"rest\"\nuri = \"http://h:8181\"").unwrap();
         assert_eq!(config.type_name(), "rest");
+    }
+
+    fn no_options(props: &BTreeMap<String, String>) -> RestOptions<'_> {
+        RestOptions {
+            warehouse: None,
+            props,
+            s3: None,
+            login_with_s3_keys: false,
+        }
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -926,8 +1099,7 @@ mod tests {
         let e = runtime()
             .block_on(open_rest(
                 &uri,
-                None,
-                &BTreeMap::new(),
+                &no_options(&BTreeMap::new()),
                 Duration::from_millis(300),
             ))
             .err()
@@ -938,13 +1110,27 @@ mod tests {
     }
 
     #[test]
+    fn secret_props_are_told_apart() {
+        for key in [
+            "credential",
+            "token",
+            "header.Authorization",
+            "client-secret",
+        ] {
+            assert!(is_secret_prop(key), "{key}");
+        }
+        for key in ["scope", "prefix", "oauth2-server-uri", "warehouse"] {
+            assert!(!is_secret_prop(key), "{key}");
+        }
+    }
+
+    #[test]
     fn rest_uri_must_be_http() {
         for uri in ["https://h:8181", "h:8181", "file:///x"] {
             let e = runtime()
                 .block_on(open_rest(
                     uri,
-                    None,
-                    &BTreeMap::new(),
+                    &no_options(&BTreeMap::new()),
                     Duration::from_millis(300),
                 ))
                 .err()

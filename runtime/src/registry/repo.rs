@@ -93,10 +93,14 @@ impl FeatureRepo {
                 uri,
                 warehouse,
                 props,
+                s3,
+                login_with_s3_keys,
             } => OfflineConfig::Rest {
                 uri: uri.clone(),
                 warehouse: warehouse.clone(),
                 props: props.clone(),
+                s3: s3.clone(),
+                login_with_s3_keys: *login_with_s3_keys,
             },
         }
     }

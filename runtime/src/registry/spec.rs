@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::duration::parse_duration;
 use crate::error::{Error, ErrorKind, Result};
+use crate::offline::S3Settings;
 
 /// The file name of a feature repo's definition.
 pub const REPO_FILE: &str = "skewless.toml";
@@ -128,6 +129,12 @@ pub enum OfflineSpec {
         /// to the catalog as they are.
         #[serde(default)]
         props: BTreeMap<String, String>,
+        /// `[offline.s3]`: the S3-compatible storage of an `s3://` warehouse.
+        #[serde(default)]
+        s3: Option<S3Settings>,
+        /// Log in to the catalog with the S3 key pair (SeaweedFS's catalog).
+        #[serde(default)]
+        login_with_s3_keys: bool,
     },
 }
 
