@@ -8,6 +8,12 @@
 #
 #   bash benches/historical.sh
 #   ENTITIES="10000 1000000" BUDGETS=1024 bash benches/historical.sh
+#   PYTHON=python3 bash benches/historical.sh   # also from Python, beside each CLI run
+#
+# With PYTHON (an interpreter with the package built in release: `cd python && maturin develop
+# --release`), each case runs again as `FeatureStore.get_historical_features`
+# (benches/python/historical.py) under the same GNU time, on a row labelled `python`, and its
+# training set must be the CLI's file byte for byte.
 #
 # Needs a release build (`cargo build --release -p skewless-cli -p skewless-datagen`; BIN_DIR
 # names its folder if not target/release), GNU time and python3 (to write the entity CSV).
@@ -72,6 +78,17 @@ PY
             spilled=$(grep -o 'spilled [0-9.]* MiB in [0-9]* files' "$work/summary.txt" || echo no)
             printf '| %s | %s | %s | %s | %s | %s | %.2f | %.0f |\n' "$entities" "$features" \
                 "$spec" "$budget" "$spilled" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))"
+            if [ -n "${PYTHON:-}" ]; then
+                /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$PYTHON" \
+                    benches/python/historical.py "$work/repo" "$work/entities.csv" "$spec" \
+                    "$work/train-python.parquet" "$budget"
+                read -r wall user sys rss < "$work/time.txt"
+                cmp -s "$work/train.parquet" "$work/train-python.parquet" ||
+                    { echo "the Python training set differs from the CLI's" >&2; exit 1; }
+                printf '| %s | %s | %s (python) | %s | | %s | %.2f | %.0f |\n' "$entities" \
+                    "$features" "$spec" "$budget" "$wall" "$(echo "$user + $sys" | bc)" \
+                    "$((rss / 1024))"
+            fi
         done
     done
 done
