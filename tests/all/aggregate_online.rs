@@ -228,7 +228,8 @@ fn aggregations(repo: &TestRepo, view: &str) -> Vec<Aggregation> {
         .expect("aggregations resolve")
 }
 
-fn serving(repo: &TestRepo, store: Arc<dyn OnlineStore>) -> OnlineServing {
+/// Online serving of `repo`'s applied views from `store`.
+pub(crate) fn serving(repo: &TestRepo, store: Arc<dyn OnlineStore>) -> OnlineServing {
     let feature_repo = FeatureRepo::open(repo.path()).expect("repo");
     let registry = feature_repo.applied().expect("registry");
     let engine = TransformEngine::builder()

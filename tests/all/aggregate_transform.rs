@@ -21,13 +21,13 @@ use skewless_runtime::engine::TransformEngine;
 use skewless_runtime::historical::{MemoryBudget, Request as HistoricalRequest, Retrieval};
 use skewless_runtime::materialize::Options;
 use skewless_runtime::online::{FeatureValue, OnlineStore, ReadStatus};
-use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo};
-use skewless_runtime::serving::{FeatureRequest, OnlineServing};
+use skewless_runtime::registry::{FeatureRef, OpenedRepo};
+use skewless_runtime::serving::FeatureRequest;
 use skewless_tests::components::TRANSACTION_FEATURES;
 use skewless_tests::feature_repo::TestRepo;
 
 use crate::aggregate::oracle::{oracle_float, oracle_int};
-use crate::aggregate_online::cell;
+use crate::aggregate_online::{cell, serving};
 
 const SECOND: i64 = 1_000_000;
 const HOUR: i64 = 3_600 * SECOND;
@@ -181,16 +181,6 @@ fn query_times(rows: &[Row]) -> Vec<i64> {
     }
     // Every fourth, to keep the test quick in debug builds; the edges stay dense enough.
     times.into_iter().step_by(4).collect()
-}
-
-fn serving(repo: &TestRepo, store: Arc<dyn OnlineStore>) -> OnlineServing {
-    let feature_repo = FeatureRepo::open(repo.path()).expect("repo");
-    let registry = feature_repo.applied().expect("registry");
-    let engine = TransformEngine::builder()
-        .cache_dir(feature_repo.state_dir().join("compiled"))
-        .build()
-        .expect("engine");
-    OnlineServing::open(&feature_repo, &registry, &engine, store).expect("serving opens")
 }
 
 /// Served values and historical retrieval, for every user (and one never seen) at every
