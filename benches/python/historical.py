@@ -22,11 +22,12 @@ import skewless
 def main() -> None:
     repo, entities, features, out = sys.argv[1:5]
     budget = int(sys.argv[5]) if len(sys.argv) > 5 else 1024
-    # The CLI reads the CSV with the label time as a UTC timestamp; do the same here.
+    # The CLI reads the CSV's label times as timestamps at offset +00:00; so does this, so that
+    # the two training sets are the same bytes.
     table = csv.read_csv(
         entities,
         convert_options=csv.ConvertOptions(
-            column_types={"event_timestamp": pa.timestamp("us", tz="UTC")}
+            column_types={"event_timestamp": pa.timestamp("us", tz="+00:00")}
         ),
     )
     store = skewless.FeatureStore(repo)
