@@ -21,7 +21,7 @@ use skewless_runtime::interrupt::Interrupt;
 use skewless_runtime::materialize::{Hook, Job, Materialized, Options};
 use skewless_runtime::offline::{OfflineStore, TableName};
 use skewless_runtime::online::OnlineStore;
-use skewless_runtime::push::{PushOptions, PushService, To};
+use skewless_runtime::push::{self, PushOptions, PushService, To};
 use skewless_runtime::registry::{FeatureRef, FeatureRepo, OpenedRepo, new_runtime};
 use skewless_runtime::serving::{FeatureRequest, OnlineServing};
 use skewless_runtime::{Error, ErrorKind, Result, TransformEngine};
@@ -405,37 +405,28 @@ impl PyStore {
     }
 }
 
-/// How long a push waits for the offline commit it asked for, as the server's `POST /push`.
-const PUSH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Waits until the committer committed a push's rows (or [`PUSH_ACK_TIMEOUT`], or Ctrl-C).
+/// Waits until the committer committed a push's rows (or [`push::ACK_TIMEOUT`], or Ctrl-C).
 fn wait_for_commit(
     mut committed: tokio::sync::oneshot::Receiver<()>,
     interrupt: &Interrupt,
 ) -> Result<()> {
     use tokio::sync::oneshot::error::TryRecvError;
     let started = Instant::now();
-    let not_yet = |why: &str| {
-        Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "the pushed rows are in the write-ahead log but {why}; they will be committed \
-                 when the offline store answers, or when this repo is next opened for pushes: \
-                 do not push them again"
-            ),
-        )
-    };
     loop {
         match committed.try_recv() {
             Ok(()) => return Ok(()),
-            Err(TryRecvError::Closed) => return Err(not_yet("the push committer stopped")),
-            Err(TryRecvError::Empty) if interrupt.is_requested() => {
-                return Err(not_yet("the wait for their offline commit was interrupted"));
+            Err(TryRecvError::Closed) => {
+                return Err(push::not_committed("the push committer stopped"));
             }
-            Err(TryRecvError::Empty) if started.elapsed() > PUSH_ACK_TIMEOUT => {
-                return Err(not_yet(&format!(
+            Err(TryRecvError::Empty) if interrupt.is_requested() => {
+                return Err(push::not_committed(
+                    "the wait for their offline commit was interrupted",
+                ));
+            }
+            Err(TryRecvError::Empty) if started.elapsed() > push::ACK_TIMEOUT => {
+                return Err(push::not_committed(&format!(
                     "were not committed to the offline store within {} s",
-                    PUSH_ACK_TIMEOUT.as_secs()
+                    push::ACK_TIMEOUT.as_secs()
                 )));
             }
             Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(1)),

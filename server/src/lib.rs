@@ -338,9 +338,6 @@ fn json_value(status: StatusCode, value: &impl Serialize) -> Response {
     }
 }
 
-/// How long a push waits for the offline commit it asked for before it answers 503.
-const PUSH_ACK_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Feast's `POST /push` (`{"push_source_name", "df", "to"}`): see [`skewless_runtime::push`]. 200 once
 /// the rows are where `to` asks: online (and in the write-ahead log) for `online`, committed
 /// offline (and materialized) for `offline` and `online_and_offline`.
@@ -385,19 +382,16 @@ async fn pushed(
         .map_err(|e| Error::new(ErrorKind::Internal, format!("the push failed: {e}")))??;
     let visible = skewless_runtime::micros::now();
     let waited = match receipt.committed {
-        Some(committed) => tokio::time::timeout(PUSH_ACK_TIMEOUT, committed).await,
+        Some(committed) => {
+            tokio::time::timeout(skewless_runtime::push::ACK_TIMEOUT, committed).await
+        }
         None => Ok(Ok(())),
     };
     if !matches!(waited, Ok(Ok(()))) {
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            format!(
-                "the pushed rows are in the write-ahead log but were not committed to the \
-                 offline store within {} s (see the server's log); they will be committed \
-                 when it answers, or when the server restarts: do not push them again",
-                PUSH_ACK_TIMEOUT.as_secs()
-            ),
-        )
+        return Err(skewless_runtime::push::not_committed(&format!(
+            "were not committed to the offline store within {} s (see the server's log)",
+            skewless_runtime::push::ACK_TIMEOUT.as_secs()
+        ))
         .into());
     }
     let freshness = match receipt.to {

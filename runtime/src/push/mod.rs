@@ -79,6 +79,23 @@ pub mod summary {
     pub const WAL: &str = "skewless.push.wal";
 }
 
+/// How long a push waits for the offline commit its `to` asks for before it fails
+/// ([`not_committed`]); the server's `POST /push` and Python's `push` alike.
+pub const ACK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The error of a push whose rows are in the write-ahead log but whose offline commit did not
+/// come (`why`): they will be committed, so the caller must not push them again.
+pub fn not_committed(why: &str) -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        format!(
+            "the pushed rows are in the write-ahead log but {why}; they will be committed when \
+             the offline store answers, or when the push source is next opened: do not push \
+             them again"
+        ),
+    )
+}
+
 /// Where a push's rows go, Feast's `to`; what the acknowledgement waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum To {
