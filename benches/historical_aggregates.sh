@@ -7,7 +7,7 @@
 #
 #   bash benches/historical_aggregates.sh
 #
-# Needs a release build (`cargo build --release -p skewless-runtime -p skewless-datagen`),
+# Needs a release build (`cargo build --release -p skewless-cli -p skewless-datagen`),
 # GNU time, and the Python venv of the tests (`target/py-venv`, with pyarrow) to write the
 # entity CSV and the feature rows. The feature table is filled by `skewless ingest` of the
 # generated transactions as feature rows (keys, event and created times, the amount).

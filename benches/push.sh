@@ -26,7 +26,7 @@ bin=${BIN:-$PWD/target/release}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
 if [ -z "${SKIP_BUILD:-}" ]; then
-    cargo build --release --quiet -p skewless-runtime -p skewless-datagen
+    cargo build --release --quiet -p skewless-cli -p skewless-datagen
 fi
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p transaction-features
 guest=$PWD/target/guests/wasm32-wasip2/guest

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Online serving benchmark: wrk against `skewless serve` on this machine, for the embedded
-# store and a local redis-server. Scenarios (random users per request):
+# store, a local redis-server and a local Redis Cluster of three masters (STORES picks among
+# embedded, redis and redis-cluster). Scenarios (random users per request):
 #   - 1 entity, 10 stored features (3 views: txn:*, merchant:*, time:hour_of_day/day_of_week)
 #   - 10 entities, the same 10 features
 #   - 1 entity, txn:* (5 stored features), with and without the request-time view req:*
@@ -47,6 +48,32 @@ redis_port=$(free_port)
 "${client_cpu[@]}" redis-server --port "$redis_port" --save "" --appendonly no >/dev/null &
 pids+=($!)
 
+# The cluster: three masters without replicas (a replica would only add write traffic, which
+# this read benchmark does not measure), each a redis-server on a free port, on the same CPUs
+# as the single redis-server.
+cluster_nodes=""
+if [[ " $stores " == *" redis-cluster "* ]]; then
+    cluster_ports=()
+    for i in 1 2 3; do
+        p=$(free_port)
+        mkdir -p "$work/cluster-$p"
+        (cd "$work/cluster-$p" && exec "${client_cpu[@]}" redis-server --port "$p" --save "" --appendonly no \
+            --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null) &
+        pids+=($!)
+        cluster_ports+=("$p")
+    done
+    for p in "${cluster_ports[@]}"; do
+        for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-yes >/dev/null
+    for _ in $(seq 1 100); do
+        redis-cli -p "${cluster_ports[0]}" cluster info | grep -q 'cluster_state:ok' && break
+        sleep 0.1
+    done
+    cluster_nodes=$(printf '"redis://127.0.0.1:%s",' "${cluster_ports[@]}")
+    cluster_nodes="[${cluster_nodes%,}]"
+fi
+
 "$bin/skewless-datagen" --rows 200000 --users "$users" --days 90 --out "$work/txns.parquet" >/dev/null
 
 cat > "$work/wrk.lua" <<'LUA'
@@ -85,6 +112,7 @@ for store in $stores; do
     case $store in
         embedded) online='type = "embedded"' ;;
         redis) online=$(printf 'type = "redis"\nurl = "redis://127.0.0.1:%s"' "$redis_port") ;;
+        redis-cluster) online=$(printf 'type = "redis-cluster"\nnodes = %s' "$cluster_nodes") ;;
     esac
     cat > "$repo/skewless.toml" <<TOML
 [project]
