@@ -149,6 +149,8 @@ fn column(field: &Field, values: &[Value]) -> Result<ArrayRef> {
         .with_context("column", name)
         .with_context("row", row)
     };
+    // Builders sized to the rows: a default builder reserves 1024 values, which a push of a
+    // few rows (a stream message is one) pays for in freshly zeroed pages.
     macro_rules! build {
         ($builder:expr, |$v:ident| $convert:expr) => {{
             let mut builder = $builder;
@@ -166,28 +168,41 @@ fn column(field: &Field, values: &[Value]) -> Result<ArrayRef> {
         }};
     }
     Ok(match field.data_type() {
-        DataType::Boolean => build!(BooleanBuilder::new(), |v| v.as_bool()),
-        DataType::Int32 => build!(Int32Builder::new(), |v| v
+        DataType::Boolean => build!(BooleanBuilder::with_capacity(values.len()), |v| v.as_bool()),
+        DataType::Int32 => build!(Int32Builder::with_capacity(values.len()), |v| v
             .as_i64()
             .and_then(|x| i32::try_from(x).ok())),
-        DataType::Int64 => build!(Int64Builder::new(), |v| v.as_i64()),
-        DataType::Float32 => build!(Float32Builder::new(), |v| number(v).map(|x| x as f32)),
-        DataType::Float64 => build!(Float64Builder::new(), |v| number(v)),
-        DataType::Utf8 => build!(StringBuilder::new(), |v| v.as_str()),
-        DataType::LargeUtf8 => build!(LargeStringBuilder::new(), |v| v.as_str()),
-        DataType::Binary => build!(BinaryBuilder::new(), |v| v.as_str().and_then(|s| {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.decode(s).ok()
-        })),
-        DataType::Date32 => build!(Date32Builder::new(), |v| v
+        DataType::Int64 => build!(Int64Builder::with_capacity(values.len()), |v| v.as_i64()),
+        DataType::Float32 => build!(Float32Builder::with_capacity(values.len()), |v| number(v)
+            .map(|x| x as f32)),
+        DataType::Float64 => build!(Float64Builder::with_capacity(values.len()), |v| number(v)),
+        DataType::Utf8 => build!(
+            StringBuilder::with_capacity(values.len(), 16 * values.len()),
+            |v| v.as_str()
+        ),
+        DataType::LargeUtf8 => build!(
+            LargeStringBuilder::with_capacity(values.len(), 16 * values.len()),
+            |v| v.as_str()
+        ),
+        DataType::Binary => build!(
+            BinaryBuilder::with_capacity(values.len(), 16 * values.len()),
+            |v| v.as_str().and_then(|s| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(s).ok()
+            })
+        ),
+        DataType::Date32 => build!(Date32Builder::with_capacity(values.len()), |v| v
             .as_str()
             .and_then(|s| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
             .map(|d| (d - chrono::NaiveDate::default()).num_days() as i32)),
         DataType::Timestamp(TimeUnit::Microsecond, tz) => {
-            let array = build!(TimestampMicrosecondBuilder::new(), |v| match v {
-                Value::String(s) => crate::micros::parse_time(name, s).ok(),
-                other => other.as_i64(),
-            });
+            let array = build!(
+                TimestampMicrosecondBuilder::with_capacity(values.len()),
+                |v| match v {
+                    Value::String(s) => crate::micros::parse_time(name, s).ok(),
+                    other => other.as_i64(),
+                }
+            );
             match tz {
                 Some(tz) => Arc::new(
                     array

@@ -288,39 +288,33 @@ impl Consumer {
         if fresh.is_empty() {
             return Ok(());
         }
-        // Rows that parse, each with its message; the others are dead-lettered.
-        let mut good: Vec<(Message, RecordBatch)> = Vec::with_capacity(fresh.len());
-        for message in fresh {
+        for message in &fresh {
             buffer.ids.push(message.id);
-            match self.row(&message) {
-                Ok(row) => good.push((message, row)),
-                Err(e) => {
-                    self.source.dead_letter(&message, e.message())?;
-                    stats.dead_letters += 1;
-                }
-            }
         }
-        if good.is_empty() {
+        // The rows that parse, as one batch with one row per kept message, in order; the
+        // other messages are dead-lettered.
+        let (kept, batch) = self.rows(fresh, stats)?;
+        if kept.is_empty() {
             buffer.since.get_or_insert_with(Instant::now);
             return Ok(());
         }
         let arrival = crate::micros::now();
-        let batch = concat(&self.schema, good.iter().map(|(_, b)| b))?;
         let (batch, updates) = match self.prepare(&batch, arrival) {
             Ok(updates) => (batch, updates),
             // A row some component rejects: find it, one row at a time.
             Err(e) if e.kind() == ErrorKind::TransformFailed => {
-                let mut kept = Vec::new();
-                for (message, row) in &good {
-                    match self.prepare(row, arrival) {
-                        Ok(_) => kept.push(row.clone()),
+                let mut good = Vec::new();
+                for (i, message) in kept.iter().enumerate() {
+                    let row = batch.slice(i, 1);
+                    match self.prepare(&row, arrival) {
+                        Ok(_) => good.push(row),
                         Err(e) => {
                             self.source.dead_letter(message, e.message())?;
                             stats.dead_letters += 1;
                         }
                     }
                 }
-                let batch = concat(&self.schema, kept.iter())?;
+                let batch = concat(&self.schema, good.iter())?;
                 let updates = self.prepare(&batch, arrival)?;
                 (batch, updates)
             }
@@ -347,25 +341,77 @@ impl Consumer {
             .collect()
     }
 
-    /// A message's row, checked against the source schema.
-    fn row(&self, message: &Message) -> Result<RecordBatch> {
-        let invalid = |m: String| Error::new(ErrorKind::InvalidInput, m);
-        let (_, text) = message
-            .fields
-            .iter()
-            .find(|(f, _)| f == "row")
-            .ok_or_else(|| {
-                invalid(
-                    "the message has no field `row` (a JSON object of the row's columns)".into(),
-                )
-            })?;
-        let row: Map<String, Value> = serde_json::from_slice(text)
-            .map_err(|e| invalid(format!("field `row` is not a JSON object: {e}")))?;
-        let df: Map<String, Value> = row
-            .into_iter()
-            .map(|(k, v)| (k, Value::Array(vec![v])))
-            .collect();
-        crate::push::rows::to_batch(&df, &self.schema, &self.table.to_string())
+    /// The rows of `messages` that are well formed, as one batch of the source schema, with
+    /// the messages they came from; the others are dead-lettered.
+    ///
+    /// Checking a whole read as one batch costs one schema check and one set of column
+    /// builders for thousands of messages; only when that fails (some message is malformed)
+    /// is each message checked alone, which finds every culprit and gives it the same error
+    /// a push of that one row gets.
+    fn rows(
+        &mut self,
+        messages: Vec<Message>,
+        stats: &mut StreamStats,
+    ) -> Result<(Vec<Message>, RecordBatch)> {
+        let mut parsed: Vec<(Message, Map<String, Value>)> = Vec::with_capacity(messages.len());
+        for message in messages {
+            match parse_row(&message) {
+                Ok(row) => parsed.push((message, row)),
+                Err(e) => {
+                    self.source.dead_letter(&message, e.message())?;
+                    stats.dead_letters += 1;
+                }
+            }
+        }
+        if parsed.is_empty() {
+            return Ok((Vec::new(), RecordBatch::new_empty(self.schema.clone())));
+        }
+        if let Ok(batch) = self.to_batch(parsed.iter().map(|(_, row)| row)) {
+            return Ok((parsed.into_iter().map(|(m, _)| m).collect(), batch));
+        }
+        let mut kept = Vec::with_capacity(parsed.len());
+        let mut batches = Vec::with_capacity(parsed.len());
+        for (message, row) in parsed {
+            match self.to_batch(std::iter::once(&row)) {
+                Ok(batch) => {
+                    kept.push(message);
+                    batches.push(batch);
+                }
+                Err(e) => {
+                    self.source.dead_letter(&message, e.message())?;
+                    stats.dead_letters += 1;
+                }
+            }
+        }
+        let batch = concat(&self.schema, batches.iter())?;
+        Ok((kept, batch))
+    }
+
+    /// Rows (JSON objects of columns) as a batch of the source schema, checked as a push's
+    /// `df` is: a column missing from some rows is null in them (so a required column missing
+    /// from one row fails the batch).
+    fn to_batch<'a>(
+        &self,
+        rows: impl Iterator<Item = &'a Map<String, Value>> + Clone,
+    ) -> Result<RecordBatch> {
+        let mut columns: Map<String, Value> = Map::new();
+        for row in rows.clone() {
+            for name in row.keys() {
+                if !columns.contains_key(name) {
+                    columns.insert(name.clone(), Value::Array(Vec::new()));
+                }
+            }
+        }
+        for (name, values) in columns.iter_mut() {
+            let Value::Array(values) = values else {
+                unreachable!("every column starts as an array")
+            };
+            values.extend(
+                rows.clone()
+                    .map(|row| row.get(name).cloned().unwrap_or(Value::Null)),
+            );
+        }
+        crate::push::rows::to_batch(&columns, &self.schema, &self.table.to_string())
     }
 
     /// Step 5 of the module docs.
@@ -388,6 +434,20 @@ impl Consumer {
         *buffer = Buffer::default();
         Ok(())
     }
+}
+
+/// A message's row: its field `row`, a JSON object of the row's columns.
+fn parse_row(message: &Message) -> Result<Map<String, Value>> {
+    let invalid = |m: String| Error::new(ErrorKind::InvalidInput, m);
+    let (_, text) = message
+        .fields
+        .iter()
+        .find(|(f, _)| f == "row")
+        .ok_or_else(|| {
+            invalid("the message has no field `row` (a JSON object of the row's columns)".into())
+        })?;
+    serde_json::from_slice(text)
+        .map_err(|e| invalid(format!("field `row` is not a JSON object: {e}")))
 }
 
 fn concat<'a>(
