@@ -243,7 +243,7 @@ impl EmbeddedStore {
 
 impl OnlineStore for EmbeddedStore {
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, mut skipped_older) = newest_per_key(rows);
+        let (newest, mut skipped_older) = newest_per_key(rows)?;
         if newest.is_empty() {
             return Ok(WriteStats::default());
         }
