@@ -91,8 +91,8 @@ use crate::error::Result;
 pub struct WriteStats {
     /// Rows that replaced the stored row (or were the first for their key).
     pub written: usize,
-    /// Rows not written because a row at least as new was stored, or came later in the same
-    /// call for the same key.
+    /// Rows not written because a row at least as great ([`compare_rows`]) was stored, or was
+    /// given in the same call for the same key.
     pub skipped_older: usize,
 }
 
@@ -102,9 +102,9 @@ pub struct WriteStats {
 /// async server runs reads off its workers, except reads of a local store in small, quick
 /// requests ([`OnlineStore::is_local`]).
 pub trait OnlineStore: Send + Sync + Debug {
-    /// Writes `rows` of `view`, applying the ordering rule ([`replaces`]) per key atomically,
-    /// also against concurrent writers. Among rows for the same key in one call, the newest
-    /// wins.
+    /// Writes `rows` of `view`, applying the order of rows ([`compare_rows`]: the version,
+    /// then on an exact tie the stored bytes) per key atomically, also against concurrent
+    /// writers. Among rows for the same key in one call, the greatest wins.
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats>;
 
     /// The stored row of each key of `view`, in the order of `keys` (`None` if never written).

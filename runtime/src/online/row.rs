@@ -377,7 +377,10 @@ mod tests {
     fn the_ordering_rule() {
         assert!(replaces((2, 0), (1, 9)));
         assert!(replaces((1, 2), (1, 1)), "created_ts breaks ties");
-        assert!(!replaces((1, 1), (1, 1)), "equal keeps the stored row");
+        assert!(
+            !replaces((1, 1), (1, 1)),
+            "an equal version alone does not replace: the stored bytes decide"
+        );
         assert!(!replaces((0, 9), (1, 0)), "older never replaces newer");
         assert!(replaces((i64::MIN + 1, 0), (i64::MIN, i64::MAX)));
     }
