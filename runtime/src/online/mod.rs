@@ -250,10 +250,13 @@ fn open_embedded(path: &std::path::Path, map_size: Option<u64>) -> Result<Embedd
     .open()
 }
 
+/// Rows each with its encoded entity key.
+type KeyedRows<'r> = Vec<(Vec<u8>, &'r StoredRow)>;
+
 /// The rows of one write call reduced to the greatest per key (by [`compare_rows`]), with
 /// their encoded keys, in first-seen order; and how many were dropped.
-fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> Result<(Vec<(Vec<u8>, &StoredRow)>, usize)> {
-    let mut out: Vec<(Vec<u8>, &StoredRow)> = Vec::with_capacity(rows.len());
+fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> Result<(KeyedRows<'_>, usize)> {
+    let mut out: KeyedRows<'_> = Vec::with_capacity(rows.len());
     let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(rows.len());
     let mut dropped = 0;
     for (key, row) in rows {

@@ -125,7 +125,7 @@ impl StoredRow {
     }
 }
 
-/// The version part of the ordering rule (see [the order of rows](self#the-order-of-rows)):
+/// The version part of the ordering rule (see "The order of rows" in `online/row.rs`):
 /// a row whose `(event_ts, created_ts)` is strictly greater, lexicographically, replaces the
 /// stored one whatever their values, so a late or concurrent writer can never regress a
 /// feature. Rows of equal versions are decided by [`compare_rows`].
@@ -133,9 +133,10 @@ pub fn replaces(new: (i64, i64), stored: (i64, i64)) -> bool {
     new.cmp(&stored) == Ordering::Greater
 }
 
-/// **The order of rows** (see [the module docs](self#the-order-of-rows)): by version, then, on
-/// an exact version tie, by their stored bytes ([`encode_row`]) as unsigned bytes. `Equal`
-/// only for rows with the same stored bytes. The bytes are encoded only on a version tie.
+/// **The order of rows**, which decides everywhere which row wins ("The order of rows" in
+/// `online/row.rs` says why): by version, then, on an exact version tie, by their stored
+/// bytes (as every online backend stores them) as unsigned bytes. `Equal` only for rows with
+/// the same stored bytes. The bytes are encoded only on a version tie.
 pub fn compare_rows(a: &StoredRow, b: &StoredRow) -> Result<Ordering> {
     match a.version().cmp(&b.version()) {
         Ordering::Equal => Ok(encode_row(a)?.cmp(&encode_row(b)?)),
