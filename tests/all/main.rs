@@ -25,3 +25,4 @@ mod round_trip;
 mod sandbox;
 mod server;
 mod stream;
+mod version_ties;

@@ -185,7 +185,8 @@ conformance!(
     unknown_keys_and_views_are_not_found,
     a_newer_row_replaces_an_older_one,
     an_older_row_never_replaces_a_newer_one,
-    equal_versions_keep_the_first_row,
+    equal_rows_change_nothing,
+    exact_version_ties_keep_the_greatest_stored_bytes_in_any_order,
     created_ts_breaks_ties,
     the_newest_row_for_a_key_within_one_batch_wins,
     two_concurrent_writers_never_regress_a_value,
@@ -327,24 +328,123 @@ fn an_older_row_never_replaces_a_newer_one(backend: &dyn Backend) {
     assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(row(10, 0))]);
 }
 
-fn equal_versions_keep_the_first_row(backend: &dyn Backend) {
+fn equal_rows_change_nothing(backend: &dyn Backend) {
     let store = backend.store();
     let first = row(5, 5);
-    let second = StoredRow {
-        digest: "sha256:second".into(),
-        ..row(5, 5)
-    };
     assert_eq!(
         store.write("v", &[(key(1), first.clone())]).unwrap(),
         stats(1, 0)
     );
-    assert_eq!(store.write("v", &[(key(1), second)]).unwrap(), stats(0, 1));
     // Re-running the same window changes nothing.
     assert_eq!(
         store.write("v", &[(key(1), first.clone())]).unwrap(),
         stats(0, 1)
     );
+    assert_eq!(
+        store
+            .write("v", &[(key(1), first.clone()), (key(1), first.clone())])
+            .unwrap(),
+        stats(0, 2)
+    );
     assert_eq!(store.read("v", &[key(1)]).unwrap(), [Some(first)]);
+}
+
+/// Rows of one version whose stored bytes differ: long equal runs (past the Redis script's
+/// 64-byte chunks), then a difference at a NUL byte, at a byte above 0x7f (where a signed or
+/// locale-aware comparison goes wrong), in a length, in the digest, in a value's type.
+fn tied_rows() -> Vec<StoredRow> {
+    let tied = |digest: &str, tail: FeatureValue| StoredRow {
+        event_ts: 7,
+        created_ts: -3,
+        digest: digest.into(),
+        values: vec![FeatureValue::Binary(vec![0; 150]), tail],
+    };
+    vec![
+        tied("sha256:aa", FeatureValue::Binary(vec![0x00, 0x00])),
+        tied("sha256:aa", FeatureValue::Binary(vec![0x00, 0x01])),
+        tied("sha256:aa", FeatureValue::Binary(vec![0x80, 0x00])),
+        tied("sha256:aa", FeatureValue::Binary(vec![0x7f, 0xff])),
+        tied("sha256:aa", FeatureValue::Binary(vec![0xff])),
+        tied("sha256:aa", FeatureValue::Int64(-1)),
+        tied("sha256:aa", FeatureValue::Null),
+        tied("sha256:9a", FeatureValue::Binary(vec![0xff; 3])),
+        tied("sha256:a", FeatureValue::Float64(f64::NAN)),
+    ]
+}
+
+/// Whatever order rows of one version arrive in, alone or in one batch, the store keeps the
+/// one with the greatest stored bytes (`compare_rows`), and a write counts as written exactly
+/// when it is greater than what the key held.
+fn exact_version_ties_keep_the_greatest_stored_bytes_in_any_order(backend: &dyn Backend) {
+    let store = backend.store();
+    let rows = tied_rows();
+    let greatest = rows
+        .iter()
+        .max_by(|a, b| online::compare_rows(a, b).unwrap())
+        .unwrap()
+        .clone();
+    // The same digest and the greatest tail: the longer Binary starting with 0x80.
+    assert_eq!(greatest, rows[2]);
+    let orders: Vec<Vec<usize>> = vec![
+        (0..rows.len()).collect(),
+        (0..rows.len()).rev().collect(),
+        vec![2, 0, 1, 3, 4, 5, 6, 7, 8],
+        vec![8, 7, 6, 5, 4, 3, 1, 0, 2],
+        vec![4, 6, 0, 8, 2, 1, 7, 3, 5],
+    ];
+    for (n, order) in orders.iter().enumerate() {
+        // One row per write call.
+        let k = key(2 * n as i64);
+        let mut held: Option<&StoredRow> = None;
+        for &i in order {
+            let new = &rows[i];
+            let greater = held.is_none_or(|h| {
+                online::compare_rows(new, h).unwrap() == std::cmp::Ordering::Greater
+            });
+            let expected = if greater { stats(1, 0) } else { stats(0, 1) };
+            assert_eq!(
+                store.write("ties", &[(k.clone(), new.clone())]).unwrap(),
+                expected,
+                "order {order:?}, row {i}"
+            );
+            if greater {
+                held = Some(new);
+            }
+            // The same bytes again change nothing.
+            assert_eq!(
+                store.write("ties", &[(k.clone(), new.clone())]).unwrap(),
+                stats(0, 1)
+            );
+        }
+        // All in one write call.
+        let batch: Vec<_> = order
+            .iter()
+            .map(|&i| (key(2 * n as i64 + 1), rows[i].clone()))
+            .collect();
+        assert_eq!(
+            store.write("ties", &batch).unwrap(),
+            stats(1, rows.len() - 1)
+        );
+        assert_eq!(
+            store.read("ties", &[k, key(2 * n as i64 + 1)]).unwrap(),
+            [Some(greatest.clone()), Some(greatest.clone())],
+            "order {order:?}"
+        );
+    }
+    // A newer version still wins over every tied row, and an older one loses.
+    let newer = StoredRow {
+        event_ts: 8,
+        ..rows[0].clone()
+    };
+    assert_eq!(
+        store.write("ties", &[(key(0), newer.clone())]).unwrap(),
+        stats(1, 0)
+    );
+    assert_eq!(
+        store.write("ties", &[(key(0), greatest.clone())]).unwrap(),
+        stats(0, 1)
+    );
+    assert_eq!(store.read("ties", &[key(0)]).unwrap(), [Some(newer)]);
 }
 
 fn created_ts_breaks_ties(backend: &dyn Backend) {
@@ -378,17 +478,20 @@ fn the_newest_row_for_a_key_within_one_batch_wins(backend: &dyn Backend) {
         digest: "sha256:late".into(),
         ..row(3, 0)
     };
+    assert!(online::compare_rows(&late_equal, &row(3, 0)).unwrap() == std::cmp::Ordering::Greater);
     let batch = vec![
         (key(1), row(1, 0)),
         (key(2), row(7, 0)),
         (key(1), row(3, 0)),
         (key(1), row(2, 0)),
-        (key(1), late_equal),
+        (key(1), late_equal.clone()),
     ];
     assert_eq!(store.write("v", &batch).unwrap(), stats(2, 3));
+    // Of the two rows of version (3, 0), the one with the greater stored bytes (its longer
+    // digest) wins, although it came later.
     assert_eq!(
         store.read("v", &[key(1), key(2)]).unwrap(),
-        [Some(row(3, 0)), Some(row(7, 0))]
+        [Some(late_equal), Some(row(7, 0))]
     );
     // A batch all older than the stored row writes nothing.
     let older = vec![(key(2), row(5, 0)), (key(2), row(6, 0))];

@@ -1,15 +1,20 @@
 //! The point-in-time join, as a pure function over keys and timestamps.
 //!
-//! For an entity row `(key, T)` the answer is the feature row with the same key and the
-//! greatest `(event_ts, created_ts)` such that `event_ts <= T` and, with a TTL,
-//! `event_ts >= T - ttl` — the same order the online store uses to decide which write wins,
-//! so the online value at time `T` and the historical value at `T` are the same row.
+//! For an entity row `(key, T)` the answer is the greatest feature row with the same key such
+//! that `event_ts <= T` and, with a TTL, `event_ts >= T - ttl`, in **the order of rows the
+//! online store uses to decide which write wins** (`online/row.rs`, "The order of rows"): the
+//! greater `(event_ts, created_ts)`, and on an exact version tie the greater stored bytes. So
+//! the online value at time `T` and the historical value at `T` are the same row, whatever
+//! order the rows were scanned or written in.
 //!
 //! It scales by sorting, never by a cross product: feature rows are sorted once by
 //! `(key, event_ts, created_ts)` (keys interned to dense ids first), and each entity row is
 //! answered by a hash lookup of its key's run and a binary search in it: `O((F + E) log F)` time,
-//! `O(F + E)` memory for indices.
+//! `O(F + E)` memory for indices. Version ties are rare, so their values are only looked at
+//! when the sort puts two rows of the same key and version side by side: then the caller's
+//! comparator (which encodes the rows' values) decides.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -29,13 +34,17 @@ pub struct FeatureRowKey {
 /// For each `(key, T)` entity row, the index (into `features`) of the row a point-in-time join
 /// takes, or `None`.
 ///
-/// Among rows with equal `(event_ts, created_ts)` the one with the greatest index wins, so the
-/// answer is deterministic for a given feature table scan order.
-pub fn as_of_join<'k>(
+/// Among rows with equal key and `(event_ts, created_ts)`, `tie(i, j)` (over indices into
+/// `features`) says which is greater: it must be the order of their stored bytes, so that
+/// the join takes the row the online store keeps. It is called only for such rows. Rows it
+/// calls equal are the same values; of those the greatest index is taken. Its error is
+/// returned as it is.
+pub fn as_of_join<'k, E>(
     features: &[FeatureRowKey],
     entities: impl IntoIterator<Item = (&'k EntityKey, i64)>,
     ttl: Option<Duration>,
-) -> Vec<Option<usize>> {
+    mut tie: impl FnMut(usize, usize) -> Result<Ordering, E>,
+) -> Result<Vec<Option<usize>>, E> {
     // Keys become dense ids, so the sort compares plain integers in one contiguous array
     // instead of chasing each row's key through an index.
     let mut ids: HashMap<&EntityKey, u32, ahash::RandomState> =
@@ -50,6 +59,7 @@ pub fn as_of_join<'k>(
         })
         .collect();
     rows.sort_unstable();
+    break_ties(&mut rows, &mut tie)?;
     // The run of `rows` holding each id.
     let mut runs = vec![(0usize, 0usize); ids.len()];
     let mut start = 0;
@@ -60,7 +70,7 @@ pub fn as_of_join<'k>(
         start = end;
     }
     let ttl_us = ttl.map(crate::micros::duration);
-    entities
+    Ok(entities
         .into_iter()
         .map(|(key, t)| {
             let (start, end) = runs[*ids.get(key)? as usize];
@@ -73,7 +83,39 @@ pub fn as_of_join<'k>(
                 _ => Some(best.3 as usize),
             }
         })
-        .collect()
+        .collect())
+}
+
+/// Puts the greatest row (by `tie`, then by index) of each group of sorted `rows` with equal
+/// `(id, event_ts, created_ts)` last in its group, where the join looks.
+fn break_ties<E>(
+    rows: &mut [(u32, i64, i64, u32)],
+    tie: &mut impl FnMut(usize, usize) -> Result<Ordering, E>,
+) -> Result<(), E> {
+    let same =
+        |a: &(u32, i64, i64, u32), b: &(u32, i64, i64, u32)| (a.0, a.1, a.2) == (b.0, b.1, b.2);
+    let mut i = 1;
+    while i < rows.len() {
+        if !same(&rows[i - 1], &rows[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i - 1;
+        let mut end = i + 1;
+        while end < rows.len() && same(&rows[start], &rows[end]) {
+            end += 1;
+        }
+        // Indices ascend within the group: on equal values the later one wins.
+        let mut best = start;
+        for j in start + 1..end {
+            if tie(rows[j].3 as usize, rows[best].3 as usize)? != Ordering::Less {
+                best = j;
+            }
+        }
+        rows.swap(best, end - 1);
+        i = end + 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -87,6 +129,7 @@ mod tests {
         features: &[FeatureRowKey],
         entities: &[(EntityKey, i64)],
         ttl: Option<Duration>,
+        values: &[u8],
     ) -> Vec<Option<usize>> {
         let ttl = ttl.map(|t| t.as_micros() as i64);
         entities
@@ -97,7 +140,7 @@ mod tests {
                     .enumerate()
                     .filter(|(_, f)| f.key == *key && f.event_ts <= *t)
                     .filter(|(_, f)| ttl.is_none_or(|ttl| f.event_ts >= t - ttl))
-                    .max_by_key(|(i, f)| (f.event_ts, f.created_ts, *i))
+                    .max_by_key(|(i, f)| (f.event_ts, f.created_ts, values[*i], *i))
                     .map(|(i, _)| i)
             })
             .collect()
@@ -111,22 +154,61 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(256))]
 
         /// Few keys and few distinct timestamps, so duplicate timestamps, created-ts ties,
-        /// label times equal to feature times, TTL edges and missing entities all occur.
+        /// exact version ties of different and of equal values, label times equal to feature
+        /// times, TTL edges and missing entities all occur.
         #[test]
         fn the_join_equals_the_brute_force_definition(
-            features in proptest::collection::vec((0u8..6, 0i64..20, 0i64..4), 0..80),
+            features in proptest::collection::vec((0u8..6, 0i64..20, 0i64..4, 0u8..3), 0..80),
             entities in proptest::collection::vec((0u8..8, -2i64..24), 0..60),
             ttl in proptest::option::of(0u64..8),
         ) {
+            let values: Vec<u8> = features.iter().map(|f| f.3).collect();
             let features: Vec<FeatureRowKey> = features
                 .into_iter()
-                .map(|(k, e, c)| FeatureRowKey { key: key(k), event_ts: e, created_ts: c })
+                .map(|(k, e, c, _)| FeatureRowKey { key: key(k), event_ts: e, created_ts: c })
                 .collect();
             let entities: Vec<(EntityKey, i64)> = entities.into_iter().map(|(k, t)| (key(k), t)).collect();
             let ttl = ttl.map(Duration::from_micros);
             let queries = entities.iter().map(|(k, t)| (k, *t));
-            prop_assert_eq!(as_of_join(&features, queries, ttl), brute_force(&features, &entities, ttl));
+            let mut calls = 0;
+            let tie = |i: usize, j: usize| {
+                calls += 1;
+                assert_eq!(
+                    (&features[i].key, features[i].event_ts, features[i].created_ts),
+                    (&features[j].key, features[j].event_ts, features[j].created_ts),
+                    "the comparator is only asked about version ties"
+                );
+                Ok::<_, ()>(values[i].cmp(&values[j]))
+            };
+            let got = as_of_join(&features, queries, ttl, tie).unwrap();
+            prop_assert_eq!(got, brute_force(&features, &entities, ttl, &values));
+            let versions: std::collections::HashSet<_> = features
+                .iter()
+                .map(|f| (&f.key, f.event_ts, f.created_ts))
+                .collect();
+            if versions.len() == features.len() {
+                prop_assert_eq!(calls, 0, "no tie, no comparison");
+            }
         }
+    }
+
+    #[test]
+    fn ties_are_broken_by_the_comparator_whatever_the_scan_order() {
+        let f = |c| FeatureRowKey {
+            key: key(1),
+            event_ts: 10,
+            created_ts: c,
+        };
+        // Rows 1, 2 and 3 tie on (10, 1); their values are 5, 9 and 7: row 2 wins, as it
+        // would in any order of the rows.
+        let features = [f(0), f(1), f(1), f(1), f(0)];
+        let values = [100, 5, 9, 7, 100];
+        let picks = as_of_join(&features, [(&key(1), 10), (&key(1), 9)], None, |i, j| {
+            Ok::<_, ()>(values[i].cmp(&values[j]))
+        });
+        assert_eq!(picks, Ok(vec![Some(2), None]));
+        let failed = as_of_join(&features, [(&key(1), 10)], None, |_, _| Err("no"));
+        assert_eq!(failed, Err("no"), "the comparator's error is the join's");
     }
 
     #[test]
@@ -137,9 +219,13 @@ mod tests {
             created_ts: c,
         };
         let features = [f(10, 0), f(20, 1), f(20, 2), f(30, 0)];
-        let ask = |t, ttl: Option<u64>| {
-            as_of_join(&features, [(&key(1), t)], ttl.map(Duration::from_micros))[0]
+        let join = |keys: &[(&EntityKey, i64)], ttl: Option<Duration>| {
+            as_of_join(&features, keys.iter().copied(), ttl, |_, _| {
+                Err::<Ordering, ()>(())
+            })
+            .expect("no version ties")
         };
+        let ask = |t, ttl: Option<u64>| join(&[(&key(1), t)], ttl.map(Duration::from_micros))[0];
         assert_eq!(ask(9, None), None, "nothing at or before T");
         assert_eq!(
             ask(10, None),
@@ -154,10 +240,6 @@ mod tests {
         assert_eq!(ask(30, Some(10)), Some(3));
         assert_eq!(ask(29, Some(9)), Some(2), "event_ts == T - ttl is inside");
         assert_eq!(ask(29, Some(8)), None, "one µs older is outside");
-        assert_eq!(
-            as_of_join(&features, [(&key(2), 100)], None),
-            vec![None],
-            "unknown entity"
-        );
+        assert_eq!(join(&[(&key(2), 100)], None), vec![None], "unknown entity");
     }
 }

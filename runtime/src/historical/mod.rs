@@ -2,8 +2,10 @@
 //!
 //! Given entity rows (join keys, an `event_timestamp` label time `T`, any other columns),
 //! every requested feature takes the value of the feature row with the same key and the
-//! greatest `(event_ts, created_ts)` at or before `T` (and within the view's TTL) — see
-//! [`asof`]. Request-time views run their component over the joined rows: the same component
+//! greatest `(event_ts, created_ts)` at or before `T` (and within the view's TTL), exact
+//! version ties broken as the online store breaks them (by the rows' stored bytes; the rule
+//! is stated once, in `online/row.rs`) — see [`asof`]. To break them, a batch view's scan
+//! also reads the features that precede the requested ones. Request-time views run their component over the joined rows: the same component
 //! and the same call path as online serving. Output rows are the input rows, in input order,
 //! with all their columns, plus one column per requested feature.
 //!
@@ -373,6 +375,21 @@ impl Retrieval<'_> {
                 .collect::<Result<_>>()?,
         };
         let aggregations = (kind == ViewKind::Aggregate).then_some(aggregations.as_slice());
+        // A batch view's exact version ties are broken by the stored bytes of the rows, so by
+        // their values in the stored order: up to the last requested feature is enough.
+        let tie_columns: Vec<String> = match aggregations {
+            Some(_) => Vec::new(),
+            None => {
+                let all = applied.features();
+                let last = features
+                    .iter()
+                    .filter_map(|f| all.iter().position(|a| a == f))
+                    .max();
+                last.map_or_else(Vec::new, |last| {
+                    all[..=last].iter().map(|f| (*f).to_owned()).collect()
+                })
+            }
+        };
         let snapshot = match request.as_of_ms {
             Some(ms) => rt.block_on(self.context.offline.snapshot_as_of(&table, ms))?,
             None => rt
@@ -388,6 +405,7 @@ impl Retrieval<'_> {
                     ttl,
                     key_columns: &keys,
                     fields: &fields,
+                    tie_columns: &[],
                     aggregations: Some(aggregations),
                 };
                 let rows: Vec<u32> = (0..labels.len() as u32).collect();
@@ -411,7 +429,15 @@ impl Retrieval<'_> {
                     .into_iter()
                     .map(String::from),
             ),
-            None => columns.extend(features.iter().cloned()),
+            None => {
+                columns.extend(features.iter().cloned());
+                columns.extend(
+                    tie_columns
+                        .iter()
+                        .filter(|f| !features.contains(f))
+                        .cloned(),
+                );
+            }
         }
         // Batches of the usual size rather than the reader's default of 1024 rows: a
         // partitioning round splits each batch `fan_out` ways.
@@ -447,6 +473,7 @@ impl Retrieval<'_> {
             ttl,
             key_columns: &keys,
             fields: &fields,
+            tie_columns: &tie_columns,
             aggregations,
         };
         let columns = partition::join(&query, &mut batches, &request.memory, spill)?;

@@ -6,7 +6,12 @@
 //! random time order, an entity with `k` rows replaces its candidate about `ln k` times, so
 //! most rows cost a hash and a compare. Memory grows with the number of entities in the
 //! window, not with the number of rows.
+//!
+//! "Newest" is the order of rows of the online store (`online/row.rs`): the greater
+//! `(event_ts, created_ts)`, and on an exact version tie the greater stored bytes, so the row
+//! kept does not depend on which worker offers its batch first.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Mutex;
@@ -17,7 +22,7 @@ use arrow_array::types::TimestampMicrosecondType;
 
 use super::values::{feature_value, key_value};
 use crate::error::Result;
-use crate::online::{EntityKey, FeatureValue, StoredRow, replaces};
+use crate::online::{EntityKey, FeatureValue, StoredRow, compare_values};
 
 const SHARDS: usize = 64;
 
@@ -28,7 +33,7 @@ struct Candidate {
     values: Vec<FeatureValue>,
 }
 
-/// Newest `(event_ts, created_ts)` row per entity, shared by the workers of one job.
+/// The greatest row per entity (the order of rows), shared by the workers of one job.
 pub(crate) struct NewestRows {
     hasher: ahash::RandomState,
     shards: Vec<Mutex<Shard>>,
@@ -72,14 +77,24 @@ impl NewestRows {
             };
             let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
             match shard.entry(key) {
-                Entry::Occupied(mut held) => {
-                    if replaces(version, held.get().version) {
+                Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
+                    Ordering::Greater => {
                         *held.get_mut() = Candidate {
                             version,
                             values: decode()?,
                         };
                     }
-                }
+                    // An exact version tie: the greater stored bytes win (the rows share the
+                    // digest, so their values' encodings decide), whatever the order rows
+                    // arrive in.
+                    Ordering::Equal => {
+                        let values = decode()?;
+                        if compare_values(&values, &held.get().values)? == Ordering::Greater {
+                            held.get_mut().values = values;
+                        }
+                    }
+                    Ordering::Less => {}
+                },
                 Entry::Vacant(slot) => {
                     slot.insert(Candidate {
                         version,

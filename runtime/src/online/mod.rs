@@ -21,12 +21,16 @@
 //! # Semantics
 //!
 //! A key design decision: **a write never replaces a newer row with an older one.** Every
-//! backend applies [`replaces`] (compare `(event_ts, created_ts)`, strictly greater wins) per
-//! key, atomically with the write, so out-of-order, repeated or concurrent materializations
-//! cannot regress a feature, and re-running a window is a no-op. The embedded backend does it
-//! inside one write transaction, which LMDB serializes across processes; the Redis backends in
-//! a Lua script, server-side (in a cluster, on the key's own master). All compare
-//! the same 16-byte order-preserving prefix of the same stored encoding (see `row.rs`).
+//! backend applies the one order of rows per key, atomically with the write: the greater
+//! `(event_ts, created_ts)` wins, and on an exact version tie the greater stored bytes (see
+//! [`compare_rows`] and `row.rs`, which states the rule once; historical retrieval uses the
+//! same order). So out-of-order, repeated or concurrent materializations cannot regress a
+//! feature, the row kept does not depend on the order writes arrive in, and re-running a
+//! window is a no-op. The embedded backend does it inside one write transaction, which LMDB
+//! serializes across processes; the Redis backends in a Lua script, server-side (in a
+//! cluster, on the key's own master); DynamoDB in a condition expression. All compare the
+//! same stored encoding: its 16-byte order-preserving version prefix, and the whole value
+//! only on a version tie.
 //!
 //! A read returns the stored row; [`status_at`] turns it into what the point-in-time join at
 //! `T = now` says (present, null, not found, outside the TTL), so online and offline answers
@@ -76,7 +80,8 @@ pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
 pub use redis_cluster::RedisClusterStore;
 pub use redis_store::RedisStore;
-pub use row::{FeatureValue, StoredRow, replaces};
+pub(crate) use row::compare_values;
+pub use row::{FeatureValue, StoredRow, compare_rows, replaces};
 pub use status::{ReadStatus, status_at};
 
 use crate::error::Result;
@@ -86,8 +91,8 @@ use crate::error::Result;
 pub struct WriteStats {
     /// Rows that replaced the stored row (or were the first for their key).
     pub written: usize,
-    /// Rows not written because a row at least as new was stored, or came later in the same
-    /// call for the same key.
+    /// Rows not written because a row at least as great ([`compare_rows`]) was stored, or was
+    /// given in the same call for the same key.
     pub skipped_older: usize,
 }
 
@@ -97,9 +102,9 @@ pub struct WriteStats {
 /// async server runs reads off its workers, except reads of a local store in small, quick
 /// requests ([`OnlineStore::is_local`]).
 pub trait OnlineStore: Send + Sync + Debug {
-    /// Writes `rows` of `view`, applying the ordering rule ([`replaces`]) per key atomically,
-    /// also against concurrent writers. Among rows for the same key in one call, the newest
-    /// wins.
+    /// Writes `rows` of `view`, applying the order of rows ([`compare_rows`]: the version,
+    /// then on an exact tie the stored bytes) per key atomically, also against concurrent
+    /// writers. Among rows for the same key in one call, the greatest wins.
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats>;
 
     /// The stored row of each key of `view`, in the order of `keys` (`None` if never written).
@@ -245,10 +250,13 @@ fn open_embedded(path: &std::path::Path, map_size: Option<u64>) -> Result<Embedd
     .open()
 }
 
-/// The rows of one write call reduced to the newest per key (by [`replaces`]; the first of
-/// equal versions), with their encoded keys, in first-seen order; and how many were dropped.
-fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> (Vec<(Vec<u8>, &StoredRow)>, usize) {
-    let mut out: Vec<(Vec<u8>, &StoredRow)> = Vec::with_capacity(rows.len());
+/// Rows each with its encoded entity key.
+type KeyedRows<'r> = Vec<(Vec<u8>, &'r StoredRow)>;
+
+/// The rows of one write call reduced to the greatest per key (by [`compare_rows`]), with
+/// their encoded keys, in first-seen order; and how many were dropped.
+fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> Result<(KeyedRows<'_>, usize)> {
+    let mut out: KeyedRows<'_> = Vec::with_capacity(rows.len());
     let mut index: HashMap<Vec<u8>, usize> = HashMap::with_capacity(rows.len());
     let mut dropped = 0;
     for (key, row) in rows {
@@ -256,7 +264,7 @@ fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> (Vec<(Vec<u8>, &StoredRow)
             Entry::Occupied(slot) => {
                 dropped += 1;
                 let best = &mut out[*slot.get()].1;
-                if replaces(row.version(), best.version()) {
+                if compare_rows(row, best)? == std::cmp::Ordering::Greater {
                     *best = row;
                 }
             }
@@ -266,7 +274,7 @@ fn newest_per_key(rows: &[(EntityKey, StoredRow)]) -> (Vec<(Vec<u8>, &StoredRow)
             }
         }
     }
-    (out, dropped)
+    Ok((out, dropped))
 }
 
 #[cfg(test)]
@@ -283,7 +291,7 @@ mod tests {
     }
 
     #[test]
-    fn newest_per_key_keeps_the_first_of_equals() {
+    fn newest_per_key_breaks_version_ties_by_the_stored_bytes() {
         let a = EntityKey::new([1i64]);
         let b = EntityKey::new(["b"]);
         let rows = vec![
@@ -291,14 +299,21 @@ mod tests {
             (b.clone(), row(5, 0, "b1")),
             (a.clone(), row(3, 0, "a3")),
             (a.clone(), row(3, 0, "a3 again")),
+            (a.clone(), row(3, 0, "a3")),
             (a.clone(), row(2, 9, "a2")),
             (b, row(5, 1, "b2")),
         ];
-        let (newest, dropped) = newest_per_key(&rows);
-        assert_eq!(dropped, 4);
+        let (newest, dropped) = newest_per_key(&rows).unwrap();
+        assert_eq!(dropped, 5);
         let digests: Vec<&str> = newest.iter().map(|(_, r)| r.digest.as_str()).collect();
-        assert_eq!(digests, ["a3", "b2"]);
+        // "a3 again" encodes greater than "a3" (its length byte first), in either order.
+        assert_eq!(digests, ["a3 again", "b2"]);
         assert_eq!(newest[0].0, a.encode());
+        let mut reversed = rows.clone();
+        reversed.reverse();
+        let (newest, _) = newest_per_key(&reversed).unwrap();
+        let digests: Vec<&str> = newest.iter().map(|(_, r)| r.digest.as_str()).collect();
+        assert_eq!(digests, ["b2", "a3 again"]);
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //!
 //! **Writes** are one pipeline per batch: `SCRIPT LOAD` (so the script is always cached, even
 //! right after a Redis restart or `SCRIPT FLUSH`), then one `EVALSHA` of [`WRITE_SCRIPT`] per
-//! key. The script compares the stored version prefix with the new one byte by byte and writes
-//! only if the new one is strictly greater: the ordering rule runs server-side, atomically, so
-//! two writers (threads, processes, machines) can never regress a value. Byte comparison rather
+//! key. The script compares the stored version prefix with the new one byte by byte, and on an
+//! exact version tie the whole stored value, and writes only if the new row is strictly
+//! greater (the order of rows of `row.rs`): the ordering rule runs server-side, atomically, so
+//! two writers (threads, processes, machines) can never regress a value, and the row kept does
+//! not depend on the order they write in. Byte comparison rather
 //! than Lua numbers, because Lua numbers are doubles and lose microsecond `i64` timestamps.
 //! **Reads** are one pipeline of `GET`s per batch (not `MGET`, so that a future cluster client
 //! can route each key to its slot). Both send at most [`CHUNK`] keys per round trip, bounding
@@ -43,7 +45,11 @@ pub(super) const CHUNK: usize = 10_000;
 const MAX_IDLE: usize = 16;
 
 /// The compare-and-set of one row: `KEYS[1]` the Redis key, `ARGV[1]` the encoded row. Returns
-/// 1 if written, 0 if the stored row is at least as new. Mirrors `row::replaces_encoded`.
+/// 1 if written, 0 if the stored row is at least as great. Mirrors `row::replaces_encoded`:
+/// the 16-byte version prefixes decide (one `GETRANGE`); only on an exact version tie is the
+/// whole stored value read (`GET`) and compared. Every comparison is of `string.byte` values
+/// (unsigned bytes) or exact string equality: Lua's `<` on strings goes through `strcoll`,
+/// which depends on the locale and, in some versions, stops at a NUL byte.
 pub(super) const WRITE_SCRIPT: &str = r"
 local new = ARGV[1]
 local old = redis.call('GETRANGE', KEYS[1], 0, 15)
@@ -56,7 +62,21 @@ if #old == 16 then
       return 1
     end
   end
-  return 0
+  old = redis.call('GET', KEYS[1])
+  if old == new then return 0 end
+  local n = math.min(#new, #old)
+  local i = 17
+  while i + 63 <= n and string.sub(new, i, i + 63) == string.sub(old, i, i + 63) do
+    i = i + 64
+  end
+  while i <= n and string.byte(new, i) == string.byte(old, i) do
+    i = i + 1
+  end
+  if i <= n then
+    if string.byte(new, i) < string.byte(old, i) then return 0 end
+  elseif #new < #old then
+    return 0
+  end
 end
 redis.call('SET', KEYS[1], new)
 return 1
@@ -263,7 +283,7 @@ pub(super) fn glob_escape(view: &str) -> String {
 
 impl OnlineStore for RedisStore {
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, mut skipped_older) = newest_per_key(rows);
+        let (newest, mut skipped_older) = newest_per_key(rows)?;
         let prefix = format!("skewless:{view}:");
         let mut written = 0;
         for chunk in newest.chunks(CHUNK) {

@@ -9,10 +9,32 @@
 //!
 //! The *version* is `(event_ts, created_ts)`, each as 8 big-endian bytes with the sign bit
 //! flipped, so that comparing the 16 bytes as unsigned bytes (memcmp) orders rows exactly as
-//! comparing the tuples of `i64`. That lets the compare-and-set read only the prefix, never
-//! decode the values, and lets the Redis backend run the same comparison in a Lua script,
-//! server-side, where Rust cannot run. [`replaces`] is the rule; the Redis script mirrors it
-//! byte for byte and a property test here checks that the byte order is the tuple order.
+//! comparing the tuples of `i64`.
+//!
+//! # The order of rows
+//!
+//! **One total order decides which row wins, everywhere** (every online backend, the newest
+//! row a materialization or a push keeps, and the point-in-time join of historical retrieval):
+//! rows compare by their stored bytes, [`encode_row`], as unsigned bytes (memcmp), and the
+//! greater wins. Because the bytes begin with the version, that is: **the greater
+//! `(event_ts, created_ts)` wins; on an exact version tie, the greater rest of the stored
+//! bytes** (the format byte, then the postcard encoding of the digest and the values). Equal
+//! bytes are the same row, so writing it again changes nothing. [`compare_rows`] is the
+//! rule, [`replaces_encoded`] its form on stored bytes.
+//!
+//! Why the bytes and not the version alone: two source rows can have the very same version
+//! and different values. Keeping the first one seen would make the answer depend on the
+//! order rows arrive in (the concurrent file reads of a scan, the batching of writes), and
+//! the online value and the training value at the same instant could differ. The bytes are
+//! what every backend holds anyway, so the tie-break needs nothing new, and the common case
+//! (versions differ) still decides on the 16-byte prefix alone: a compare-and-set reads the
+//! prefix, and only on a tie the whole stored value (the Redis backends do it in a Lua
+//! script, server-side, where Rust cannot run; DynamoDB in its condition expression).
+//!
+//! Rows of one view stamped with the same digest and holding the same number of values, as
+//! all rows of one materialization are, compare on a tie exactly as their values' encodings
+//! ([`compare_values`]): historical retrieval, which reads the values and not the digest,
+//! uses that form.
 
 use std::cmp::Ordering;
 
@@ -103,22 +125,51 @@ impl StoredRow {
     }
 }
 
-/// **The ordering rule**, used by every backend: a new row replaces the stored one only if its
-/// `(event_ts, created_ts)` is strictly greater, lexicographically. Equal versions keep the
-/// stored row, so re-running the same materialization window changes nothing and a late or
-/// concurrent writer can never regress a feature.
+/// The version part of the ordering rule (see "The order of rows" in `online/row.rs`):
+/// a row whose `(event_ts, created_ts)` is strictly greater, lexicographically, replaces the
+/// stored one whatever their values, so a late or concurrent writer can never regress a
+/// feature. Rows of equal versions are decided by [`compare_rows`].
 pub fn replaces(new: (i64, i64), stored: (i64, i64)) -> bool {
     new.cmp(&stored) == Ordering::Greater
 }
 
-/// [`replaces`] on encoded rows (their first [`VERSION_LEN`] bytes; `new` comes from
-/// [`encode_row`]). A stored value too short to hold a version is not a row: anything replaces
-/// it. The Redis script implements exactly this comparison.
-pub(crate) fn replaces_encoded(new: &[u8], stored: &[u8]) -> bool {
-    match stored.get(..VERSION_LEN) {
-        Some(stored) => &new[..VERSION_LEN] > stored,
-        None => true,
+/// **The order of rows**, which decides everywhere which row wins ("The order of rows" in
+/// `online/row.rs` says why): by version, then, on an exact version tie, by their stored
+/// bytes (as every online backend stores them) as unsigned bytes. `Equal` only for rows with
+/// the same stored bytes. The bytes are encoded only on a version tie.
+pub fn compare_rows(a: &StoredRow, b: &StoredRow) -> Result<Ordering> {
+    match a.version().cmp(&b.version()) {
+        Ordering::Equal => Ok(encode_row(a)?.cmp(&encode_row(b)?)),
+        order => Ok(order),
     }
+}
+
+/// [`compare_rows`] on rows of equal version, digest and number of values, from their values
+/// alone: the order of the postcard encodings of `a` and `b`, which is the order of the
+/// stored bytes of such rows (everything before the values is the same in both, and each
+/// value's encoding is self-delimiting, so neither slice's encoding is a proper prefix of the
+/// other's). Also right for prefixes of equal length: if they differ, the first difference
+/// decides the whole rows.
+pub(crate) fn compare_values(a: &[FeatureValue], b: &[FeatureValue]) -> Result<Ordering> {
+    Ok(encode_values(a)?.cmp(&encode_values(b)?))
+}
+
+fn encode_values(values: &[FeatureValue]) -> Result<Vec<u8>> {
+    postcard::to_allocvec(values).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot encode feature values: {e}"),
+        )
+        .with_source(e)
+    })
+}
+
+/// The ordering rule on stored bytes: whether `new` (from [`encode_row`]) replaces `stored`,
+/// that is, whether it is strictly greater as unsigned bytes. Equal bytes keep the stored
+/// row. A stored value too short to hold a version is not a row: anything replaces it. The
+/// Redis script and the DynamoDB condition implement exactly this comparison.
+pub(crate) fn replaces_encoded(new: &[u8], stored: &[u8]) -> bool {
+    stored.len() < VERSION_LEN || new > stored
 }
 
 /// The length of the version prefix of an encoded row.
@@ -258,11 +309,79 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// The order of rows is the order of their stored bytes, the version first; on a tie
+        /// of version and digest it is the order of the values' encodings.
+        #[test]
+        fn rows_order_by_version_then_stored_bytes(
+            a in stored_row(),
+            b in stored_row(),
+            tie in any::<bool>(),
+        ) {
+            let mut b = b;
+            if tie {
+                // Exact version ties of (usually) different values.
+                (b.event_ts, b.created_ts, b.digest) = (a.event_ts, a.created_ts, a.digest.clone());
+            }
+            let (ea, eb) = (encode_row(&a).unwrap(), encode_row(&b).unwrap());
+            let order = compare_rows(&a, &b).unwrap();
+            prop_assert_eq!(order, ea.cmp(&eb));
+            if a.version() != b.version() {
+                prop_assert_eq!(order, a.version().cmp(&b.version()));
+            }
+            prop_assert_eq!(order == Ordering::Equal, a == b);
+            prop_assert_eq!(replaces_encoded(&ea, &eb), order == Ordering::Greater);
+            prop_assert_eq!(replaces_encoded(&eb, &ea), order == Ordering::Less);
+            if tie && a.values.len() == b.values.len() {
+                prop_assert_eq!(compare_values(&a.values, &b.values).unwrap(), order);
+                // A prefix of the values decides as the whole when the prefixes differ.
+                let n = a.values.len() / 2;
+                let prefix = compare_values(&a.values[..n], &b.values[..n]).unwrap();
+                if prefix != Ordering::Equal {
+                    prop_assert_eq!(prefix, order);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_ties_are_broken_by_the_stored_bytes() {
+        let row = |values| StoredRow {
+            event_ts: 5,
+            created_ts: 7,
+            digest: "sha256:00".into(),
+            values,
+        };
+        let low = encode_row(&row(vec![FeatureValue::Int64(1)])).unwrap();
+        let high = encode_row(&row(vec![FeatureValue::Int64(2)])).unwrap();
+        let newer = encode_row(&StoredRow {
+            event_ts: 6,
+            ..row(vec![FeatureValue::Int64(0)])
+        })
+        .unwrap();
+        assert!(
+            replaces_encoded(&high, &low),
+            "greater bytes win a version tie"
+        );
+        assert!(!replaces_encoded(&low, &high), "smaller bytes lose it");
+        assert!(
+            !replaces_encoded(&high, &high),
+            "the same bytes change nothing"
+        );
+        assert!(replaces_encoded(&newer, &high), "the version decides first");
+        assert!(!replaces_encoded(&high, &newer));
+        assert!(replaces_encoded(&low, b"short"), "a non-row is replaced");
+        assert!(replaces_encoded(&low, b""));
+    }
+
     #[test]
     fn the_ordering_rule() {
         assert!(replaces((2, 0), (1, 9)));
         assert!(replaces((1, 2), (1, 1)), "created_ts breaks ties");
-        assert!(!replaces((1, 1), (1, 1)), "equal keeps the stored row");
+        assert!(
+            !replaces((1, 1), (1, 1)),
+            "an equal version alone does not replace: the stored bytes decide"
+        );
         assert!(!replaces((0, 9), (1, 0)), "older never replaces newer");
         assert!(replaces((i64::MIN + 1, 0), (i64::MIN, i64::MAX)));
     }

@@ -9,8 +9,10 @@
 //! over the table's partitions and keeps one entity's views together.
 //!
 //! **Writes** keep the ordering rule with a conditional `PutItem` per row (`attribute_not_exists
-//! (pk) OR ver < :ver`), which DynamoDB evaluates atomically with the write; a failed condition
-//! is a row not newer than the stored one (`skipped_older`). `BatchWriteItem` cannot carry
+//! (pk) OR ver < :ver OR (ver = :ver AND row < :row)`: the greater version wins, and on an
+//! exact version tie the greater stored bytes, see `row.rs`), which DynamoDB evaluates
+//! atomically with the write; a failed condition is a row not greater than the stored one
+//! (`skipped_older`). `BatchWriteItem` cannot carry
 //! conditions, so speed comes from concurrency instead: up to [`IN_FLIGHT`] puts at once over
 //! the SDK's pooled HTTP connections.
 //!
@@ -64,6 +66,12 @@ pub(crate) const UNPROCESSED_ATTEMPTS: u32 = 8;
 const MAX_PARTITION_KEY: usize = 2048;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The ordering rule of `row.rs` as a condition: no stored item, or a smaller version (`ver`,
+/// whose string order is version order), or the same version and smaller stored bytes (`row`:
+/// DynamoDB compares binary values as unsigned bytes). Equal rows fail the condition.
+const WRITE_CONDITION: &str =
+    "attribute_not_exists(pk) OR #ver < :ver OR (#ver = :ver AND #row < :row)";
 
 /// The online store in a DynamoDB table (see `docs/online-stores.md`): conditional puts that
 /// never replace a newer row, strongly consistent batched reads, unprocessed keys retried.
@@ -457,7 +465,7 @@ async fn delete_batch(client: Client, table: String, place: String, keys: Vec<It
 
 impl OnlineStore for DynamoDbStore {
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, skipped_older) = newest_per_key(rows);
+        let (newest, skipped_older) = newest_per_key(rows)?;
         let items = newest
             .iter()
             .map(|(key, row)| {
@@ -478,14 +486,19 @@ impl OnlineStore for DynamoDbStore {
                     .map(|(pk, version, bytes)| {
                         let mut item = key_item(pk, &view_name);
                         item.insert("ver".into(), AttributeValue::S(version.clone()));
-                        item.insert("row".into(), AttributeValue::B(Blob::new(bytes)));
+                        item.insert("row".into(), AttributeValue::B(Blob::new(bytes.clone())));
                         let put = client
                             .put_item()
                             .table_name(&table)
                             .set_item(Some(item))
-                            .condition_expression("attribute_not_exists(pk) OR #ver < :ver")
+                            .condition_expression(WRITE_CONDITION)
                             .expression_attribute_names("#ver", "ver")
-                            .expression_attribute_values(":ver", AttributeValue::S(version));
+                            .expression_attribute_names("#row", "row")
+                            .expression_attribute_values(":ver", AttributeValue::S(version))
+                            .expression_attribute_values(
+                                ":row",
+                                AttributeValue::B(Blob::new(bytes)),
+                            );
                         let place = &place;
                         async move {
                             match put.send().await {

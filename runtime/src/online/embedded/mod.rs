@@ -10,7 +10,7 @@
 //!   page cache. A reader sees every write committed before its read began, from any process.
 //! - **One writer at a time, across processes.** LMDB serializes write transactions with a
 //!   robust mutex in the lock file (`<path>-lock`), so a `write` call's read-compare-put of
-//!   the ordering rule ([`replaces`](super::replaces)) runs inside one cross-process write
+//!   the order of rows ([`compare_rows`](super::compare_rows)) runs inside one cross-process write
 //!   transaction, and two writers in different processes cannot regress a value. A writer
 //!   that dies mid-transaction releases the mutex and its writes are discarded.
 //! - **Durable on commit.** Each `write` commits once, fsynced; a failed call commits nothing.
@@ -243,7 +243,7 @@ impl EmbeddedStore {
 
 impl OnlineStore for EmbeddedStore {
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, mut skipped_older) = newest_per_key(rows);
+        let (newest, mut skipped_older) = newest_per_key(rows)?;
         if newest.is_empty() {
             return Ok(WriteStats::default());
         }

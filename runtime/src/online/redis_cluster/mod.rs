@@ -620,7 +620,7 @@ fn backoff(attempt: u32) -> Duration {
 
 impl OnlineStore for RedisClusterStore {
     fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, mut skipped_older) = newest_per_key(rows);
+        let (newest, mut skipped_older) = newest_per_key(rows)?;
         let mut written = 0;
         for chunk in newest.chunks(CHUNK) {
             let ops = chunk
