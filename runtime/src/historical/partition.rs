@@ -40,6 +40,10 @@ use crate::registry::KeyType;
 /// the budget gets there.
 pub const MAX_ROUNDS: usize = 4;
 
+/// Held feature rows of an aggregate view from which its in-memory computation is split into
+/// pieces (`Joiner::aggregate_in_pieces`); below it, one piece is quicker.
+const PIECE_MIN_ROWS: usize = 1 << 16;
+
 /// How much memory a retrieval may use for the feature rows it joins, and where it spills the
 /// rest.
 ///
@@ -156,6 +160,7 @@ pub(super) fn join(
         budget,
         spill,
         chunks: Vec::new(),
+        piece_min_rows: PIECE_MIN_ROWS,
     };
     joiner.round(0, batches, (0..rows).collect())?;
     joiner.assemble()
@@ -174,6 +179,8 @@ struct Joiner<'q, 'a> {
     budget: &'q MemoryBudget,
     spill: &'q mut SpillDir,
     chunks: Vec<Chunk>,
+    /// [`PIECE_MIN_ROWS`], smaller in tests.
+    piece_min_rows: usize,
 }
 
 /// While a round partitions: the files, the entity rows of each partition, the round's hash.
@@ -220,6 +227,10 @@ impl Joiner<'_, '_> {
             ..
         }) = partitioning
         else {
+            let held_rows: usize = held.iter().map(RecordBatch::num_rows).sum();
+            if self.query.aggregations.is_some() && held_rows >= self.piece_min_rows {
+                return self.aggregate_in_pieces(round, held, rows);
+            }
             let chunk = self.join_in_memory(&held, rows)?;
             self.chunks.push(chunk);
             return Ok(());
@@ -247,6 +258,84 @@ impl Joiner<'_, '_> {
         Ok(())
     }
 
+    /// The aggregates of the entity rows `rows` over the feature rows `held`, which fit the
+    /// budget: split in memory by the round's hash into `fan_out` pieces, as partitioning
+    /// would split them into files, and the pieces computed on all cores. A piece's rows are
+    /// contiguous and its entities few, so its hash lookups and value gathering stay in the
+    /// caches, which computing over all of `held` at once does not; and an aggregate does not
+    /// depend on how rows are grouped (rows keep their scan order within a piece), so the
+    /// answers are those of one piece, bit for bit.
+    fn aggregate_in_pieces(
+        &mut self,
+        round: usize,
+        held: Vec<RecordBatch>,
+        rows: Vec<u32>,
+    ) -> Result<()> {
+        let Some(aggregations) = self.query.aggregations else {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "aggregate pieces for a view without aggregations",
+            ));
+        };
+        let hash = PartitionHash::new(round);
+        let fan_out = self.budget.fan_out;
+        let mut entity_rows = vec![Vec::new(); fan_out];
+        for row in rows {
+            entity_rows[partition_of(hash.key(&self.query.keys[row as usize]), fan_out)].push(row);
+        }
+        let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); fan_out];
+        // Each held batch is dropped once grouped: one copy of the rows at a time.
+        for batch in held {
+            for (part, slice) in
+                group_by_partition(&hash, &entity_rows, &batch, self.query.key_columns)?
+            {
+                pieces[part].push(slice);
+            }
+        }
+        let work: Vec<(Vec<RecordBatch>, Vec<u32>)> = pieces
+            .into_iter()
+            .zip(entity_rows)
+            .filter(|(_, rows)| !rows.is_empty())
+            .collect();
+        let query = self.query;
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(work.len())
+            .max(1);
+        let compute = || -> Result<Vec<Chunk>> {
+            let mut chunks = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((held, rows)) = work.get(i) else {
+                    return Ok(chunks);
+                };
+                let columns = super::aggregate::compute(query, aggregations, held, rows)?;
+                chunks.push(Chunk {
+                    rows: rows.clone(),
+                    columns: Some(columns),
+                });
+            }
+        };
+        let results: Vec<Result<Vec<Chunk>>> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(compute)).collect();
+            let mut results = vec![compute()];
+            for helper in helpers {
+                results.push(helper.join().unwrap_or_else(|_| {
+                    Err(Error::new(
+                        ErrorKind::Internal,
+                        "a thread computing aggregates panicked",
+                    ))
+                }));
+            }
+            results
+        });
+        for chunks in results {
+            self.chunks.extend(chunks?);
+        }
+        Ok(())
+    }
+
     /// Starts partitioning a round: splits the entity rows by the round's hash.
     fn partitioning(&self, round: usize, rows: &[u32], first: &RecordBatch) -> Partitioning {
         let fan_out = self.budget.fan_out;
@@ -268,48 +357,8 @@ impl Joiner<'_, '_> {
     /// Sends each feature row of `batch` to its partition's file, unless no entity row is
     /// in that partition.
     fn scatter(&mut self, p: &mut Partitioning, batch: &RecordBatch) -> Result<()> {
-        let fan_out = self.budget.fan_out;
-        let keys = key_columns(batch, self.query.key_columns)?;
-        let parts: Vec<usize> = p
-            .hash
-            .rows(&keys, batch.num_rows())
-            .into_iter()
-            .map(|h| partition_of(h, fan_out))
-            .collect();
-        // A counting sort of the row numbers by partition, so one `take` groups the batch and
-        // each partition gets a slice of it.
-        let mut counts = vec![0usize; fan_out];
-        for &part in &parts {
-            if !p.rows[part].is_empty() {
-                counts[part] += 1;
-            }
-        }
-        let mut next: Vec<usize> = counts
-            .iter()
-            .scan(0, |start, &count| {
-                let this = *start;
-                *start += count;
-                Some(this)
-            })
-            .collect();
-        let starts = next.clone();
-        let mut order = vec![0u32; counts.iter().sum()];
-        for (i, &part) in parts.iter().enumerate() {
-            if !p.rows[part].is_empty() {
-                order[next[part]] = i as u32;
-                next[part] += 1;
-            }
-        }
-        if order.is_empty() {
-            return Ok(());
-        }
-        let grouped = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))
-            .map_err(internal)?;
-        for (part, (&start, &count)) in starts.iter().zip(&counts).enumerate() {
-            if count > 0 {
-                p.writer
-                    .write(self.spill, part, &grouped.slice(start, count))?;
-            }
+        for (part, slice) in group_by_partition(&p.hash, &p.rows, batch, self.query.key_columns)? {
+            p.writer.write(self.spill, part, &slice)?;
         }
         Ok(())
     }
@@ -483,6 +532,60 @@ fn stored_value(column: &ArrayRef, row: usize) -> Result<FeatureValue> {
     ))
 }
 
+/// The rows of `batch` grouped by partition, each partition's rows in scan order, leaving out
+/// the partitions without entity rows: `(partition, its rows)`, slices of one copy of the kept
+/// rows.
+fn group_by_partition(
+    hash: &PartitionHash,
+    entity_rows: &[Vec<u32>],
+    batch: &RecordBatch,
+    columns: &[(String, KeyType)],
+) -> Result<Vec<(usize, RecordBatch)>> {
+    let fan_out = entity_rows.len();
+    let keys = key_columns(batch, columns)?;
+    let parts: Vec<usize> = hash
+        .rows(&keys, batch.num_rows())
+        .into_iter()
+        .map(|h| partition_of(h, fan_out))
+        .collect();
+    // A counting sort of the row numbers by partition, so one `take` groups the batch and
+    // each partition gets a slice of it.
+    let mut counts = vec![0usize; fan_out];
+    for &part in &parts {
+        if !entity_rows[part].is_empty() {
+            counts[part] += 1;
+        }
+    }
+    let mut next: Vec<usize> = counts
+        .iter()
+        .scan(0, |start, &count| {
+            let this = *start;
+            *start += count;
+            Some(this)
+        })
+        .collect();
+    let starts = next.clone();
+    let mut order = vec![0u32; counts.iter().sum()];
+    for (i, &part) in parts.iter().enumerate() {
+        if !entity_rows[part].is_empty() {
+            order[next[part]] = i as u32;
+            next[part] += 1;
+        }
+    }
+    if order.is_empty() {
+        return Ok(Vec::new());
+    }
+    let grouped = arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))
+        .map_err(internal)?;
+    Ok(starts
+        .iter()
+        .zip(&counts)
+        .enumerate()
+        .filter(|(_, (_, count))| **count > 0)
+        .map(|(part, (&start, &count))| (part, grouped.slice(start, count)))
+        .collect())
+}
+
 fn partition_of(hash: u64, fan_out: usize) -> usize {
     (hash % fan_out as u64) as usize
 }
@@ -610,6 +713,102 @@ mod tests {
         let spilled = spill.spilled();
         drop(spill);
         (out.map(|mut c| c.remove(0)), spilled)
+    }
+
+    /// The aggregates `count` and `sum` of `f` over 5 s, `max`, `last` and `mean` over the
+    /// lifetime,
+    /// for the entity rows `(user, T)`, computed in pieces once the held rows reach
+    /// `piece_min_rows`.
+    fn aggregate(
+        batches: Vec<RecordBatch>,
+        entities: &[(i64, i64)],
+        budget: &MemoryBudget,
+        piece_min_rows: usize,
+    ) -> Vec<ArrayRef> {
+        use crate::registry::AggregationSpec;
+        let aggregations: Vec<Aggregation> = [
+            ("count", "5s"),
+            ("sum", "5s"),
+            ("max", "lifetime"),
+            ("last", "lifetime"),
+            ("mean", "lifetime"),
+        ]
+        .iter()
+        .map(|(function, window)| {
+            let spec = AggregationSpec {
+                name: format!("{function}_{window}"),
+                function: (*function).into(),
+                column: (*function != "count").then(|| "f".into()),
+                window: (*window).into(),
+                k: None,
+            };
+            let float = |_: &str| Some(crate::signature::DataType::Float64);
+            Aggregation::resolve(&spec, float, &["f".into()]).unwrap()
+        })
+        .collect();
+        let fields: Vec<ArrowField> = aggregations
+            .iter()
+            .map(super::super::aggregate::field)
+            .collect();
+        let keys: Vec<EntityKey> = entities.iter().map(|e| EntityKey::new([e.0])).collect();
+        let labels: Vec<i64> = entities.iter().map(|e| e.1).collect();
+        let key_columns: Vec<(String, KeyType)> =
+            KEYS.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect();
+        let query = Query {
+            keys: &keys,
+            labels: &labels,
+            ttl: None,
+            key_columns: &key_columns,
+            fields: &fields,
+            tie_columns: &[],
+            aggregations: Some(&aggregations),
+        };
+        let root = tempfile::tempdir().unwrap();
+        let mut spill = SpillDir::new(root.path().to_owned());
+        let mut joiner = Joiner {
+            query: &query,
+            budget,
+            spill: &mut spill,
+            chunks: Vec::new(),
+            piece_min_rows,
+        };
+        let rows = (0..keys.len() as u32).collect();
+        joiner
+            .round(0, &mut batches.into_iter().map(Ok), rows)
+            .unwrap();
+        joiner.assemble().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Aggregates computed in pieces on all cores equal those of one piece, bit for bit,
+        /// in entity-row order, whatever the number of pieces.
+        #[test]
+        fn aggregates_in_pieces_equal_one_piece(
+            features in proptest::collection::vec(
+                (0i64..12, 0i64..30, 0i64..3, proptest::option::weighted(0.8, -5.0f64..5.0)),
+                1..300,
+            ),
+            entities in proptest::collection::vec((0i64..14, -2i64..34), 0..120),
+            batch_rows in 1usize..64,
+            fan_out in 2usize..9,
+        ) {
+            // Times in seconds, so that the 5 s window slides over them.
+            let features: Vec<_> = features
+                .iter()
+                .map(|&(k, e, c, v)| (k, e * 1_000_000, c, v))
+                .collect();
+            let entities: Vec<_> = entities.iter().map(|&(k, t)| (k, t * 1_000_000)).collect();
+            let batches = feature_batches(&features, batch_rows);
+            let whole = aggregate(batches.clone(), &entities, &MemoryBudget::default(), usize::MAX);
+            let budget = tiny(usize::MAX, fan_out);
+            let pieces = aggregate(batches, &entities, &budget, 1);
+            prop_assert_eq!(whole.len(), pieces.len());
+            for (w, p) in whole.iter().zip(&pieces) {
+                prop_assert_eq!(w.to_data(), p.to_data());
+            }
+        }
     }
 
     fn tiny(bytes: usize, fan_out: usize) -> MemoryBudget {

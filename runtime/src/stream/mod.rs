@@ -366,13 +366,14 @@ impl Consumer {
         if parsed.is_empty() {
             return Ok((Vec::new(), RecordBatch::new_empty(self.schema.clone())));
         }
-        if let Ok(batch) = self.to_batch(parsed.iter().map(|(_, row)| row)) {
+        let rows: Vec<&Map<String, Value>> = parsed.iter().map(|(_, row)| row).collect();
+        if let Ok(batch) = self.to_batch(&rows) {
             return Ok((parsed.into_iter().map(|(m, _)| m).collect(), batch));
         }
         let mut kept = Vec::with_capacity(parsed.len());
         let mut batches = Vec::with_capacity(parsed.len());
         for (message, row) in parsed {
-            match self.to_batch(std::iter::once(&row)) {
+            match self.to_batch(&[&row]) {
                 Ok(batch) => {
                     kept.push(message);
                     batches.push(batch);
@@ -390,27 +391,25 @@ impl Consumer {
     /// Rows (JSON objects of columns) as a batch of the source schema, checked as a push's
     /// `df` is: a column missing from some rows is null in them (so a required column missing
     /// from one row fails the batch).
-    fn to_batch<'a>(
-        &self,
-        rows: impl Iterator<Item = &'a Map<String, Value>> + Clone,
-    ) -> Result<RecordBatch> {
-        let mut columns: Map<String, Value> = Map::new();
-        for row in rows.clone() {
+    fn to_batch(&self, rows: &[&Map<String, Value>]) -> Result<RecordBatch> {
+        let mut names: Vec<&String> = Vec::new();
+        for row in rows {
             for name in row.keys() {
-                if !columns.contains_key(name) {
-                    columns.insert(name.clone(), Value::Array(Vec::new()));
+                if !names.contains(&name) {
+                    names.push(name);
                 }
             }
         }
-        for (name, values) in columns.iter_mut() {
-            let Value::Array(values) = values else {
-                unreachable!("every column starts as an array")
-            };
-            values.extend(
-                rows.clone()
-                    .map(|row| row.get(name).cloned().unwrap_or(Value::Null)),
-            );
-        }
+        let columns: Map<String, Value> = names
+            .into_iter()
+            .map(|name| {
+                let values = rows
+                    .iter()
+                    .map(|row| row.get(name).cloned().unwrap_or(Value::Null))
+                    .collect();
+                (name.clone(), Value::Array(values))
+            })
+            .collect();
         crate::push::rows::to_batch(&columns, &self.schema, &self.table.to_string())
     }
 
