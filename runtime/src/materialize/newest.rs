@@ -20,13 +20,13 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 
-use super::values::{feature_value, key_value};
+use super::values::{RowKey, feature_value};
 use crate::error::Result;
 use crate::online::{EntityKey, FeatureValue, StoredRow, compare_values};
 
 const SHARDS: usize = 64;
 
-type Shard = HashMap<EntityKey, Candidate, ahash::RandomState>;
+type Shard = HashMap<RowKey, Candidate, ahash::RandomState>;
 
 struct Candidate {
     version: (i64, i64),
@@ -35,7 +35,11 @@ struct Candidate {
 
 /// The greatest row per entity (the order of rows), shared by the workers of one job.
 pub(crate) struct NewestRows {
-    hasher: ahash::RandomState,
+    /// Picks an entity's shard. Not the shards' own hasher: the keys of one shard would all
+    /// share the hash bits that pick it, the bits a hash table picks its buckets with, so
+    /// they would crowd into a 64th of each table's buckets and every lookup would compare
+    /// keys along long probe sequences.
+    shard_hasher: ahash::RandomState,
     shards: Vec<Mutex<Shard>>,
 }
 
@@ -47,7 +51,7 @@ impl NewestRows {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
                 .collect(),
-            hasher,
+            shard_hasher: ahash::RandomState::with_seeds(9, 10, 11, 12),
         }
     }
 
@@ -62,13 +66,9 @@ impl NewestRows {
             .as_primitive::<TimestampMicrosecondType>();
         let features = &batch.columns()[keys + 2..];
         for row in 0..batch.num_rows() {
-            let key = EntityKey(
-                (0..keys)
-                    .filter_map(|i| key_value(batch.column(i), row))
-                    .collect(),
-            );
+            let key = RowKey::of(batch, keys, row);
             let version = (event.value(row), created.value(row));
-            let shard = self.hasher.hash_one(&key) as usize % SHARDS;
+            let shard = self.shard_hasher.hash_one(&key) as usize % SHARDS;
             let decode = || {
                 features
                     .iter()
@@ -118,7 +118,7 @@ impl NewestRows {
                     digest: digest.to_owned(),
                     values: c.values,
                 };
-                (key, row)
+                (key.into_entity_key(), row)
             })
             .collect()
     }

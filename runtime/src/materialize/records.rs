@@ -27,20 +27,24 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 
-use super::values::{feature_value, key_value};
+use super::values::{RowKey, feature_value};
 use crate::aggregate::{RecordBuilder, RecordLayout, encode_record};
 use crate::error::Result;
 use crate::online::{EntityKey, FeatureValue, StoredRow};
 
 const SHARDS: usize = 64;
 
-type Shard = HashMap<EntityKey, RecordBuilder, ahash::RandomState>;
+type Shard = HashMap<RowKey, RecordBuilder, ahash::RandomState>;
 
 /// The records being built, sharded by entity so that workers rarely wait on each other.
 pub(crate) struct Records<'a> {
     layout: &'a RecordLayout,
     job_now: i64,
-    hasher: ahash::RandomState,
+    /// Picks an entity's shard. Not the shards' own hasher: the keys of one shard would all
+    /// share the hash bits that pick it, the bits a hash table picks its buckets with, so
+    /// they would crowd into a 64th of each table's buckets and every lookup would compare
+    /// keys along long probe sequences.
+    shard_hasher: ahash::RandomState,
     shards: Vec<Mutex<Shard>>,
 }
 
@@ -60,12 +64,12 @@ impl<'a> Records<'a> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
                 .collect(),
-            hasher,
+            shard_hasher: ahash::RandomState::with_seeds(9, 10, 11, 12),
         }
     }
 
-    fn shard(&self, key: &EntityKey) -> std::sync::MutexGuard<'_, Shard> {
-        let i = self.hasher.hash_one(key) as usize % SHARDS;
+    fn shard(&self, key: &RowKey) -> std::sync::MutexGuard<'_, Shard> {
+        let i = self.shard_hasher.hash_one(key) as usize % SHARDS;
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -98,11 +102,7 @@ impl<'a> Records<'a> {
             .column(at.keys + 1)
             .as_primitive::<TimestampMicrosecondType>();
         for row in 0..batch.num_rows() {
-            let key = EntityKey(
-                (0..at.keys)
-                    .filter_map(|i| key_value(batch.column(i), row))
-                    .collect(),
-            );
+            let key = RowKey::of(batch, at.keys, row);
             let mut shard = self.shard(&key);
             let touched = shard.contains_key(&key);
             let builder = match keep(event.value(row), touched) {
@@ -150,7 +150,7 @@ impl<'a> Records<'a> {
                     digest: digest.to_owned(),
                     values: vec![FeatureValue::Binary(encode_record(&record))],
                 };
-                (key, row)
+                (key.into_entity_key(), row)
             })
             .collect()
     }
