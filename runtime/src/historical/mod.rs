@@ -28,8 +28,8 @@
 //! the repo's `.skewless/tmp` (removed on success and on failure; only a killed process
 //! leaves its `historical-*` folder behind, safe to delete), and joins partition by
 //! partition. Batch and aggregate views go the same way, except that an aggregate view's rows
-held in memory are split by key hash into pieces computed on all cores (the answers do not
-depend on the grouping). What the budget does not cover,
+//! held in memory are split by key hash into pieces computed on all cores (the answers do not
+//! depend on the grouping). What the budget does not cover,
 //! and stays proportional to the entity rows: the entity rows themselves, their keys and
 //! label times, and the output (the entity rows plus one column per feature), which is built
 //! whole before it is written; and the scan's own read-ahead (a few Parquet row groups,
