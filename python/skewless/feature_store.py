@@ -181,6 +181,13 @@ class RetrievalJob:
         budget; (0, 0) when they fit."""
         return self._native.spilled
 
+    @property
+    def feature_rows(self) -> int:
+        """Feature rows joined, over the views read: the rows of the feature tables in the
+        labels' time range whose key some entity row asks for (the others are dropped as
+        they are scanned; this is what memory and spilling are spent on)."""
+        return self._native.feature_rows
+
 
 class OnlineResponse:
     """Online features for some entity rows: values, with each value's status and event time.

@@ -510,6 +510,7 @@ pub(crate) struct PyTrainingSet {
     digests: String,
     spill_files: usize,
     spill_bytes: u64,
+    feature_rows: u64,
 }
 
 impl PyTrainingSet {
@@ -536,6 +537,7 @@ impl PyTrainingSet {
             digests,
             spill_files: set.spill_files,
             spill_bytes: set.spill_bytes,
+            feature_rows: set.feature_rows,
         })
     }
 }
@@ -588,5 +590,12 @@ impl PyTrainingSet {
     #[getter]
     fn spilled(&self) -> (usize, u64) {
         (self.spill_files, self.spill_bytes)
+    }
+
+    /// Feature rows joined, over the views read (what the CLI prints as "N feature rows
+    /// joined"): the rows in the labels' time range whose key some entity row asks for.
+    #[getter]
+    fn feature_rows(&self) -> u64 {
+        self.feature_rows
     }
 }

@@ -231,5 +231,9 @@ def test_a_memory_budget_spills_and_gives_the_same_training_set(tmp_path, guests
         assert spilled.spilled[0] > 0 and spilled.spilled[1] > 0
         assert spilled.to_arrow().equals(whole.to_arrow())
         assert whole.to_arrow().column("amount_log1p").null_count < 5000
+        # Feature rows joined follow the labels' keys: half the users, fewer rows.
+        half = store.get_historical_features(entities.slice(0, 2500), ["txn:*"])
+        assert 0 < half.feature_rows < whole.feature_rows <= n
+        assert spilled.feature_rows == whole.feature_rows
         with pytest.raises(skewless.InvalidInput, match="memory_budget"):
             store.get_historical_features(entities, ["txn:*"], memory_budget=0)
