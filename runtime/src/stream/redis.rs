@@ -112,6 +112,19 @@ impl StreamSource for RedisStreams {
         format!("redis:{}/{}/{}", self.key, self.group, self.consumer)
     }
 
+    fn reader(&self) -> Result<Box<dyn StreamSource>> {
+        Ok(Box::new(RedisStreams {
+            url: self.url.clone(),
+            client: self.client.clone(),
+            connection: None,
+            key: self.key.clone(),
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            pending_done: false,
+            pending_after: "0".to_owned(),
+        }))
+    }
+
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>> {
         let from = match self.pending_done {
             true => ">".to_owned(),
@@ -136,7 +149,7 @@ impl StreamSource for RedisStreams {
             Ok(reply) => reply,
             Err(e) => return Err(self.failed("read", e)),
         };
-        let messages = parse_read(&reply).ok_or_else(|| {
+        let messages = parse_read(reply).map_err(|reply| {
             Error::new(
                 ErrorKind::Internal,
                 format!("an XREADGROUP reply of an unexpected shape: {reply:?}"),
@@ -191,57 +204,84 @@ impl StreamSource for RedisStreams {
     }
 }
 
-fn text(value: &Value) -> Option<Vec<u8>> {
+fn text(value: Value) -> Option<Vec<u8>> {
     match value {
-        Value::BulkString(bytes) => Some(bytes.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }
 
-/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out.
-fn parse_read(reply: &Value) -> Option<Vec<Message>> {
+/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out; the reply
+/// itself when it has another shape. Takes the reply apart rather than copying each value.
+fn parse_read(reply: Value) -> std::result::Result<Vec<Message>, Value> {
     let streams = match reply {
-        Value::Nil => return Some(Vec::new()),
-        Value::Array(streams) => streams
-            .iter()
-            .map(|s| match s {
-                Value::Array(pair) if pair.len() == 2 => Some(&pair[1]),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?,
-        Value::Map(pairs) => pairs
-            .iter()
-            .map(|(_, v)| Some(v))
-            .collect::<Option<Vec<_>>>()?,
-        _ => return None,
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams)
+            if streams
+                .iter()
+                .all(|s| matches!(s, Value::Array(p) if p.len() == 2)) =>
+        {
+            streams
+                .into_iter()
+                .filter_map(|s| match s {
+                    Value::Array(mut pair) => pair.pop(),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        other => return Err(other),
     };
     let mut out = Vec::new();
     for entries in streams {
-        let Value::Array(entries) = entries else {
-            return None;
+        let entries = match entries {
+            Value::Array(entries) => entries,
+            other => return Err(other),
         };
+        out.reserve(entries.len());
         for entry in entries {
-            let Value::Array(entry) = entry else {
-                return None;
-            };
-            let id = MessageId::parse(&String::from_utf8(text(entry.first()?)?).ok()?)?;
-            let fields = match entry.get(1)? {
-                Value::Array(fields) => fields
-                    .chunks(2)
-                    .map(|pair| {
-                        Some((
-                            String::from_utf8_lossy(&text(pair.first()?)?).into_owned(),
-                            text(pair.get(1)?)?,
-                        ))
-                    })
-                    .collect::<Option<Vec<_>>>()?,
-                // A pending message deleted from the stream since (XDEL, trimming).
-                Value::Nil => Vec::new(),
-                _ => return None,
-            };
-            out.push(Message { id, fields });
+            let message = parse_entry(entry)?;
+            out.push(message);
         }
     }
-    Some(out)
+    Ok(out)
+}
+
+/// `[id, [field, value, ...]]`; the fields nil for a pending message deleted from the stream
+/// since (XDEL, trimming).
+fn parse_entry(entry: Value) -> std::result::Result<Message, Value> {
+    let Value::Array(mut parts) = entry else {
+        return Err(entry);
+    };
+    if parts.len() != 2 {
+        return Err(Value::Array(parts));
+    }
+    let fields = parts.pop().expect("two parts");
+    let id = parts.pop().expect("two parts");
+    let Some(id) = (match &id {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(MessageId::parse),
+        Value::SimpleString(s) => MessageId::parse(s),
+        _ => None,
+    }) else {
+        return Err(id);
+    };
+    let fields = match fields {
+        Value::Array(fields) => {
+            let mut out = Vec::with_capacity(fields.len() / 2);
+            let mut fields = fields.into_iter();
+            while let Some(name) = fields.next() {
+                let (Some(name), Some(value)) = (text(name), fields.next().and_then(text)) else {
+                    return Err(Value::Nil);
+                };
+                let name = String::from_utf8(name)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                out.push((name, value));
+            }
+            out
+        }
+        Value::Nil => Vec::new(),
+        other => return Err(other),
+    };
+    Ok(Message { id, fields })
 }
