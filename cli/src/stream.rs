@@ -1,4 +1,7 @@
-//! `skewless stream`: feed a push source from a Redis stream until Ctrl-C or SIGTERM.
+//! `skewless stream`: feed a push source from a Redis stream until Ctrl-C or SIGTERM, which
+//! stop it cleanly: what is buffered is committed and acknowledged, a batch read ahead and
+//! not applied stays unacknowledged (it is read again at the next start), a one-line summary
+//! is printed and the exit status is 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -84,7 +87,21 @@ pub(super) fn stream(args: &StreamArgs) -> Result<()> {
             .position()
             .map_or(String::new(), |p| format!(", committed up to {p}"))
     );
-    let stats = consumer.run(&|_| stop.load(Ordering::Acquire))?;
+    // The consumer runs on a thread of its own and this one only waits for it: a signal
+    // sent to the process is delivered to this (main) thread, so it never interrupts one of
+    // the consumer's reads or writes (a socket read with a timeout fails with EINTR instead
+    // of being restarted); the signal thread then asks the consumer to stop.
+    let stats = std::thread::Builder::new()
+        .name("stream-consumer".to_owned())
+        .spawn(move || consumer.run(&|_| stop.load(Ordering::Acquire)))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("could not start the consumer thread: {e}"),
+            )
+        })?
+        .join()
+        .map_err(|_| Error::new(ErrorKind::Internal, "the consumer panicked".to_owned()))??;
     eprintln!(
         "stopped: {} messages read, {} rows committed, {} re-deliveries skipped, {} dead-lettered",
         stats.read, stats.committed, stats.duplicates, stats.dead_letters

@@ -29,6 +29,8 @@ pub struct RedisStreams {
     pending_done: bool,
     /// The id after which the next pending message is read.
     pending_after: String,
+    /// The last message id returned by a read.
+    delivered: Option<MessageId>,
 }
 
 impl std::fmt::Debug for RedisStreams {
@@ -60,6 +62,7 @@ impl RedisStreams {
             consumer: consumer.to_owned(),
             pending_done: false,
             pending_after: "0".to_owned(),
+            delivered: None,
         };
         let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -122,6 +125,7 @@ impl StreamSource for RedisStreams {
             consumer: self.consumer.clone(),
             pending_done: false,
             pending_after: "0".to_owned(),
+            delivered: None,
         }))
     }
 
@@ -147,7 +151,23 @@ impl StreamSource for RedisStreams {
             .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
         let reply: Value = match command.query(connection) {
             Ok(reply) => reply,
-            Err(e) => return Err(self.failed("read", e)),
+            Err(e) => {
+                // The server may have delivered messages in the reply that was lost: they
+                // are this consumer's pending ones now, so the next read starts again with
+                // the pending messages after the last one returned.
+                self.pending_done = false;
+                self.pending_after = self
+                    .delivered
+                    .map_or_else(|| "0".to_owned(), |id| id.to_string());
+                let interrupted = is_interrupted(&e);
+                let error = self.failed("read", e);
+                // A signal (Ctrl-C) during the blocking read: nothing read, the caller
+                // decides whether to stop.
+                return match interrupted {
+                    true => Ok(Vec::new()),
+                    false => Err(error),
+                };
+            }
         };
         let messages = parse_read(reply).map_err(|reply| {
             Error::new(
@@ -164,6 +184,9 @@ impl StreamSource for RedisStreams {
                     return self.next_batch(max, wait);
                 }
             }
+        }
+        if let Some(last) = messages.last() {
+            self.delivered = Some(last.id);
         }
         Ok(messages)
     }
@@ -202,6 +225,18 @@ impl StreamSource for RedisStreams {
             .map(|_| ())
             .map_err(|e| self.failed("dead-letter a message of", e))
     }
+}
+
+/// Whether `e` is a system call interrupted by a signal.
+fn is_interrupted(e: &redis::RedisError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::Interrupted;
+        }
+        source = error.source();
+    }
+    e.is_io_error() && e.to_string().contains("(os error 4)")
 }
 
 fn text(value: Value) -> Option<Vec<u8>> {

@@ -1,0 +1,177 @@
+//! `skewless stream` as a process against a real redis-server: stopped by SIGINT while it
+//! waits in a blocking read, and by SIGTERM, it commits what it buffered, acknowledges it,
+//! prints its summary and exits 0.
+
+mod common;
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use skewless_tests::redis_server::RedisServer;
+
+const STREAM: &str = "txns";
+const GROUP: &str = "g";
+
+fn skewless(repo: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .args(args)
+        .arg("--repo")
+        .arg(repo)
+        .output()
+        .expect("the binary runs")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .arg("-p")
+        .arg(redis.port().to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value after `name` in `redis-cli XINFO GROUPS`'s lines.
+fn group_field(redis: &RedisServer, name: &str) -> Option<String> {
+    let info = redis_cli(redis, &["XINFO", "GROUPS", STREAM]);
+    let mut lines = info.lines();
+    while let Some(line) = lines.next() {
+        if line == name {
+            return lines.next().map(str::to_owned);
+        }
+    }
+    None
+}
+
+fn pending(redis: &RedisServer) -> String {
+    let out = redis_cli(redis, &["XPENDING", STREAM, GROUP]);
+    out.lines().next().unwrap_or_default().to_owned()
+}
+
+fn add(redis: &RedisServer, from: i64, n: i64) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    for i in from..from + n {
+        let row = format!(
+            r#"{{"user_id": {}, "event_ts": {}, "amount": {}.5, "balance_before": 100.0}}"#,
+            1 + i % 5,
+            now - 1_000_000 * (100 - i),
+            i
+        );
+        redis_cli(redis, &["XADD", STREAM, "*", "row", &row]);
+    }
+}
+
+fn start(repo: &Path, redis: &RedisServer) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_skewless"))
+        .args(["stream", "--push-source", "txn_push", "--redis"])
+        .arg(redis.url())
+        .args(["--stream", STREAM, "--group", GROUP, "--consumer", "c1"])
+        .arg("--repo")
+        .arg(repo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs")
+}
+
+/// Waits until every message was read (and none is being delivered), then a little more, so
+/// that the consumer waits in its blocking read; sends `signal`; the exit status and stderr.
+fn stop_when_idle(mut child: Child, redis: &RedisServer, signal: &str) -> (bool, String) {
+    let started = Instant::now();
+    while group_field(redis, "lag").as_deref() != Some("0") {
+        assert!(started.elapsed() < Duration::from_secs(60), "not consumed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stream did not stop on {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    (status.success(), log)
+}
+
+#[test]
+fn ctrl_c_and_sigterm_stop_the_consumer_cleanly_committing_what_it_buffered() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    common::write_txn_repo(repo, "stream", None);
+    // Nothing is committed before the consumer stops: the stop commits the buffer.
+    let mut toml = std::fs::read_to_string(repo.join("skewless.toml")).unwrap();
+    toml.push_str(
+        "\n[[push_source]]\nname = \"txn_push\"\nsource = \"raw.transactions\"\n\n\
+         [push]\ncommit_interval = \"1h\"\n",
+    );
+    std::fs::write(repo.join("skewless.toml"), toml).unwrap();
+    std::fs::write(
+        repo.join("txns.csv"),
+        "user_id,event_ts,amount,balance_before\n1,2024-01-01T00:00:00Z,1.5,10.0\n",
+    )
+    .unwrap();
+    let csv = repo.join("txns.csv");
+    ok(&skewless(
+        repo,
+        &[
+            "ingest",
+            "raw.transactions",
+            "--from",
+            csv.to_str().unwrap(),
+            "--create",
+        ],
+    ));
+    ok(&skewless(repo, &["apply"]));
+    let redis = RedisServer::start();
+    add(&redis, 0, 40);
+
+    let (ok_exit, log) = stop_when_idle(start(repo, &redis), &redis, "-INT");
+    assert!(ok_exit, "{log}");
+    assert!(!log.contains("error"), "{log}");
+    assert!(
+        log.contains("stopped: 40 messages read, 40 rows committed"),
+        "{log}"
+    );
+    assert_eq!(pending(&redis), "0");
+
+    // Again, stopped by SIGTERM: it continues after what it committed.
+    add(&redis, 40, 7);
+    let (ok_exit, log) = stop_when_idle(start(repo, &redis), &redis, "-TERM");
+    assert!(ok_exit, "{log}");
+    assert!(log.contains("committed up to"), "{log}");
+    assert!(
+        log.contains("stopped: 7 messages read, 7 rows committed"),
+        "{log}"
+    );
+    assert_eq!(pending(&redis), "0");
+}
