@@ -34,8 +34,26 @@
 //! re-delivers what was not acknowledged: rows not committed are applied again (no change
 //! online, committed once), rows committed are skipped by step 2; a batch read ahead and not
 //! applied when the consumer stops is unacknowledged too, and is read again at the next
-//! start. Positions are per consumer (messages are delivered to one consumer in increasing
-//! id order); claiming another consumer's pending messages is not done.
+//! start.
+//!
+//! Positions are per consumer: messages are delivered to one consumer in increasing id
+//! order, so "every message delivered to consumer C up to position P is committed" is what
+//! one number says. **Taking over a dead consumer** keeps that rule rather than mixing two
+//! consumers' messages under one position: a consumer that finds another one with
+//! unacknowledged messages and no read for [`StreamOptions::claim_idle`] claims it (one
+//! claimer at a time; [`StreamSource::claim_dead`]), reads that consumer's unacknowledged
+//! messages in id order *as that consumer* (exactly what the consumer itself would re-read
+//! at its restart), and applies them through the same path with that consumer's committed
+//! position, read afresh from the snapshots: messages at or below it were committed and are
+//! only acknowledged; the others are committed once, in micro-batches of their own whose
+//! snapshots record that consumer's key and position. A claimer that crashes leaves them
+//! unacknowledged under the dead consumer, where the next claimer finds them. (Moving them
+//! into the claimer's own pending list, as `XAUTOCLAIM` does, would lose who delivered them
+//! first, and with it the position that says whether they are committed, once the claimer
+//! itself restarts.) The assumption: a consumer idle for `claim_idle` is dead. A consumer
+//! that restarts while it is taken over waits for the claim to go; one merely stalled
+//! longer than `claim_idle` with rows buffered (a commit slower than that) and then resuming
+//! would commit them a second time, so keep `claim_idle` well above the longest commit.
 
 mod redis;
 
@@ -102,6 +120,13 @@ pub trait StreamSource: Send + fmt::Debug {
     /// Up to `max` messages: this consumer's unacknowledged ones first, then new ones,
     /// waiting up to `wait` for them. Ids increase within what one consumer is given.
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>>;
+    /// Other consumers of the log that look dead (unacknowledged messages, and no read for
+    /// `idle`), each claimed so that no other consumer takes it over too: a source that
+    /// reads only that consumer's unacknowledged messages, in id order, as that consumer
+    /// ([`position_key`](Self::position_key) is that consumer's), and holds the claim until
+    /// dropped. Empty for a log whose broker hands a dead consumer's work to the others
+    /// itself (Kafka's partition reassignment).
+    fn claim_dead(&mut self, idle: Duration) -> Result<Vec<Box<dyn StreamSource>>>;
     /// Acknowledges messages: they are never delivered again.
     fn ack(&mut self, ids: &[MessageId]) -> Result<()>;
     /// Stores a message that cannot be applied, with the reason, where a person can look.
@@ -140,6 +165,9 @@ pub struct StreamOptions {
     pub commit_interval: Duration,
     /// A micro-batch is committed as soon as it holds this many rows.
     pub max_rows: usize,
+    /// Take over the unacknowledged messages of another consumer of the group that has not
+    /// read for this long (checked at start, then at most this often); zero never does.
+    pub claim_idle: Duration,
     /// Fault injection; `None` otherwise.
     pub hook: Option<StreamHook>,
 }
@@ -157,6 +185,8 @@ pub struct StreamStats {
     pub dead_letters: u64,
     /// Reads that returned nothing.
     pub idle_reads: u64,
+    /// Messages of dead consumers taken over (also counted in `read`).
+    pub claimed: u64,
 }
 
 /// Feeds a push source from a [`StreamSource`]. See the [module docs](self).
@@ -222,15 +252,7 @@ impl Consumer {
             .block_on(context.offline.arrow_schema(&table))?;
         let (fed, _) =
             crate::push::fed_views(&repo, context.registry, context.engine, &push.source)?;
-        let key = source.position_key();
-        let snapshots = context
-            .runtime
-            .block_on(context.offline.snapshots(&table))?;
-        let position = snapshots
-            .iter()
-            .filter(|s| s.summary.get(summary::CONSUMER) == Some(&key))
-            .filter_map(|s| MessageId::parse(s.summary.get(summary::POSITION)?))
-            .max();
+        let position = committed_position(&opened, &table, &source.position_key())?;
         Ok(Consumer {
             opened,
             push_source: push_source.to_owned(),
@@ -258,7 +280,17 @@ impl Consumer {
         let writer = WriteBehind::start(self.fed.clone(), self.store.clone())?;
         let mut stats = StreamStats::default();
         let mut buffer = Buffer::default();
+        let mut claimed_at: Option<Instant> = None;
         loop {
+            // Between micro-batches, so that a taken-over consumer's rows are committed in
+            // micro-batches of their own, under its position.
+            let claim_due = !self.options.claim_idle.is_zero()
+                && buffer.ids.is_empty()
+                && claimed_at.is_none_or(|at| at.elapsed() >= self.options.claim_idle);
+            if claim_due {
+                self.take_over(&writer, &mut stats)?;
+                claimed_at = Some(Instant::now());
+            }
             let messages = reader.next()?;
             stats.read += messages.len() as u64;
             if messages.is_empty() {
@@ -275,6 +307,47 @@ impl Consumer {
             }
             if stop {
                 return Ok(stats);
+            }
+        }
+    }
+
+    /// Takes over the dead consumers [`StreamSource::claim_dead`] finds: reads each one's
+    /// unacknowledged messages as that consumer would at its restart, and applies them
+    /// through the same path, with that consumer's committed position and under its
+    /// position key: what it committed is acknowledged, the rest committed once.
+    fn take_over(&mut self, writer: &WriteBehind, stats: &mut StreamStats) -> Result<()> {
+        for dead in self.source.claim_dead(self.options.claim_idle)? {
+            let position = committed_position(&self.opened, &self.table, &dead.position_key())?;
+            let own = std::mem::replace(&mut self.source, dead);
+            let own_position = std::mem::replace(&mut self.position, position);
+            let drained = self.drain(writer, stats);
+            let dead = std::mem::replace(&mut self.source, own);
+            self.position = own_position;
+            tracing::info!(
+                consumer = dead.position_key(),
+                "took over a dead consumer's messages"
+            );
+            drop(dead);
+            drained?;
+        }
+        Ok(())
+    }
+
+    /// Applies and commits everything [`Self::source`] reads, until it reads nothing.
+    fn drain(&mut self, writer: &WriteBehind, stats: &mut StreamStats) -> Result<()> {
+        let mut buffer = Buffer::default();
+        loop {
+            let messages = self
+                .source
+                .next_batch(self.options.batch, self.options.wait)?;
+            if messages.is_empty() {
+                return self.commit(writer, &mut buffer, stats);
+            }
+            stats.read += messages.len() as u64;
+            stats.claimed += messages.len() as u64;
+            self.apply(messages, writer, &mut buffer, stats)?;
+            if buffer.row_count >= self.options.max_rows {
+                self.commit(writer, &mut buffer, stats)?;
             }
         }
     }
@@ -457,6 +530,22 @@ impl Consumer {
         *buffer = Buffer::default();
         Ok(())
     }
+}
+
+/// The last message id that the snapshots of `table` record as committed under position key
+/// `key`: every message delivered to that consumer up to it is committed.
+fn committed_position(
+    opened: &OpenedRepo,
+    table: &TableName,
+    key: &str,
+) -> Result<Option<MessageId>> {
+    let context = opened.context();
+    let snapshots = context.runtime.block_on(context.offline.snapshots(table))?;
+    Ok(snapshots
+        .iter()
+        .filter(|s| s.summary.get(summary::CONSUMER).map(String::as_str) == Some(key))
+        .filter_map(|s| MessageId::parse(s.summary.get(summary::POSITION)?))
+        .max())
 }
 
 /// A message's row: its field `row`, a JSON object of the row's columns.
