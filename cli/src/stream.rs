@@ -1,4 +1,7 @@
-//! `skewless stream`: feed a push source from a Redis stream until Ctrl-C or SIGTERM.
+//! `skewless stream`: feed a push source from a Redis stream until Ctrl-C or SIGTERM, which
+//! stop it cleanly: what is buffered is committed and acknowledged, a batch read ahead and
+//! not applied stays unacknowledged (it is read again at the next start), a one-line summary
+//! is printed and the exit status is 0.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +39,20 @@ pub(super) struct StreamArgs {
     /// The most messages read at once.
     #[arg(long, default_value_t = 1_000, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     batch: usize,
+    /// Take over the unacknowledged messages of another consumer of the group that has not
+    /// read for this long (it died for good): they are committed once, under its position.
+    /// `0` never does. Keep it well above the longest commit.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = claim_idle)]
+    claim_idle: Duration,
+}
+
+fn claim_idle(text: &str) -> std::result::Result<Duration, String> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        text => {
+            skewless_runtime::registry::parse_duration(text).map_err(|e| e.message().to_owned())
+        }
+    }
 }
 
 pub(super) fn stream(args: &StreamArgs) -> Result<()> {
@@ -48,6 +65,7 @@ pub(super) fn stream(args: &StreamArgs) -> Result<()> {
         wait: Duration::from_millis(200).min(push.commit_interval),
         commit_interval: push.commit_interval,
         max_rows: push.max_rows,
+        claim_idle: args.claim_idle,
         hook: None,
     };
     let mut consumer = Consumer::open(
@@ -84,10 +102,24 @@ pub(super) fn stream(args: &StreamArgs) -> Result<()> {
             .position()
             .map_or(String::new(), |p| format!(", committed up to {p}"))
     );
-    let stats = consumer.run(&|_| stop.load(Ordering::Acquire))?;
+    // The consumer runs on a thread of its own and this one only waits for it: a signal
+    // sent to the process is delivered to this (main) thread, so it never interrupts one of
+    // the consumer's reads or writes (a socket read with a timeout fails with EINTR instead
+    // of being restarted); the signal thread then asks the consumer to stop.
+    let stats = std::thread::Builder::new()
+        .name("stream-consumer".to_owned())
+        .spawn(move || consumer.run(&|_| stop.load(Ordering::Acquire)))
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("could not start the consumer thread: {e}"),
+            )
+        })?
+        .join()
+        .map_err(|_| Error::new(ErrorKind::Internal, "the consumer panicked".to_owned()))??;
     eprintln!(
-        "stopped: {} messages read, {} rows committed, {} re-deliveries skipped, {} dead-lettered",
-        stats.read, stats.committed, stats.duplicates, stats.dead_letters
+        "stopped: {} messages read, {} rows committed, {} re-deliveries skipped, {} dead-lettered, {} taken over from dead consumers",
+        stats.read, stats.committed, stats.duplicates, stats.dead_letters, stats.claimed
     );
     Ok(())
 }

@@ -34,6 +34,16 @@ pub(crate) enum Update {
     AtCommit,
 }
 
+impl Update {
+    /// Adds `later`'s rows (of the same view) to these: writing both at once writes the same
+    /// as writing one then the other, the store keeping the greatest row per key.
+    pub(crate) fn extend(&mut self, later: Update) {
+        if let (Update::Rows(rows), Update::Rows(more)) = (self, later) {
+            rows.extend(more);
+        }
+    }
+}
+
 /// A view fed by a push source. See the [module docs](self).
 pub(crate) trait FedView: Send + Sync + Debug {
     /// The view's name.

@@ -20,12 +20,40 @@
 //!    source table as one snapshot recording the position, materializes the fed views
 //!    incrementally (the same path pushes take), and only then acknowledges the messages.
 //!
-//! Reading waits while a micro-batch is committed, and a batch is bounded, so a slow store
-//! holds messages in the log, not in memory (back-pressure). A crash anywhere re-delivers
-//! what was not acknowledged: rows not committed are applied again (no change online,
-//! committed once), rows committed are skipped by step 2. Positions are per consumer
-//! (messages are delivered to one consumer in increasing id order); claiming another
-//! consumer's pending messages is not done.
+//! Three threads share the work, so that waiting on the log, on the online store and on the
+//! offline commit overlap: a reader ([`StreamSource::reader`], its own connection) reads the
+//! next batch while the current one is applied; the consumer's thread checks rows, runs the
+//! components and commits; an online writer writes what the consumer prepared (updates that
+//! arrive while it writes are merged into its next write, which the store's monotonic write
+//! makes the same as writing them in turn). A commit first waits for the online writes of
+//! its rows, so what was served is committed, and acknowledgements still follow the commit.
+//!
+//! Back-pressure: the reader holds at most one batch ahead (it waits with it until it is
+//! taken) and reads nothing while a micro-batch is committed beyond that, and a batch is
+//! bounded, so a slow store holds messages in the log, not in memory. A crash anywhere
+//! re-delivers what was not acknowledged: rows not committed are applied again (no change
+//! online, committed once), rows committed are skipped by step 2; a batch read ahead and not
+//! applied when the consumer stops is unacknowledged too, and is read again at the next
+//! start.
+//!
+//! Positions are per consumer: messages are delivered to one consumer in increasing id
+//! order, so "every message delivered to consumer C up to position P is committed" is what
+//! one number says. **Taking over a dead consumer** keeps that rule rather than mixing two
+//! consumers' messages under one position: a consumer that finds another one with
+//! unacknowledged messages and no read for [`StreamOptions::claim_idle`] claims it (one
+//! claimer at a time; [`StreamSource::claim_dead`]), reads that consumer's unacknowledged
+//! messages in id order *as that consumer* (exactly what the consumer itself would re-read
+//! at its restart), and applies them through the same path with that consumer's committed
+//! position, read afresh from the snapshots: messages at or below it were committed and are
+//! only acknowledged; the others are committed once, in micro-batches of their own whose
+//! snapshots record that consumer's key and position. A claimer that crashes leaves them
+//! unacknowledged under the dead consumer, where the next claimer finds them. (Moving them
+//! into the claimer's own pending list, as `XAUTOCLAIM` does, would lose who delivered them
+//! first, and with it the position that says whether they are committed, once the claimer
+//! itself restarts.) The assumption: a consumer idle for `claim_idle` is dead. A consumer
+//! that restarts while it is taken over waits for the claim to go; one merely stalled
+//! longer than `claim_idle` with rows buffered (a commit slower than that) and then resuming
+//! would commit them a second time, so keep `claim_idle` well above the longest commit.
 
 mod redis;
 
@@ -85,9 +113,20 @@ pub struct Message {
 pub trait StreamSource: Send + fmt::Debug {
     /// Names this consumer's committed position in snapshot summaries.
     fn position_key(&self) -> String;
+    /// Another handle on this consumer, with its own connection, that starts again at this
+    /// consumer's unacknowledged messages: the [`Consumer`] reads ahead with it on a thread
+    /// of its own while this one acknowledges and dead-letters.
+    fn reader(&self) -> Result<Box<dyn StreamSource>>;
     /// Up to `max` messages: this consumer's unacknowledged ones first, then new ones,
     /// waiting up to `wait` for them. Ids increase within what one consumer is given.
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>>;
+    /// Other consumers of the log that look dead (unacknowledged messages, and no read for
+    /// `idle`), each claimed so that no other consumer takes it over too: a source that
+    /// reads only that consumer's unacknowledged messages, in id order, as that consumer
+    /// ([`position_key`](Self::position_key) is that consumer's), and holds the claim until
+    /// dropped. Empty for a log whose broker hands a dead consumer's work to the others
+    /// itself (Kafka's partition reassignment).
+    fn claim_dead(&mut self, idle: Duration) -> Result<Vec<Box<dyn StreamSource>>>;
     /// Acknowledges messages: they are never delivered again.
     fn ack(&mut self, ids: &[MessageId]) -> Result<()>;
     /// Stores a message that cannot be applied, with the reason, where a person can look.
@@ -99,7 +138,7 @@ pub trait StreamSource: Send + fmt::Debug {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamStep {
-    /// A batch was written online; nothing committed or acknowledged.
+    /// A batch was handed to the online writer; nothing committed or acknowledged.
     Applied,
     /// A micro-batch was committed; nothing acknowledged.
     Committed,
@@ -126,6 +165,9 @@ pub struct StreamOptions {
     pub commit_interval: Duration,
     /// A micro-batch is committed as soon as it holds this many rows.
     pub max_rows: usize,
+    /// Take over the unacknowledged messages of another consumer of the group that has not
+    /// read for this long (checked at start, then at most this often); zero never does.
+    pub claim_idle: Duration,
     /// Fault injection; `None` otherwise.
     pub hook: Option<StreamHook>,
 }
@@ -143,6 +185,8 @@ pub struct StreamStats {
     pub dead_letters: u64,
     /// Reads that returned nothing.
     pub idle_reads: u64,
+    /// Messages of dead consumers taken over (also counted in `read`).
+    pub claimed: u64,
 }
 
 /// Feeds a push source from a [`StreamSource`]. See the [module docs](self).
@@ -152,7 +196,7 @@ pub struct Consumer {
     push_source: String,
     table: TableName,
     schema: SchemaRef,
-    fed: Vec<Box<dyn FedView>>,
+    fed: Arc<[Box<dyn FedView>]>,
     store: Arc<dyn OnlineStore>,
     source: Box<dyn StreamSource>,
     options: StreamOptions,
@@ -208,21 +252,13 @@ impl Consumer {
             .block_on(context.offline.arrow_schema(&table))?;
         let (fed, _) =
             crate::push::fed_views(&repo, context.registry, context.engine, &push.source)?;
-        let key = source.position_key();
-        let snapshots = context
-            .runtime
-            .block_on(context.offline.snapshots(&table))?;
-        let position = snapshots
-            .iter()
-            .filter(|s| s.summary.get(summary::CONSUMER) == Some(&key))
-            .filter_map(|s| MessageId::parse(s.summary.get(summary::POSITION)?))
-            .max();
+        let position = committed_position(&opened, &table, &source.position_key())?;
         Ok(Consumer {
             opened,
             push_source: push_source.to_owned(),
             table,
             schema,
-            fed,
+            fed: fed.into(),
             store,
             source,
             options,
@@ -236,29 +272,82 @@ impl Consumer {
     }
 
     /// Consumes until `done` says so (checked after each read, with what was done so far);
-    /// what is buffered then is committed before this returns.
+    /// what is buffered then is committed before this returns. Messages read ahead and not
+    /// applied by then stay unacknowledged: they come back at the next start.
     pub fn run(&mut self, done: &dyn Fn(&StreamStats) -> bool) -> Result<StreamStats> {
+        let mut reader =
+            ReadAhead::start(self.source.reader()?, self.options.batch, self.options.wait)?;
+        let writer = WriteBehind::start(self.fed.clone(), self.store.clone())?;
         let mut stats = StreamStats::default();
         let mut buffer = Buffer::default();
+        let mut claimed_at: Option<Instant> = None;
         loop {
-            let messages = self
-                .source
-                .next_batch(self.options.batch, self.options.wait)?;
+            // Between micro-batches, so that a taken-over consumer's rows are committed in
+            // micro-batches of their own, under its position.
+            let claim_due = !self.options.claim_idle.is_zero()
+                && buffer.ids.is_empty()
+                && claimed_at.is_none_or(|at| at.elapsed() >= self.options.claim_idle);
+            if claim_due {
+                self.take_over(&writer, &mut stats)?;
+                claimed_at = Some(Instant::now());
+            }
+            let messages = reader.next()?;
             stats.read += messages.len() as u64;
             if messages.is_empty() {
                 stats.idle_reads += 1;
             }
-            self.apply(messages, &mut buffer, &mut stats)?;
+            self.apply(messages, &writer, &mut buffer, &mut stats)?;
             let due = buffer.row_count >= self.options.max_rows
                 || buffer
                     .since
                     .is_some_and(|s| s.elapsed() >= self.options.commit_interval);
             let stop = done(&stats);
             if due || (stop && !buffer.ids.is_empty()) {
-                self.commit(&mut buffer, &mut stats)?;
+                self.commit(&writer, &mut buffer, &mut stats)?;
             }
             if stop {
                 return Ok(stats);
+            }
+        }
+    }
+
+    /// Takes over the dead consumers [`StreamSource::claim_dead`] finds: reads each one's
+    /// unacknowledged messages as that consumer would at its restart, and applies them
+    /// through the same path, with that consumer's committed position and under its
+    /// position key: what it committed is acknowledged, the rest committed once.
+    fn take_over(&mut self, writer: &WriteBehind, stats: &mut StreamStats) -> Result<()> {
+        for dead in self.source.claim_dead(self.options.claim_idle)? {
+            let position = committed_position(&self.opened, &self.table, &dead.position_key())?;
+            let own = std::mem::replace(&mut self.source, dead);
+            let own_position = std::mem::replace(&mut self.position, position);
+            let drained = self.drain(writer, stats);
+            let dead = std::mem::replace(&mut self.source, own);
+            self.position = own_position;
+            tracing::info!(
+                consumer = dead.position_key(),
+                "took over a dead consumer's messages"
+            );
+            drop(dead);
+            drained?;
+        }
+        Ok(())
+    }
+
+    /// Applies and commits everything [`Self::source`] reads, until it reads nothing.
+    fn drain(&mut self, writer: &WriteBehind, stats: &mut StreamStats) -> Result<()> {
+        let mut buffer = Buffer::default();
+        loop {
+            let messages = self
+                .source
+                .next_batch(self.options.batch, self.options.wait)?;
+            if messages.is_empty() {
+                return self.commit(writer, &mut buffer, stats);
+            }
+            stats.read += messages.len() as u64;
+            stats.claimed += messages.len() as u64;
+            self.apply(messages, writer, &mut buffer, stats)?;
+            if buffer.row_count >= self.options.max_rows {
+                self.commit(writer, &mut buffer, stats)?;
             }
         }
     }
@@ -274,6 +363,7 @@ impl Consumer {
     fn apply(
         &mut self,
         messages: Vec<Message>,
+        writer: &WriteBehind,
         buffer: &mut Buffer,
         stats: &mut StreamStats,
     ) -> Result<()> {
@@ -320,10 +410,7 @@ impl Consumer {
             }
             Err(e) => return Err(e),
         };
-        for (fed, update) in self.fed.iter().zip(&updates) {
-            fed.write(update, self.store.as_ref())
-                .map_err(|e| e.with_context("view", fed.name()))?;
-        }
+        writer.submit(updates)?;
         self.hook(StreamStep::Applied)?;
         buffer.row_count += batch.num_rows();
         buffer.rows.push(batch);
@@ -353,29 +440,33 @@ impl Consumer {
         messages: Vec<Message>,
         stats: &mut StreamStats,
     ) -> Result<(Vec<Message>, RecordBatch)> {
-        let mut parsed: Vec<(Message, Map<String, Value>)> = Vec::with_capacity(messages.len());
+        let mut kept: Vec<Message> = Vec::with_capacity(messages.len());
+        let mut rows: Vec<Map<String, Value>> = Vec::with_capacity(messages.len());
         for message in messages {
             match parse_row(&message) {
-                Ok(row) => parsed.push((message, row)),
+                Ok(row) => {
+                    kept.push(message);
+                    rows.push(row);
+                }
                 Err(e) => {
                     self.source.dead_letter(&message, e.message())?;
                     stats.dead_letters += 1;
                 }
             }
         }
-        if parsed.is_empty() {
-            return Ok((Vec::new(), RecordBatch::new_empty(self.schema.clone())));
+        if kept.is_empty() {
+            return Ok((kept, RecordBatch::new_empty(self.schema.clone())));
         }
-        let rows: Vec<&Map<String, Value>> = parsed.iter().map(|(_, row)| row).collect();
-        if let Ok(batch) = self.to_batch(&rows) {
-            return Ok((parsed.into_iter().map(|(m, _)| m).collect(), batch));
+        if let Ok(batch) = self.to_batch(rows) {
+            return Ok((kept, batch));
         }
-        let mut kept = Vec::with_capacity(parsed.len());
-        let mut batches = Vec::with_capacity(parsed.len());
-        for (message, row) in parsed {
-            match self.to_batch(&[&row]) {
+        let mut good = Vec::with_capacity(kept.len());
+        let mut batches = Vec::with_capacity(kept.len());
+        for message in kept {
+            // Parsed again: the whole read's rows were taken apart into columns.
+            match parse_row(&message).and_then(|row| self.to_batch(vec![row])) {
                 Ok(batch) => {
-                    kept.push(message);
+                    good.push(message);
                     batches.push(batch);
                 }
                 Err(e) => {
@@ -385,39 +476,45 @@ impl Consumer {
             }
         }
         let batch = concat(&self.schema, batches.iter())?;
-        Ok((kept, batch))
+        Ok((good, batch))
     }
 
     /// Rows (JSON objects of columns) as a batch of the source schema, checked as a push's
     /// `df` is: a column missing from some rows is null in them (so a required column missing
-    /// from one row fails the batch).
-    fn to_batch(&self, rows: &[&Map<String, Value>]) -> Result<RecordBatch> {
-        let mut names: Vec<&String> = Vec::new();
-        for row in rows {
+    /// from one row fails the batch). The values are moved into the columns, not copied.
+    fn to_batch(&self, mut rows: Vec<Map<String, Value>>) -> Result<RecordBatch> {
+        let mut names: Vec<String> = Vec::new();
+        for row in &rows {
             for name in row.keys() {
-                if !names.contains(&name) {
-                    names.push(name);
+                if !names.contains(name) {
+                    names.push(name.clone());
                 }
             }
         }
-        let columns: Map<String, Value> = names
-            .into_iter()
-            .map(|name| {
-                let values = rows
-                    .iter()
-                    .map(|row| row.get(name).cloned().unwrap_or(Value::Null))
-                    .collect();
-                (name.clone(), Value::Array(values))
-            })
-            .collect();
+        let mut columns: Map<String, Value> = Map::new();
+        for name in names {
+            let values: Vec<Value> = rows
+                .iter_mut()
+                .map(|row| row.remove(&name).unwrap_or(Value::Null))
+                .collect();
+            columns.insert(name, Value::Array(values));
+        }
         crate::push::rows::to_batch(&columns, &self.schema, &self.table.to_string())
     }
 
     /// Step 5 of the module docs.
-    fn commit(&mut self, buffer: &mut Buffer, stats: &mut StreamStats) -> Result<()> {
+    fn commit(
+        &mut self,
+        writer: &WriteBehind,
+        buffer: &mut Buffer,
+        stats: &mut StreamStats,
+    ) -> Result<()> {
         let Some(last) = buffer.ids.iter().max().copied() else {
             return Ok(());
         };
+        // What was served is committed: the online writes of the micro-batch are done
+        // (or failed, and nothing is committed) before its rows are appended.
+        writer.flush()?;
         let summary = HashMap::from([
             (summary::CONSUMER.to_owned(), self.source.position_key()),
             (summary::POSITION.to_owned(), last.to_string()),
@@ -433,6 +530,22 @@ impl Consumer {
         *buffer = Buffer::default();
         Ok(())
     }
+}
+
+/// The last message id that the snapshots of `table` record as committed under position key
+/// `key`: every message delivered to that consumer up to it is committed.
+fn committed_position(
+    opened: &OpenedRepo,
+    table: &TableName,
+    key: &str,
+) -> Result<Option<MessageId>> {
+    let context = opened.context();
+    let snapshots = context.runtime.block_on(context.offline.snapshots(table))?;
+    Ok(snapshots
+        .iter()
+        .filter(|s| s.summary.get(summary::CONSUMER).map(String::as_str) == Some(key))
+        .filter_map(|s| MessageId::parse(s.summary.get(summary::POSITION)?))
+        .max())
 }
 
 /// A message's row: its field `row`, a JSON object of the row's columns.
@@ -455,4 +568,183 @@ fn concat<'a>(
 ) -> Result<RecordBatch> {
     arrow_select::concat::concat_batches(schema, batches)
         .map_err(|e| Error::new(ErrorKind::Internal, format!("joining rows: {e}")))
+}
+
+/// Reads the next batch on a thread of its own while the current one is applied and
+/// committed: at most one batch ahead (the channel has no room, so the thread waits with
+/// the batch it read until it is taken), so a slow store still holds messages in the log.
+struct ReadAhead {
+    batches: Option<std::sync::mpsc::Receiver<Result<Vec<Message>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadAhead {
+    fn start(mut source: Box<dyn StreamSource>, max: usize, wait: Duration) -> Result<Self> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (send, batches) = std::sync::mpsc::sync_channel(0);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("stream-reader".to_owned())
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    let batch = source.next_batch(max, wait);
+                    let failed = batch.is_err();
+                    if send.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("could not start the stream's reader thread: {e}"),
+                )
+            })?;
+        Ok(ReadAhead {
+            batches: Some(batches),
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn next(&mut self) -> Result<Vec<Message>> {
+        let gone = || {
+            Error::new(
+                ErrorKind::Internal,
+                "the stream's reader thread stopped".to_owned(),
+            )
+        };
+        let batches = self.batches.as_ref().ok_or_else(gone)?;
+        batches.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for ReadAhead {
+    /// Stops the thread and waits for it (at most its current read), so that nothing reads
+    /// as this consumer once the consumer stopped.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes the online store on a thread of its own, so that the next read is checked and
+/// transformed while the last one is written. Updates handed to it while it writes are
+/// merged into its next write (the store keeps the greatest row per key, so writing them
+/// together writes the same as one after the other): when the store is the slower side, it
+/// writes each entity once for many reads instead of once per read. An online value is
+/// then visible one write later, never later than the commit, which waits for it
+/// ([`flush`](Self::flush)).
+struct WriteBehind {
+    shared: Arc<(std::sync::Mutex<Writes>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct Writes {
+    /// Per fed view, what the next write writes; `None` when nothing is waiting.
+    waiting: Option<Vec<Update>>,
+    writing: bool,
+    failed: Option<Error>,
+    stop: bool,
+}
+
+impl WriteBehind {
+    fn start(fed: Arc<[Box<dyn FedView>]>, store: Arc<dyn OnlineStore>) -> Result<Self> {
+        let shared = Arc::new((
+            std::sync::Mutex::new(Writes::default()),
+            std::sync::Condvar::new(),
+        ));
+        let state = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("stream-online".to_owned())
+            .spawn(move || {
+                let (lock, changed) = &*state;
+                let mut writes = lock.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if writes.stop {
+                        return;
+                    }
+                    let Some(updates) = writes.waiting.take() else {
+                        writes = changed.wait(writes).unwrap_or_else(|e| e.into_inner());
+                        continue;
+                    };
+                    writes.writing = true;
+                    drop(writes);
+                    let mut failed = None;
+                    for (view, update) in fed.iter().zip(&updates) {
+                        if let Err(e) = view.write(update, store.as_ref()) {
+                            failed = Some(e.with_context("view", view.name()));
+                            break;
+                        }
+                    }
+                    writes = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    writes.writing = false;
+                    if failed.is_some() && writes.failed.is_none() {
+                        writes.failed = failed;
+                    }
+                    changed.notify_all();
+                }
+            })
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!("could not start the stream's online writer thread: {e}"),
+                )
+            })?;
+        Ok(WriteBehind {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands over one prepared update per fed view; the error of an earlier write, if any.
+    fn submit(&self, updates: Vec<Update>) -> Result<()> {
+        let (lock, changed) = &*self.shared;
+        let mut writes = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = writes.failed.take() {
+            return Err(e);
+        }
+        match &mut writes.waiting {
+            Some(waiting) => {
+                for (waiting, update) in waiting.iter_mut().zip(updates) {
+                    waiting.extend(update);
+                }
+            }
+            None => writes.waiting = Some(updates),
+        }
+        changed.notify_all();
+        Ok(())
+    }
+
+    /// Waits until everything handed over is written; the error of a write, if any.
+    fn flush(&self) -> Result<()> {
+        let (lock, changed) = &*self.shared;
+        let mut writes = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while writes.failed.is_none() && (writes.writing || writes.waiting.is_some()) {
+            writes = changed.wait(writes).unwrap_or_else(|e| e.into_inner());
+        }
+        match writes.failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    /// Stops the thread after its current write; what waits is not written (it is not
+    /// committed either, so it is read and applied again).
+    fn drop(&mut self) {
+        let (lock, changed) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        changed.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

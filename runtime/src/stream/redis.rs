@@ -5,6 +5,12 @@
 //! acknowledged), then `>` for new ones. The group is created at the stream's start
 //! (`XGROUP CREATE ... 0 MKSTREAM`) if it does not exist. A dead letter is `XADD
 //! <key>:dead-letter * id <id> error <message> <the message's fields...>`.
+//!
+//! Dead consumers: `XINFO CONSUMERS` names the consumers with pending messages and their
+//! idle time; one idle for the claim time is claimed with `SET <key>:claim:<group>/<consumer>
+//! <claimer> NX PX 60000` (renewed at each read, released when done) and its pending
+//! messages read with `XREADGROUP GROUP <group> <dead consumer> ... STREAMS <key> <id>`, never
+//! `>`. A consumer that connects while it is claimed waits for the claim to go.
 
 use std::time::Duration;
 
@@ -29,7 +35,18 @@ pub struct RedisStreams {
     pending_done: bool,
     /// The id after which the next pending message is read.
     pending_after: String,
+    /// The last message id returned by a read.
+    delivered: Option<MessageId>,
+    /// Set when this reads another consumer's pending messages, taken over: the key of the
+    /// claim held on it (deleted when this is dropped); such a source never reads new
+    /// messages.
+    claim: Option<String>,
+    /// The name of the consumer that took this one over (the value of the claim).
+    claimer: String,
 }
+
+/// How long a claim on a dead consumer is held without a read renewing it.
+const CLAIM_TTL: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for RedisStreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,6 +77,9 @@ impl RedisStreams {
             consumer: consumer.to_owned(),
             pending_done: false,
             pending_after: "0".to_owned(),
+            delivered: None,
+            claim: None,
+            claimer: String::new(),
         };
         let created: redis::RedisResult<Value> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -73,7 +93,35 @@ impl RedisStreams {
             Err(e) if e.code() == Some("BUSYGROUP") => {}
             Err(e) => return Err(streams.failed("create the consumer group on", e)),
         }
+        // Another consumer may be taking this one over (it looked dead): wait until it is
+        // done, so that the two do not apply the same pending messages.
+        let claim = streams.claim_key(consumer);
+        let started = std::time::Instant::now();
+        loop {
+            let claimer: redis::RedisResult<Option<String>> =
+                redis::cmd("GET").arg(&claim).query(streams.connection()?);
+            match claimer {
+                Ok(None) => break,
+                Ok(Some(claimer)) if started.elapsed() > CLAIM_TTL => {
+                    return Err(Error::new(
+                        ErrorKind::Unavailable,
+                        format!(
+                            "consumer `{consumer}` of `{key}` is being taken over by consumer \
+                             `{claimer}` (its pending messages looked abandoned); try again \
+                             once that is done"
+                        ),
+                    ));
+                }
+                Ok(Some(_)) => std::thread::sleep(Duration::from_millis(100)),
+                Err(e) => return Err(streams.failed("check the claims on", e)),
+            }
+        }
         Ok(streams)
+    }
+
+    /// The key of the claim on `consumer` held while another consumer takes it over.
+    fn claim_key(&self, consumer: &str) -> String {
+        format!("{}:claim:{}/{}", self.key, self.group, consumer)
     }
 
     fn connection(&mut self) -> Result<&mut Connection> {
@@ -112,7 +160,33 @@ impl StreamSource for RedisStreams {
         format!("redis:{}/{}/{}", self.key, self.group, self.consumer)
     }
 
+    fn reader(&self) -> Result<Box<dyn StreamSource>> {
+        Ok(Box::new(RedisStreams {
+            url: self.url.clone(),
+            client: self.client.clone(),
+            connection: None,
+            key: self.key.clone(),
+            group: self.group.clone(),
+            consumer: self.consumer.clone(),
+            pending_done: false,
+            pending_after: "0".to_owned(),
+            delivered: None,
+            claim: None,
+            claimer: String::new(),
+        }))
+    }
+
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>> {
+        if let Some(claim) = self.claim.clone() {
+            if self.pending_done {
+                return Ok(Vec::new());
+            }
+            let renewed: redis::RedisResult<Value> = redis::cmd("PEXPIRE")
+                .arg(&claim)
+                .arg(CLAIM_TTL.as_millis() as u64)
+                .query(self.connection()?);
+            renewed.map_err(|e| self.failed("renew a claim on", e))?;
+        }
         let from = match self.pending_done {
             true => ">".to_owned(),
             false => self.pending_after.clone(),
@@ -134,9 +208,25 @@ impl StreamSource for RedisStreams {
             .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
         let reply: Value = match command.query(connection) {
             Ok(reply) => reply,
-            Err(e) => return Err(self.failed("read", e)),
+            Err(e) => {
+                // The server may have delivered messages in the reply that was lost: they
+                // are this consumer's pending ones now, so the next read starts again with
+                // the pending messages after the last one returned.
+                self.pending_done = false;
+                self.pending_after = self
+                    .delivered
+                    .map_or_else(|| "0".to_owned(), |id| id.to_string());
+                let interrupted = is_interrupted(&e);
+                let error = self.failed("read", e);
+                // A signal (Ctrl-C) during the blocking read: nothing read, the caller
+                // decides whether to stop.
+                return match interrupted {
+                    true => Ok(Vec::new()),
+                    false => Err(error),
+                };
+            }
         };
-        let messages = parse_read(&reply).ok_or_else(|| {
+        let messages = parse_read(reply).map_err(|reply| {
             Error::new(
                 ErrorKind::Internal,
                 format!("an XREADGROUP reply of an unexpected shape: {reply:?}"),
@@ -148,11 +238,61 @@ impl StreamSource for RedisStreams {
                 None => {
                     // Nothing (more) pending: new messages, in the same call.
                     self.pending_done = true;
+                    if self.claim.is_some() {
+                        return Ok(messages);
+                    }
                     return self.next_batch(max, wait);
                 }
             }
         }
+        if let Some(last) = messages.last() {
+            self.delivered = Some(last.id);
+        }
         Ok(messages)
+    }
+
+    fn claim_dead(&mut self, idle: Duration) -> Result<Vec<Box<dyn StreamSource>>> {
+        let reply: redis::RedisResult<Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&self.key)
+            .arg(&self.group)
+            .query(self.connection()?);
+        let reply = reply.map_err(|e| self.failed("list the consumers of", e))?;
+        let mut claimed: Vec<Box<dyn StreamSource>> = Vec::new();
+        for (name, pending, idle_ms) in parse_consumers(reply) {
+            if name == self.consumer || pending == 0 || idle_ms < idle.as_millis() as i64 {
+                continue;
+            }
+            let claim = self.claim_key(&name);
+            let taken: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(&claim)
+                .arg(&self.consumer)
+                .arg("NX")
+                .arg("PX")
+                .arg(CLAIM_TTL.as_millis() as u64)
+                .query(self.connection()?);
+            if taken
+                .map_err(|e| self.failed("claim a consumer of", e))?
+                .is_none()
+            {
+                // Another consumer took it over first.
+                continue;
+            }
+            claimed.push(Box::new(RedisStreams {
+                url: self.url.clone(),
+                client: self.client.clone(),
+                connection: None,
+                key: self.key.clone(),
+                group: self.group.clone(),
+                consumer: name,
+                pending_done: false,
+                pending_after: "0".to_owned(),
+                delivered: None,
+                claim: Some(claim),
+                claimer: self.consumer.clone(),
+            }));
+        }
+        Ok(claimed)
     }
 
     fn ack(&mut self, ids: &[MessageId]) -> Result<()> {
@@ -191,57 +331,150 @@ impl StreamSource for RedisStreams {
     }
 }
 
-fn text(value: &Value) -> Option<Vec<u8>> {
+impl Drop for RedisStreams {
+    /// Releases the claim this holds, if it still holds it.
+    fn drop(&mut self) {
+        let Some(claim) = self.claim.take() else {
+            return;
+        };
+        let release = redis::Script::new(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+        );
+        let claimer = self.claimer.clone();
+        if let Ok(connection) = self.connection() {
+            let released: redis::RedisResult<Value> =
+                release.key(&claim).arg(claimer).invoke(connection);
+            if let Err(e) = released {
+                tracing::warn!(claim, error = %e, "could not release a claim; it expires by itself");
+            }
+        }
+    }
+}
+
+/// `XINFO CONSUMERS`: each consumer's name, pending messages and idle milliseconds.
+fn parse_consumers(reply: Value) -> Vec<(String, i64, i64)> {
+    let Value::Array(consumers) = reply else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for consumer in consumers {
+        let pairs: Vec<(Value, Value)> = match consumer {
+            Value::Array(flat) => {
+                let mut flat = flat.into_iter();
+                std::iter::from_fn(|| Some((flat.next()?, flat.next()?))).collect()
+            }
+            Value::Map(pairs) => pairs,
+            _ => continue,
+        };
+        let (mut name, mut pending, mut idle) = (None, 0, 0);
+        for (field, value) in pairs {
+            let Some(field) = text(field) else { continue };
+            match (field.as_slice(), value) {
+                (b"name", value) => {
+                    name = text(value).map(|n| String::from_utf8_lossy(&n).into_owned());
+                }
+                (b"pending", Value::Int(n)) => pending = n,
+                (b"idle", Value::Int(n)) => idle = n,
+                _ => {}
+            }
+        }
+        if let Some(name) = name {
+            out.push((name, pending, idle));
+        }
+    }
+    out
+}
+
+/// Whether `e` is a system call interrupted by a signal.
+fn is_interrupted(e: &redis::RedisError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::Interrupted;
+        }
+        source = error.source();
+    }
+    e.is_io_error() && e.to_string().contains("(os error 4)")
+}
+
+fn text(value: Value) -> Option<Vec<u8>> {
     match value {
-        Value::BulkString(bytes) => Some(bytes.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
 }
 
-/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out.
-fn parse_read(reply: &Value) -> Option<Vec<Message>> {
+/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out; the reply
+/// itself when it has another shape. Takes the reply apart rather than copying each value.
+fn parse_read(reply: Value) -> std::result::Result<Vec<Message>, Value> {
     let streams = match reply {
-        Value::Nil => return Some(Vec::new()),
-        Value::Array(streams) => streams
-            .iter()
-            .map(|s| match s {
-                Value::Array(pair) if pair.len() == 2 => Some(&pair[1]),
-                _ => None,
-            })
-            .collect::<Option<Vec<_>>>()?,
-        Value::Map(pairs) => pairs
-            .iter()
-            .map(|(_, v)| Some(v))
-            .collect::<Option<Vec<_>>>()?,
-        _ => return None,
+        Value::Nil => return Ok(Vec::new()),
+        Value::Array(streams)
+            if streams
+                .iter()
+                .all(|s| matches!(s, Value::Array(p) if p.len() == 2)) =>
+        {
+            streams
+                .into_iter()
+                .filter_map(|s| match s {
+                    Value::Array(mut pair) => pair.pop(),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
+        other => return Err(other),
     };
     let mut out = Vec::new();
     for entries in streams {
-        let Value::Array(entries) = entries else {
-            return None;
+        let entries = match entries {
+            Value::Array(entries) => entries,
+            other => return Err(other),
         };
+        out.reserve(entries.len());
         for entry in entries {
-            let Value::Array(entry) = entry else {
-                return None;
-            };
-            let id = MessageId::parse(&String::from_utf8(text(entry.first()?)?).ok()?)?;
-            let fields = match entry.get(1)? {
-                Value::Array(fields) => fields
-                    .chunks(2)
-                    .map(|pair| {
-                        Some((
-                            String::from_utf8_lossy(&text(pair.first()?)?).into_owned(),
-                            text(pair.get(1)?)?,
-                        ))
-                    })
-                    .collect::<Option<Vec<_>>>()?,
-                // A pending message deleted from the stream since (XDEL, trimming).
-                Value::Nil => Vec::new(),
-                _ => return None,
-            };
-            out.push(Message { id, fields });
+            let message = parse_entry(entry)?;
+            out.push(message);
         }
     }
-    Some(out)
+    Ok(out)
+}
+
+/// `[id, [field, value, ...]]`; the fields nil for a pending message deleted from the stream
+/// since (XDEL, trimming).
+fn parse_entry(entry: Value) -> std::result::Result<Message, Value> {
+    let Value::Array(mut parts) = entry else {
+        return Err(entry);
+    };
+    if parts.len() != 2 {
+        return Err(Value::Array(parts));
+    }
+    let fields = parts.pop().expect("two parts");
+    let id = parts.pop().expect("two parts");
+    let Some(id) = (match &id {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(MessageId::parse),
+        Value::SimpleString(s) => MessageId::parse(s),
+        _ => None,
+    }) else {
+        return Err(id);
+    };
+    let fields = match fields {
+        Value::Array(fields) => {
+            let mut out = Vec::with_capacity(fields.len() / 2);
+            let mut fields = fields.into_iter();
+            while let Some(name) = fields.next() {
+                let (Some(name), Some(value)) = (text(name), fields.next().and_then(text)) else {
+                    return Err(Value::Nil);
+                };
+                let name = String::from_utf8(name)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+                out.push((name, value));
+            }
+            out
+        }
+        Value::Nil => Vec::new(),
+        other => return Err(other),
+    };
+    Ok(Message { id, fields })
 }
