@@ -197,6 +197,33 @@ def test_materialize_on_ray_equals_a_local_run(example, ray_cluster):
     assert online(folder) == want_online
 
 
+def test_a_source_of_one_large_file_is_split_into_byte_ranges_across_parts(guests, ray_cluster, tmp_path):
+    """A source ingested as one data file of several row groups (60k rows; row groups hold
+    at most 16k) still spreads over the parts: each reads a byte range of the file, and the
+    rows equal a local run's."""
+    import skewless.ray as sray
+
+    text = (WORKSPACE / "examples" / "feature-repo" / "skewless.toml").read_text()
+    (tmp_path / "skewless.toml").write_text(text.replace("../../target/guests/wasm32-wasip2/guest/", f"{guests}/"))
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    view = "user_transaction_features"
+    with skewless.FeatureStore(tmp_path) as store:
+        store.ingest("raw.transactions", transactions(3, 60_000, now), create=True)
+        store.apply()
+        [local] = store.materialize([view])
+    source = catalog(tmp_path).load_table("raw.transactions")
+    assert len(source.inspect.files()) == 1
+
+    [done] = sray.materialize(tmp_path, [view], parts=3)
+
+    assert len(done.parts) == 3, done.parts
+    assert sum(1 for p in done.parts if p["rows"] > 0) >= 2, done.parts
+    assert len({p["node"] for p in done.parts if p["rows"] > 0}) > 1, done.parts
+    assert done.rows == local.rows == 60_000
+    table = catalog(tmp_path).load_table(f"features.{view}")
+    assert rows_of(table, done.snapshot_id).equals(rows_of(table, local.snapshot_id))
+
+
 def test_historical_on_ray_equals_the_cli_byte_for_byte(example, ray_cluster, run_cli, tmp_path):
     import skewless.ray as sray
 

@@ -23,8 +23,9 @@
 //!
 //! # Parts
 //!
-//! A batch view's parts split the scan's data files (balanced by bytes): each source row is
-//! in exactly one file, so in exactly one part; the newest row per entity of each part goes
+//! A batch view's parts split the scan's data files (balanced by bytes; a file larger than a
+//! part's share is cut into byte ranges that tile it, each range reading the row groups whose
+//! midpoint lies in it): each source row is in exactly one row group, so in exactly one part; the newest row per entity of each part goes
 //! online, and the online store keeps the newest of all. An aggregate view that is online
 //! needs every row of an entity in one place (its record describes all of them), so its
 //! parts are **entity buckets** instead: every part scans all the files and keeps the rows
@@ -40,7 +41,7 @@
 //! `skewless-job-<job>/`. Online writes made by parts of a failed job stay, as those of a
 //! failed local run do (see the [module docs](super)): they are values a re-run writes again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch};
@@ -87,8 +88,12 @@ pub struct PartPlan {
 /// One part of a [`PartPlan`]: source data files to read, and the entity bucket to keep.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Part {
-    /// The source's data files this part reads.
+    /// The source's data files this part reads whole.
     pub files: Vec<String>,
+    /// Byte ranges `(file, start, length)` of larger source files this part reads: the row
+    /// groups whose midpoint lies in the range (other parts read the rest of the file).
+    #[serde(default)]
+    pub ranges: Vec<(String, u64, u64)>,
     /// When set, only rows whose entity is in this bucket.
     pub bucket: Option<Bucket>,
 }
@@ -219,18 +224,51 @@ impl Fnv {
     }
 }
 
-/// Splits `files` (path, bytes) into at most `parts` groups of about equal bytes (largest
-/// first, each into the lightest group); no group is empty.
-fn split(mut files: Vec<(String, u64)>, parts: usize) -> Vec<Vec<String>> {
-    files.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut groups: Vec<(u64, Vec<String>)> = vec![(0, Vec::new()); parts.max(1).min(files.len())];
+/// What one part reads: whole files, and byte ranges `(file, start, length)` of others.
+type Share = (Vec<String>, Vec<(String, u64, u64)>);
+
+/// Splits `files` (path, bytes) into at most `parts` shares of about equal bytes. A file
+/// larger than a part's share of the total is cut into byte ranges of about that share, which
+/// tile it from 0 to its end (so each row group is read by exactly one range), so that a
+/// source of few large files still spreads over every part. Pieces go largest first, each to
+/// the lightest share; no share is empty.
+fn split(files: Vec<(String, u64)>, parts: usize) -> Vec<Share> {
+    let parts = parts.max(1) as u64;
+    let total: u64 = files.iter().map(|(_, bytes)| *bytes).sum();
+    let share = total.div_ceil(parts).max(1);
+    // (bytes, path, range), a whole file without a range.
+    type Piece = (u64, String, Option<(u64, u64)>);
+    let mut pieces: Vec<Piece> = Vec::new();
     for (path, bytes) in files {
-        if let Some(lightest) = groups.iter_mut().min_by_key(|(total, _)| *total) {
-            lightest.0 += bytes.max(1);
-            lightest.1.push(path);
+        let cuts = bytes.div_ceil(share).max(1);
+        if cuts == 1 {
+            pieces.push((bytes, path, None));
+            continue;
+        }
+        for k in 0..cuts {
+            // Every range is at least one byte (`bytes >= cuts`): a length of 0 would mean
+            // the whole file to the reader.
+            let (start, end) = (k * bytes / cuts, (k + 1) * bytes / cuts);
+            pieces.push((end - start, path.clone(), Some((start, end - start))));
         }
     }
-    groups.into_iter().map(|(_, files)| files).collect()
+    pieces.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.cmp(&b.1))
+            .then_with(|| a.2.cmp(&b.2))
+    });
+    let count = (parts as usize).min(pieces.len());
+    let mut shares: Vec<(u64, Share)> = vec![(0, (Vec::new(), Vec::new())); count];
+    for (bytes, path, range) in pieces {
+        if let Some((total, (files, ranges))) = shares.iter_mut().min_by_key(|(total, _)| *total) {
+            *total += bytes.max(1);
+            match range {
+                None => files.push(path),
+                Some((start, length)) => ranges.push((path, start, length)),
+            }
+        }
+    }
+    shares.into_iter().map(|(_, share)| share).collect()
 }
 
 /// The folder of a job's data files, under the feature table's data location.
@@ -290,14 +328,16 @@ impl Job<'_> {
                 (0..count)
                     .map(|index| Part {
                         files: all.clone(),
+                        ranges: Vec::new(),
                         bucket: Some(Bucket { index, count }),
                     })
                     .collect()
             }
             _ => split(files, parts)
                 .into_iter()
-                .map(|files| Part {
+                .map(|(files, ranges)| Part {
                     files,
+                    ranges,
                     bucket: None,
                 })
                 .collect(),
@@ -381,8 +421,19 @@ impl Job<'_> {
             )
         })?;
         let run = self.run_of(plan)?;
-        let files: BTreeSet<String> = part.files.iter().cloned().collect();
-        let scan = run.scan_options().data_files(Arc::new(files));
+        let mut files: BTreeSet<String> = part.files.iter().cloned().collect();
+        let mut ranges: BTreeMap<String, Vec<(u64, u64)>> = BTreeMap::new();
+        for (file, start, length) in &part.ranges {
+            files.insert(file.clone());
+            ranges
+                .entry(file.clone())
+                .or_default()
+                .push((*start, *length));
+        }
+        let mut scan = run.scan_options().data_files(Arc::new(files));
+        if !ranges.is_empty() {
+            scan = scan.byte_ranges(Arc::new(ranges));
+        }
         // An earlier attempt of this part (its worker died) left files nobody will commit.
         let dir = format!("{}/part-{index}", job_dir(&plan.job));
         rt.block_on(offline.delete_dir(&run.table, &dir))?;
@@ -560,8 +611,18 @@ mod tests {
                 .map(|(i, s)| (format!("f{i}"), *s))
                 .collect::<Vec<_>>()
         };
-        let groups = split(files(&[10, 9, 1, 1]), 2);
-        // Largest first into the lightest group (the first of equals).
+        let whole = |shares: Vec<Share>| -> Vec<Vec<String>> {
+            shares
+                .into_iter()
+                .map(|(files, ranges)| {
+                    assert!(ranges.is_empty(), "{ranges:?}");
+                    files
+                })
+                .collect()
+        };
+        let groups = whole(split(files(&[10, 9, 1, 1]), 2));
+        // Largest first into the lightest group (the first of equals); no file is larger
+        // than a share (11 bytes), so none is cut.
         assert_eq!(
             groups,
             vec![
@@ -569,7 +630,43 @@ mod tests {
                 vec!["f1".into(), "f2".into()]
             ]
         );
-        assert_eq!(split(files(&[5]), 3).len(), 1);
         assert!(split(Vec::new(), 3).is_empty());
+    }
+
+    #[test]
+    fn a_file_larger_than_a_share_is_cut_into_ranges_that_tile_it() {
+        for (bytes, parts) in [(100u64, 3usize), (5, 3), (3, 3), (7, 2), (1_000_003, 16)] {
+            let shares = split(vec![("big".to_owned(), bytes)], parts);
+            assert_eq!(shares.len(), parts, "{bytes} bytes into {parts}");
+            let mut ranges: Vec<(u64, u64)> = shares
+                .iter()
+                .flat_map(|(files, ranges)| {
+                    assert!(files.is_empty());
+                    ranges.iter().map(|(f, s, l)| {
+                        assert_eq!(f, "big");
+                        (*s, *l)
+                    })
+                })
+                .collect();
+            ranges.sort();
+            // From 0 to the end, no gap, no overlap, no empty range.
+            let mut next = 0;
+            for (start, length) in ranges {
+                assert_eq!(start, next);
+                assert!(length > 0);
+                next = start + length;
+            }
+            assert_eq!(next, bytes);
+        }
+        // A file of 2 bytes cannot be cut into 3 ranges of at least a byte: 2 parts.
+        assert_eq!(split(vec![("tiny".to_owned(), 2)], 3).len(), 2);
+        // Mixed: the large file is cut, the small ones stay whole.
+        let shares = split(
+            vec![("big".into(), 90), ("a".into(), 5), ("b".into(), 5)],
+            4,
+        );
+        assert_eq!(shares.len(), 4);
+        let whole: Vec<&String> = shares.iter().flat_map(|(files, _)| files).collect();
+        assert_eq!(whole.len(), 2);
     }
 }

@@ -124,7 +124,7 @@ pub use append::{AppendJob, CommitGuard};
 pub use expire::Expired;
 pub use incremental::Appended;
 pub use name::TableName;
-pub use scan::{RecordBatchStream, ScanOptions, TimeRange};
+pub use scan::{ByteRanges, RecordBatchStream, ScanOptions, TimeRange};
 pub(crate) use schema::align_batch;
 pub use storage::{S3Settings, Secret};
 

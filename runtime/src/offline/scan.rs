@@ -1,6 +1,6 @@
 //! Scanning a table: [`ScanOptions`], [`TimeRange`] and the resulting [`RecordBatchStream`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -57,7 +57,15 @@ pub struct ScanOptions {
     /// files some snapshots added, for an incremental read, or the files an overwrite
     /// replaces. Files of the snapshot not in the set are not opened.
     pub data_files: Option<Arc<BTreeSet<String>>>,
+    /// With `data_files`: of the files named here, read only these byte ranges `(start,
+    /// length)`, each as its own scan task. A range holds the row groups whose midpoint lies
+    /// in it (iceberg-rust's rule), so ranges that tile a file from 0 to its end read each
+    /// row group exactly once, without opening the file to find them.
+    pub byte_ranges: Option<Arc<ByteRanges>>,
 }
+
+/// Byte ranges `(start, length)` to read, per data file.
+pub type ByteRanges = BTreeMap<String, Vec<(u64, u64)>>;
 
 impl ScanOptions {
     /// Pins the scan to a snapshot.
@@ -89,6 +97,12 @@ impl ScanOptions {
         self.data_files = Some(files);
         self
     }
+
+    /// Of the files named, reads only these byte ranges (see [`ScanOptions::byte_ranges`]).
+    pub fn byte_ranges(mut self, ranges: Arc<ByteRanges>) -> Self {
+        self.byte_ranges = Some(ranges);
+        self
+    }
 }
 
 pub(super) async fn scan(
@@ -102,9 +116,27 @@ pub(super) async fn scan(
         // The same planning (pruning, filters, projection), reading only the chosen files.
         Some(files) => match scan.plan_files().await {
             Ok(tasks) => {
-                let tasks = tasks.try_filter(move |task| {
-                    std::future::ready(files.contains(task.data_file_path()))
-                });
+                let ranges = options.byte_ranges.unwrap_or_default();
+                let tasks = tasks
+                    .try_filter(move |task| {
+                        std::future::ready(files.contains(task.data_file_path()))
+                    })
+                    .map_ok(move |task| {
+                        let tasks: Vec<_> = match ranges.get(task.data_file_path()) {
+                            None => vec![task],
+                            Some(ranges) => ranges
+                                .iter()
+                                .map(|&(start, length)| {
+                                    let mut part = task.clone();
+                                    part.start = start;
+                                    part.length = length;
+                                    part
+                                })
+                                .collect(),
+                        };
+                        futures::stream::iter(tasks.into_iter().map(Ok))
+                    })
+                    .try_flatten();
                 let mut reader = table.reader_builder();
                 if let Some(size) = options.batch_size {
                     reader = reader.with_batch_size(size);
