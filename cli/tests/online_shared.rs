@@ -6,34 +6,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use skewless_runtime::online::{self, EntityKey, FeatureValue, OnlineStore, StoredRow};
 use skewless_runtime::registry::FeatureRepo;
 
-fn skewless(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skewless"))
-        .args(args)
-        .arg("--repo")
-        .arg(repo)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{http, ok, skewless};
 
 /// A feature repo on the default (embedded) online store, with one transaction per user of
 /// `amounts`, an hour ago, ingested, applied and materialized.
@@ -84,23 +66,6 @@ fn stored_amount_log1p(store: &dyn OnlineStore, user: i64) -> Option<f64> {
         Some(FeatureValue::Float64(v)) => Some(*v),
         other => panic!("amount_log1p is {other:?}"),
     }
-}
-
-/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }
 
 /// `skewless serve` on `repo`, killed when dropped.

@@ -7,25 +7,20 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use skewless_tests::seaweedfs::{SECRET_ACCESS_KEY, SeaweedFs};
 
+use common::{http, now_secs, ok, rfc3339};
+
 fn skewless(repo: &Path, weed: &SeaweedFs, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_skewless"))
-        .args(args)
-        .arg("--repo")
-        .arg(repo)
-        .envs(weed.credentials_env())
-        .output()
-        .expect("the binary runs");
+    let out = common::skewless_with(repo, args, &weed.credentials_env());
     for stream in [&out.stdout, &out.stderr] {
         assert!(
             !String::from_utf8_lossy(stream).contains(SECRET_ACCESS_KEY),
@@ -33,30 +28,6 @@ fn skewless(repo: &Path, weed: &SeaweedFs, args: &[&str]) -> Output {
         );
     }
     out
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// `secs` since the epoch as `2026-11-24T10:00:00Z`.
-fn rfc3339(secs: i64) -> String {
-    chrono::DateTime::from_timestamp(secs, 0)
-        .expect("a time in range")
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// `user_id -> amount_log1p` of a training set written by `skewless historical`.
@@ -84,23 +55,6 @@ fn training_set(path: &Path) -> Vec<(i64, Option<f64>)> {
     }
     out.sort_by_key(|(user, _)| *user);
     out
-}
-
-/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
 }
 
 #[test]

@@ -7,31 +7,15 @@ mod common;
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use skewless_tests::redis_server::RedisServer;
 
+use common::{ok, skewless, stop};
+
 const STREAM: &str = "txns";
 const GROUP: &str = "g";
-
-fn skewless(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skewless"))
-        .args(args)
-        .arg("--repo")
-        .arg(repo)
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn redis_cli(redis: &RedisServer, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
@@ -111,22 +95,7 @@ fn stop_when_idle(mut child: Child, redis: &RedisServer, signal: &str) -> (bool,
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(600));
-    let sent = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "stream did not stop on {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop(&mut child, signal, Duration::from_secs(20));
     let mut log = String::new();
     child
         .stderr

@@ -75,27 +75,11 @@ fn source(rows: usize, seed: u64, hour_offset: i64) -> RecordBatch {
         created.push(seed as i64 * 1_000_000 + i as i64);
         amount.push((next() % 10_000) as f64 / 10.0);
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new("event_ts", ts_type(), false),
-        Field::new("ingested_at", ts_type(), false),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("balance_before", DataType::Float64, true),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(users)),
-            Arc::new(TimestampMicrosecondArray::from(event).with_timezone("+00:00")),
-            Arc::new(TimestampMicrosecondArray::from(created).with_timezone("+00:00")),
-            Arc::new(Float64Array::from(amount)),
-            // A zero balance makes `amount_to_balance_ratio` null: null feature values occur.
-            Arc::new(Float64Array::from_iter_values(
-                (0..rows).map(|i| if i % 7 == 0 { 0.0 } else { 500.0 }),
-            )),
-        ],
-    )
-    .unwrap()
+    // A zero balance makes `amount_to_balance_ratio` null: null feature values occur.
+    let balance: Vec<f64> = (0..rows)
+        .map(|i| if i % 7 == 0 { 0.0 } else { 500.0 })
+        .collect();
+    skewless_tests::transactions(users, event, created, amount, balance)
 }
 
 /// Entity rows: users 0..22 (20 and 21 have no history) at label times on the hour grid

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use axum::Router;
 use axum::body::Body;
@@ -69,24 +69,13 @@ fn ts() -> DataType {
 
 /// One seed row (user 0), so the source table exists and `apply` can check it.
 fn seed() -> RecordBatch {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new("event_ts", ts(), false),
-        Field::new("ingested_at", ts(), false),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("balance_before", DataType::Float64, true),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(vec![0])),
-            Arc::new(TimestampMicrosecondArray::from(vec![JAN_1_US]).with_timezone("+00:00")),
-            Arc::new(TimestampMicrosecondArray::from(vec![JAN_1_US]).with_timezone("+00:00")),
-            Arc::new(Float64Array::from(vec![1.0])),
-            Arc::new(Float64Array::from(vec![2.0])),
-        ],
+    skewless_tests::transactions(
+        vec![0],
+        vec![JAN_1_US],
+        vec![JAN_1_US],
+        vec![1.0],
+        vec![2.0],
     )
-    .unwrap()
 }
 
 pub(crate) fn repo(online: Option<&str>) -> TestRepo {

@@ -89,30 +89,14 @@ fn ts() -> DataType {
 /// amount (null features). User 5 has no row.
 fn source() -> RecordBatch {
     let now = now_us();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new("event_ts", ts(), false),
-        Field::new("ingested_at", ts(), false),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("balance_before", DataType::Float64, true),
-    ]));
     let events = vec![now - DAY, 1_577_836_800_000_000, now + 10 * DAY, now - DAY];
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(vec![1, 2, 3, 4])),
-            Arc::new(TimestampMicrosecondArray::from(events.clone()).with_timezone("+00:00")),
-            Arc::new(TimestampMicrosecondArray::from(events).with_timezone("+00:00")),
-            Arc::new(Float64Array::from(vec![
-                Some(120.5),
-                Some(80.0),
-                Some(9.0),
-                None,
-            ])),
-            Arc::new(Float64Array::from(vec![1000.0, 400.0, 50.0, 10.0])),
-        ],
+    skewless_tests::transactions(
+        vec![1, 2, 3, 4],
+        events.clone(),
+        events,
+        vec![Some(120.5), Some(80.0), Some(9.0), None],
+        vec![1000.0, 400.0, 50.0, 10.0],
     )
-    .unwrap()
 }
 
 /// A repo applied and materialized into `online` (the embedded store when `None`).

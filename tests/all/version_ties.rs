@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_array::{Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use skewless_runtime::apply::{CREATED_TS, EVENT_TS};
 use skewless_runtime::historical::{MemoryBudget, Request, Retrieval, TrainingSet};
@@ -86,24 +86,7 @@ fn source(rows: usize, seed: u64) -> RecordBatch {
         amount.push(amounts[next() % amounts.len()]);
         balance.push(balances[next() % balances.len()]);
     }
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("user_id", DataType::Int64, false),
-        Field::new("event_ts", ts_type(), false),
-        Field::new("ingested_at", ts_type(), false),
-        Field::new("amount", DataType::Float64, true),
-        Field::new("balance_before", DataType::Float64, true),
-    ]));
-    RecordBatch::try_new(
-        schema,
-        vec![
-            Arc::new(Int64Array::from(users)),
-            Arc::new(TimestampMicrosecondArray::from(event).with_timezone("+00:00")),
-            Arc::new(TimestampMicrosecondArray::from(created).with_timezone("+00:00")),
-            Arc::new(Float64Array::from(amount)),
-            Arc::new(Float64Array::from(balance)),
-        ],
-    )
-    .unwrap()
+    skewless_tests::transactions(users, event, created, amount, balance)
 }
 
 /// A feature-table or training-set cell as the online store holds it.

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{Field, Schema};
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use skewless_runtime::{Transform, TransformEngine};
 
 pub use skewless_test_components as components;
@@ -47,6 +47,36 @@ pub fn batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("valid batch")
 }
 
+/// A batch of the `raw.transactions` source the feature-repo tests share: `user_id`,
+/// `event_ts` and `ingested_at` (µs since the epoch, UTC), `amount`, `balance_before`.
+pub fn transactions(
+    users: Vec<i64>,
+    event_us: Vec<i64>,
+    created_us: Vec<i64>,
+    amount: impl Into<Float64Array>,
+    balance_before: impl Into<Float64Array>,
+) -> RecordBatch {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("+00:00".into()));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("user_id", DataType::Int64, false),
+        Field::new("event_ts", ts.clone(), false),
+        Field::new("ingested_at", ts, false),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("balance_before", DataType::Float64, true),
+    ]));
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from(users)),
+            Arc::new(TimestampMicrosecondArray::from(event_us).with_timezone("+00:00")),
+            Arc::new(TimestampMicrosecondArray::from(created_us).with_timezone("+00:00")),
+            Arc::new(amount.into()),
+            Arc::new(balance_before.into()),
+        ],
+    )
+    .expect("a transactions batch")
+}
+
 /// Renders a batch as an aligned text table, for snapshot assertions.
 pub fn pretty(batch: &RecordBatch) -> String {
     arrow_cast::pretty::pretty_format_batches(std::slice::from_ref(batch))
@@ -70,9 +100,8 @@ pub fn all_types_batch(f64s: &[f64]) -> RecordBatch {
         valid(i).then_some(v)
     }
     let n = f64s.len();
-    let mut vec = FixedSizeListBuilder::new(Float32Builder::new(), 4).with_field(Arc::new(
-        Field::new("item", arrow_schema::DataType::Float32, false),
-    ));
+    let mut vec = FixedSizeListBuilder::new(Float32Builder::new(), 4)
+        .with_field(Arc::new(Field::new("item", DataType::Float32, false)));
     for (i, v) in f64s.iter().enumerate() {
         vec.values().append_slice(&[*v as f32, 1.0, -0.0, i as f32]);
         vec.append(valid(i));
@@ -143,7 +172,7 @@ pub fn parse_rfc3339(text: &str) -> i64 {
     use arrow_array::cast::AsArray;
     let ts = arrow_cast::cast(
         &arrow_array::StringArray::from(vec![text]),
-        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Microsecond, None),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
     )
     .expect("an RFC 3339 timestamp");
     ts.as_primitive::<arrow_array::types::TimestampMicrosecondType>()

@@ -33,6 +33,7 @@ use crate::aggregate::Aggregation;
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::online::{EntityKey, FeatureValue, KeyValue, compare_values};
+use crate::pipeline::parallel_map_ordered;
 use crate::registry::KeyType;
 
 /// Rounds of partitioning after which a partition is joined in memory whatever its size:
@@ -278,12 +279,9 @@ impl Joiner<'_, '_> {
             ));
         };
         let hash = PartitionHash::new(round);
-        let fan_out = self.budget.fan_out;
-        let mut entity_rows = vec![Vec::new(); fan_out];
-        for row in rows {
-            entity_rows[partition_of(hash.key(&self.query.keys[row as usize]), fan_out)].push(row);
-        }
-        let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); fan_out];
+        let entity_rows = self.split_entity_rows(&hash, &rows);
+        drop(rows);
+        let mut pieces: Vec<Vec<RecordBatch>> = vec![Vec::new(); entity_rows.len()];
         // Each held batch is dropped once grouped: one copy of the rows at a time.
         for batch in held {
             for (part, slice) in
@@ -297,53 +295,41 @@ impl Joiner<'_, '_> {
             .zip(entity_rows)
             .filter(|(_, rows)| !rows.is_empty())
             .collect();
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
         let query = self.query;
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(work.len())
-            .max(1);
-        let compute = || -> Result<Vec<Chunk>> {
-            let mut chunks = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some((held, rows)) = work.get(i) else {
-                    return Ok(chunks);
-                };
-                let columns = super::aggregate::compute(query, aggregations, held, rows)?;
-                chunks.push(Chunk {
-                    rows: rows.clone(),
+        let chunks = &mut self.chunks;
+        parallel_map_ordered(
+            work.into_iter().map(Ok),
+            workers,
+            |(held, rows)| {
+                let columns = super::aggregate::compute(query, aggregations, &held, &rows)?;
+                Ok(Chunk {
+                    rows,
                     columns: Some(columns),
-                });
-            }
-        };
-        let results: Vec<Result<Vec<Chunk>>> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(compute)).collect();
-            let mut results = vec![compute()];
-            for helper in helpers {
-                results.push(helper.join().unwrap_or_else(|_| {
-                    Err(Error::new(
-                        ErrorKind::Internal,
-                        "a thread computing aggregates panicked",
-                    ))
-                }));
-            }
-            results
-        });
-        for chunks in results {
-            self.chunks.extend(chunks?);
+                })
+            },
+            |chunk| {
+                chunks.push(chunk);
+                Ok(())
+            },
+        )
+    }
+
+    /// The entity rows `rows` split by `hash` into the budget's `fan_out` partitions.
+    fn split_entity_rows(&self, hash: &PartitionHash, rows: &[u32]) -> Vec<Vec<u32>> {
+        let fan_out = self.budget.fan_out;
+        let mut parts = vec![Vec::new(); fan_out];
+        for &row in rows {
+            parts[partition_of(hash.key(&self.query.keys[row as usize]), fan_out)].push(row);
         }
-        Ok(())
+        parts
     }
 
     /// Starts partitioning a round: splits the entity rows by the round's hash.
     fn partitioning(&self, round: usize, rows: &[u32], first: &RecordBatch) -> Partitioning {
         let fan_out = self.budget.fan_out;
         let hash = PartitionHash::new(round);
-        let mut parts = vec![Vec::new(); fan_out];
-        for &row in rows {
-            parts[partition_of(hash.key(&self.query.keys[row as usize]), fan_out)].push(row);
-        }
+        let parts = self.split_entity_rows(&hash, rows);
         // Half the budget buffers writes; the other half is for the rows held when the round
         // switched to partitioning.
         let row_bytes = arrow_bytes(first).div_ceil(first.num_rows().max(1));

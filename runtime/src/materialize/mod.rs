@@ -69,6 +69,7 @@ pub mod distributed;
 mod newest;
 mod plan;
 mod records;
+mod shards;
 mod values;
 
 pub(crate) use values::{arrow_value, feature_value};

@@ -12,21 +12,16 @@
 //! kept does not depend on which worker offers its batch first.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::sync::Mutex;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 
+use super::shards::EntityShards;
 use super::values::{RowKey, feature_value};
 use crate::error::Result;
 use crate::online::{EntityKey, FeatureValue, StoredRow, compare_values};
-
-const SHARDS: usize = 64;
-
-type Shard = HashMap<RowKey, Candidate, ahash::RandomState>;
 
 struct Candidate {
     version: (i64, i64),
@@ -35,23 +30,13 @@ struct Candidate {
 
 /// The greatest row per entity (the order of rows), shared by the workers of one job.
 pub(crate) struct NewestRows {
-    /// Picks an entity's shard. Not the shards' own hasher: the keys of one shard would all
-    /// share the hash bits that pick it, the bits a hash table picks its buckets with, so
-    /// they would crowd into a 64th of each table's buckets and every lookup would compare
-    /// keys along long probe sequences.
-    shard_hasher: ahash::RandomState,
-    shards: Vec<Mutex<Shard>>,
+    entities: EntityShards<Candidate>,
 }
 
 impl NewestRows {
     pub(crate) fn new() -> Self {
-        // Fixed seeds: shard choice need not be secret, only spread.
-        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
         NewestRows {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
-                .collect(),
-            shard_hasher: ahash::RandomState::with_seeds(9, 10, 11, 12),
+            entities: EntityShards::new(),
         }
     }
 
@@ -68,14 +53,13 @@ impl NewestRows {
         for row in 0..batch.num_rows() {
             let key = RowKey::of(batch, keys, row);
             let version = (event.value(row), created.value(row));
-            let shard = self.shard_hasher.hash_one(&key) as usize % SHARDS;
             let decode = || {
                 features
                     .iter()
                     .map(|c| feature_value(c, row))
                     .collect::<Result<Vec<_>>>()
             };
-            let mut shard = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            let mut shard = self.entities.shard(&key);
             match shard.entry(key) {
                 Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
                     Ordering::Greater => {
@@ -108,9 +92,8 @@ impl NewestRows {
 
     /// The newest rows, stamped with the component digest.
     pub(crate) fn into_rows(self, digest: &str) -> Vec<(EntityKey, StoredRow)> {
-        self.shards
-            .into_iter()
-            .flat_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+        self.entities
+            .into_entries()
             .map(|(key, c)| {
                 let row = StoredRow {
                     event_ts: c.version.0,

@@ -20,32 +20,21 @@
 //! a margin before the job's time) and one state per lifetime aggregation; older rows are
 //! folded as they pass. Entities the run does not touch cost nothing.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 
+use super::shards::EntityShards;
 use super::values::{RowKey, feature_value};
 use crate::aggregate::{RecordBuilder, RecordLayout, encode_record};
 use crate::error::Result;
 use crate::online::{EntityKey, FeatureValue, StoredRow};
 
-const SHARDS: usize = 64;
-
-type Shard = HashMap<RowKey, RecordBuilder, ahash::RandomState>;
-
 /// The records being built, sharded by entity so that workers rarely wait on each other.
 pub(crate) struct Records<'a> {
     layout: &'a RecordLayout,
     job_now: i64,
-    /// Picks an entity's shard. Not the shards' own hasher: the keys of one shard would all
-    /// share the hash bits that pick it, the bits a hash table picks its buckets with, so
-    /// they would crowd into a 64th of each table's buckets and every lookup would compare
-    /// keys along long probe sequences.
-    shard_hasher: ahash::RandomState,
-    shards: Vec<Mutex<Shard>>,
+    entities: EntityShards<RecordBuilder>,
 }
 
 /// Where a batch's columns are: `keys` join-key columns first, then `event_ts` and
@@ -57,20 +46,11 @@ pub(crate) struct Columns<'c> {
 
 impl<'a> Records<'a> {
     pub(crate) fn new(layout: &'a RecordLayout, job_now: i64) -> Self {
-        let hasher = ahash::RandomState::with_seeds(5, 6, 7, 8);
         Records {
             layout,
             job_now,
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
-                .collect(),
-            shard_hasher: ahash::RandomState::with_seeds(9, 10, 11, 12),
+            entities: EntityShards::new(),
         }
-    }
-
-    fn shard(&self, key: &RowKey) -> std::sync::MutexGuard<'_, Shard> {
-        let i = self.shard_hasher.hash_one(key) as usize % SHARDS;
-        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Offers every row of a batch the run writes: each touches its entity.
@@ -103,7 +83,7 @@ impl<'a> Records<'a> {
             .as_primitive::<TimestampMicrosecondType>();
         for row in 0..batch.num_rows() {
             let key = RowKey::of(batch, at.keys, row);
-            let mut shard = self.shard(&key);
+            let mut shard = self.entities.shard(&key);
             let touched = shard.contains_key(&key);
             let builder = match keep(event.value(row), touched) {
                 Keep::Skip => continue,
@@ -139,9 +119,8 @@ impl<'a> Records<'a> {
         version: (i64, i64),
     ) -> Vec<(EntityKey, StoredRow)> {
         let layout = self.layout;
-        self.shards
-            .into_iter()
-            .flat_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+        self.entities
+            .into_entries()
             .map(|(key, builder)| {
                 let record = builder.finish(layout);
                 let row = StoredRow {

@@ -41,25 +41,14 @@ impl RowKey {
     /// The key of `row` of a batch whose first `keys` columns are the join keys (cast to
     /// Int64 or Utf8); null values are left out, as [`key_value`] does.
     pub(crate) fn of(batch: &RecordBatch, keys: usize, row: usize) -> RowKey {
-        if keys == 1 {
-            let column = batch.column(0);
-            if !column.is_null(row) {
-                match column.data_type() {
-                    ArrowType::Int64 => {
-                        return RowKey::Int(column.as_primitive::<Int64Type>().value(row));
-                    }
-                    ArrowType::Int32 => {
-                        return RowKey::Int(column.as_primitive::<Int32Type>().value(row).into());
-                    }
-                    _ => {}
-                }
-            }
+        let mut values = (0..keys).filter_map(|i| key_value(batch.column(i), row));
+        match keys {
+            1 => match values.next() {
+                Some(KeyValue::Int64(v)) => RowKey::Int(v),
+                other => RowKey::Key(EntityKey(other.into_iter().collect())),
+            },
+            _ => RowKey::Key(EntityKey(values.collect())),
         }
-        RowKey::Key(EntityKey(
-            (0..keys)
-                .filter_map(|i| key_value(batch.column(i), row))
-                .collect(),
-        ))
     }
 
     /// The entity key.

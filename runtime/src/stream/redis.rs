@@ -119,6 +119,28 @@ impl RedisStreams {
         Ok(streams)
     }
 
+    /// A new handle, with its own connection, on this stream and group as `consumer`,
+    /// starting at that consumer's unacknowledged messages; `claim`: the claim this consumer
+    /// holds on `consumer`, a dead one it takes over.
+    fn handle(&self, consumer: String, claim: Option<String>) -> RedisStreams {
+        RedisStreams {
+            url: self.url.clone(),
+            client: self.client.clone(),
+            connection: None,
+            key: self.key.clone(),
+            group: self.group.clone(),
+            pending_done: false,
+            pending_after: "0".to_owned(),
+            delivered: None,
+            claimer: match claim {
+                Some(_) => self.consumer.clone(),
+                None => String::new(),
+            },
+            claim,
+            consumer,
+        }
+    }
+
     /// The key of the claim on `consumer` held while another consumer takes it over.
     fn claim_key(&self, consumer: &str) -> String {
         format!("{}:claim:{}/{}", self.key, self.group, consumer)
@@ -161,19 +183,7 @@ impl StreamSource for RedisStreams {
     }
 
     fn reader(&self) -> Result<Box<dyn StreamSource>> {
-        Ok(Box::new(RedisStreams {
-            url: self.url.clone(),
-            client: self.client.clone(),
-            connection: None,
-            key: self.key.clone(),
-            group: self.group.clone(),
-            consumer: self.consumer.clone(),
-            pending_done: false,
-            pending_after: "0".to_owned(),
-            delivered: None,
-            claim: None,
-            claimer: String::new(),
-        }))
+        Ok(Box::new(self.handle(self.consumer.clone(), None)))
     }
 
     fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<Message>> {
@@ -278,19 +288,7 @@ impl StreamSource for RedisStreams {
                 // Another consumer took it over first.
                 continue;
             }
-            claimed.push(Box::new(RedisStreams {
-                url: self.url.clone(),
-                client: self.client.clone(),
-                connection: None,
-                key: self.key.clone(),
-                group: self.group.clone(),
-                consumer: name,
-                pending_done: false,
-                pending_after: "0".to_owned(),
-                delivered: None,
-                claim: Some(claim),
-                claimer: self.consumer.clone(),
-            }));
+            claimed.push(Box::new(self.handle(name, Some(claim))));
         }
         Ok(claimed)
     }
