@@ -8,7 +8,6 @@ use arrow_array::{Array, BooleanArray, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use futures::TryStreamExt;
 use iceberg::Catalog;
-use iceberg::arrow::RecordBatchPartitionSplitter;
 use iceberg::spec::{
     DataFile, DataFileFormat, TableMetadata, deserialize_data_file_from_json,
     serialize_data_file_to_json,
@@ -28,6 +27,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::commit::SqlCommitter;
+use super::split::PartitionSplitter;
 use super::{
     ScanOptions, SnapshotInfo, TableName, TimeRange, convert_error, current_arrow_schema,
     overwrite, scan, schema,
@@ -56,7 +56,7 @@ enum Sink {
 }
 
 struct PartitionedSink {
-    splitter: RecordBatchPartitionSplitter,
+    splitter: PartitionSplitter,
     writer: FanoutWriter<FileWriterBuilder>,
 }
 
@@ -160,11 +160,8 @@ impl AppendJob {
         let sink = if partition_spec.is_unpartitioned() {
             Sink::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
         } else {
-            let splitter = RecordBatchPartitionSplitter::try_new_with_computed_values(
-                iceberg_schema,
-                partition_spec,
-            )
-            .map_err(internal)?;
+            let splitter =
+                PartitionSplitter::try_new(iceberg_schema, partition_spec).map_err(internal)?;
             Sink::Partitioned(Box::new(PartitionedSink {
                 splitter,
                 writer: FanoutWriter::new(builder),

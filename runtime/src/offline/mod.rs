@@ -94,6 +94,7 @@ mod name;
 mod overwrite;
 mod scan;
 mod schema;
+mod split;
 mod storage;
 
 use std::collections::{BTreeMap, HashMap};
