@@ -283,8 +283,22 @@ impl RecordBuilder {
         created_ts: i64,
         values: Vec<FeatureValue>,
     ) -> Result<()> {
-        debug_assert_eq!(values.len(), layout.columns.len());
+        self.add_with(layout, event_ts, created_ts, || Ok(values))
+    }
+
+    /// [`add`](Self::add), with the row's values read only if the record needs them: a row
+    /// older than the cut of a view with no lifetime aggregation only moves the newest time
+    /// before the cut, and most rows of a long history are such rows.
+    pub fn add_with(
+        &mut self,
+        layout: &RecordLayout,
+        event_ts: i64,
+        created_ts: i64,
+        values: impl FnOnce() -> Result<Vec<FeatureValue>>,
+    ) -> Result<()> {
         if event_ts > self.cut {
+            let values = values()?;
+            debug_assert_eq!(values.len(), layout.columns.len());
             self.rows.push(RecordRow {
                 event_ts,
                 created_ts,
@@ -293,6 +307,11 @@ impl RecordBuilder {
             return Ok(());
         }
         self.newest_before_cut = self.newest_before_cut.max(Some(event_ts));
+        if layout.lifetime_of.iter().all(Option::is_none) {
+            return Ok(());
+        }
+        let values = values()?;
+        debug_assert_eq!(values.len(), layout.columns.len());
         for (i, l) in layout.lifetime_of.iter().enumerate() {
             if let Some(l) = l {
                 self.lifetime[*l].update(layout.input(i, &values), event_ts, created_ts)?;

@@ -788,7 +788,7 @@ impl Job<'_> {
             values: &values,
         };
         // One scan at a time, a batch at a time: memory holds the records, not the table.
-        let scan = |range: Option<(i64, i64)>, keep: &dyn Fn(i64, bool) -> Keep| -> Result<()> {
+        let scan = |range: Option<(i64, i64)>, keep: &dyn Fn(i64) -> Keep| -> Result<()> {
             let mut options = ScanOptions::default()
                 .snapshot(head)
                 .columns(columns.clone())
@@ -808,15 +808,12 @@ impl Job<'_> {
         };
         if let Some((start, end)) = window {
             // The rows the window replaces touch their entities.
-            scan(
-                Some((start, end)),
-                &|e, _| match (start..end).contains(&e) {
-                    true => Keep::TouchOnly,
-                    false => Keep::Skip,
-                },
-            )?;
+            scan(Some((start, end)), &|e| match (start..end).contains(&e) {
+                true => Keep::TouchOnly,
+                false => Keep::Skip,
+            })?;
         }
-        scan(None, &|e, _| match window {
+        scan(None, &|e| match window {
             Some((start, end)) if (start..end).contains(&e) => Keep::Skip,
             _ => Keep::IfTouched,
         })?;

@@ -55,26 +55,21 @@ impl<'a> Records<'a> {
 
     /// Offers every row of a batch the run writes: each touches its entity.
     pub(crate) fn offer(&self, batch: &RecordBatch, at: &Columns<'_>) -> Result<()> {
-        self.add(batch, at, |_, _| Keep::Touch)
+        self.add(batch, at, |_| Keep::Touch)
     }
 
-    /// Offers the rows the feature table holds: a row is added when `keep` says so and its
-    /// entity is touched; `Keep::Touch` also marks its entity touched.
+    /// Offers the rows the feature table holds, deciding by each row's event time with
+    /// `keep` (see [`Keep`]).
     pub(crate) fn offer_stored(
         &self,
         batch: &RecordBatch,
         at: &Columns<'_>,
-        keep: impl Fn(i64, bool) -> Keep,
+        keep: impl Fn(i64) -> Keep,
     ) -> Result<()> {
         self.add(batch, at, keep)
     }
 
-    fn add(
-        &self,
-        batch: &RecordBatch,
-        at: &Columns<'_>,
-        keep: impl Fn(i64, bool) -> Keep,
-    ) -> Result<()> {
+    fn add(&self, batch: &RecordBatch, at: &Columns<'_>, keep: impl Fn(i64) -> Keep) -> Result<()> {
         let event = batch
             .column(at.keys)
             .as_primitive::<TimestampMicrosecondType>();
@@ -82,15 +77,19 @@ impl<'a> Records<'a> {
             .column(at.keys + 1)
             .as_primitive::<TimestampMicrosecondType>();
         for row in 0..batch.num_rows() {
+            let decision = keep(event.value(row));
+            if decision == Keep::Skip {
+                continue;
+            }
             let key = RowKey::of(batch, at.keys, row);
             let mut shard = self.entities.shard(&key);
-            let touched = shard.contains_key(&key);
-            let builder = match keep(event.value(row), touched) {
+            // One probe of the entity's shard per row: a full run offers millions.
+            let builder = match decision {
                 Keep::Skip => continue,
                 Keep::TouchOnly => {
-                    if !touched {
-                        shard.insert(key, self.layout.builder(self.job_now));
-                    }
+                    shard
+                        .entry(key)
+                        .or_insert_with(|| self.layout.builder(self.job_now));
                     continue;
                 }
                 Keep::Touch => shard
@@ -101,12 +100,12 @@ impl<'a> Records<'a> {
                     None => continue,
                 },
             };
-            let values = at
-                .values
-                .iter()
-                .map(|&c| feature_value(batch.column(c), row))
-                .collect::<Result<Vec<FeatureValue>>>()?;
-            builder.add(self.layout, event.value(row), created.value(row), values)?;
+            let values = || {
+                (at.values.iter())
+                    .map(|&c| feature_value(batch.column(c), row))
+                    .collect::<Result<Vec<FeatureValue>>>()
+            };
+            builder.add_with(self.layout, event.value(row), created.value(row), values)?;
         }
         Ok(())
     }
