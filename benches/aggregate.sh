@@ -11,7 +11,9 @@
 #   ROWS=5000000 bash benches/aggregate.sh
 #
 # Needs a release build (built here; BIN=<dir> uses the binaries in <dir> instead), wrk and
-# redis-server.
+# redis-server. A/B comparisons of serving: SERVE_BINS="<dir> <dir>..." serves the one
+# materialized repo with each directory's `skewless` in turn, ROUNDS times (default 1), so
+# the builds alternate under the same machine state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${ROWS:-1000000}
@@ -85,10 +87,8 @@ printf '| incremental (1%% appended; reads the feature table back for the touche
     $((rows / 100)) "$s" "$(echo "$((rows / 100)) / $s" | bc -l)" $(( $(cat "$work/rss") / 1024 ))
 echo
 
-port=$(free_port)
-"$bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve.log" &
-pids+=($!)
-wait_for "http://127.0.0.1:$port/ready"
+serve_bins=${SERVE_BINS:-$bin}
+rounds=${ROUNDS:-1}
 cat > "$work/wrk.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -100,9 +100,21 @@ done = function(summary, latency, requests)
     summary.requests / (summary.duration / 1e6), summary.errors.status))
 end
 LUA
-printf '| scenario | connections | p50 (µs) | p99 (µs) | requests/s | non-200 |\n|---|---|---|---|---|---|\n'
-for c in $connections; do
-    result=$(wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features" | grep RESULT)
-    read -r _ p50 p99 rps errors <<< "$result"
-    printf '| 1 entity x 10 aggregates, Redis | %s | %s | %s | %s | %s |\n' "$c" "$p50" "$p99" "$rps" "$errors"
+printf '| scenario | server | connections | p50 (µs) | p99 (µs) | requests/s | non-200 |\n|---|---|---|---|---|---|---|\n'
+for _ in $(seq 1 "$rounds"); do
+    for serve_bin in $serve_bins; do
+        port=$(free_port)
+        "$serve_bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve.log" &
+        server=$!
+        pids+=($server)
+        wait_for "http://127.0.0.1:$port/ready"
+        for c in $connections; do
+            result=$(wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features" | grep RESULT)
+            read -r _ p50 p99 rps errors <<< "$result"
+            printf '| 1 entity x 10 aggregates, Redis | %s | %s | %s | %s | %s | %s |\n' \
+                "$serve_bin" "$c" "$p50" "$p99" "$rps" "$errors"
+        done
+        kill "$server"
+        wait "$server" 2>/dev/null || true
+    done
 done

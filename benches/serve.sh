@@ -12,7 +12,10 @@
 #
 #   bash benches/serve.sh
 #
-# Needs wrk (apt-get install wrk), redis-server, and a release build (built here).
+# Needs wrk (apt-get install wrk), redis-server, and a release build (built here; BIN=<dir>
+# uses the binaries in <dir> instead). A/B comparisons: SERVE_BINS="<dir> <dir>..." serves
+# each store's repo with each directory's `skewless` in turn, ROUNDS times (default 1), so
+# the builds alternate under the same machine state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${DURATION:-10s}
@@ -24,10 +27,10 @@ stores=${STORES:-embedded redis}
 server_cpu=() client_cpu=()
 if [ -n "${PIN:-}" ]; then server_cpu=(taskset -c 0) client_cpu=(taskset -c 1); fi
 only=${ONLY:-}
-bin=$PWD/target/release
+bin=${BIN:-$PWD/target/release}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
 command -v redis-server >/dev/null || { echo "redis-server is missing: apt-get install -y redis-server" >&2; exit 1; }
-cargo build --release --quiet -p skewless-cli -p skewless-datagen
+[ -n "${BIN:-}" ] || cargo build --release --quiet -p skewless-cli -p skewless-datagen
 CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 \
     -p transaction-features -p merchant-category -p time-features -p request-amount-ratio
 guest=$PWD/target/guests/wasm32-wasip2/guest
@@ -152,10 +155,14 @@ TOML
     "$bin/skewless" ingest raw.transactions --repo "$repo" --from "$work/txns.parquet" --create >/dev/null
     "$bin/skewless" apply --repo "$repo" >/dev/null
     "$bin/skewless" materialize --repo "$repo" --all >/dev/null 2>&1
+    for _ in $(seq 1 "${ROUNDS:-1}"); do
+    for serve_bin in ${SERVE_BINS:-$bin}; do
     port=$(free_port)
-    "${server_cpu[@]}" "$bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve-$store.log" &
+    "${server_cpu[@]}" "$serve_bin/skewless" serve --repo "$repo" --addr "127.0.0.1:$port" 2>"$work/serve-$store.log" &
     pids+=($!)
     wait_for "http://127.0.0.1:$port/ready"
+    label=$store
+    [ -z "${SERVE_BINS:-}" ] || label="$store ($serve_bin)"
     for scenario in "1 entity, 10 features|$ten|1|0" "10 entities, 10 features|$ten|10|0" \
         "1 entity, 5 features|$five|1|0" "1 entity, 5 features + request view|$with_req|1|1"; do
         IFS='|' read -r name features entities amount <<<"$scenario"
@@ -164,8 +171,11 @@ TOML
             out=$(FEATURES=$features ENTITIES=$entities AMOUNT=$amount USERS=$users \
                 "${client_cpu[@]}" wrk -t1 -c"$c" -d"$duration" -s "$work/wrk.lua" "http://127.0.0.1:$port/get-online-features")
             read -r p50 p99 rps bad <<<"$(grep '^RESULT' <<<"$out" | cut -d' ' -f2-)"
-            printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$store" "$name" "$c" "$p50" "$p99" "$rps" "$bad"
+            printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$name" "$c" "$p50" "$p99" "$rps" "$bad"
         done
     done
     kill "${pids[-1]}"
+    wait "${pids[-1]}" 2>/dev/null || true
+    done
+    done
 done

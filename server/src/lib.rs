@@ -12,10 +12,11 @@
 //! | `GET /metrics` | Prometheus metrics ([`metrics`]) |
 //! | `GET /openapi.json` | an OpenAPI 3.1 description of every endpoint and error |
 //!
-//! The handlers are thin: read the body (up to a size limit), parse, run the blocking work
-//! (store reads, component calls) under a per-request deadline, render. Quick requests (a
-//! local store, few rows) run in place on the async worker; the others, and every request
-//! once a component has been seen slow, run off it.
+//! The handlers are thin: read the body (up to a size limit), parse, do the work (store reads,
+//! component calls) under a per-request deadline, render. A store with an async path (Redis)
+//! is awaited on the async worker, with the CPU work around it in place; with another store,
+//! quick requests (a local store, few rows) run in place on the async worker, and the others,
+//! and every request once a component has been seen slow, run off it.
 //! A failing request (bad input, a trapping or slow component, a dead store) gets a JSON error
 //! ([`error`]) and never disturbs the others: a component that runs past the deadline is
 //! stopped by the engine's own epoch deadline, and a dead store answers within its timeout.
@@ -35,6 +36,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures::FutureExt;
 use serde::Serialize;
 use serde_json::json;
 
@@ -277,7 +279,12 @@ async fn answer(state: &AppState, body: Body) -> Result<(OnlineFeatures, bool), 
             ),
         ))
     };
-    // Where the blocking work runs, on a multi-threaded runtime:
+    // Where the work runs, on a multi-threaded runtime:
+    // - with a store read asynchronously (`OnlineServing::reads_async`: Redis), everything on
+    //   this worker: the plan (CPU), the store's round trip awaited without blocking it, and
+    //   the values (CPU; request-time views that are not quick after `block_in_place`, as
+    //   below). No hand-off at all: on 2 cores the hand-off per request was most of a
+    //   request's time under load;
     // - a quick request (`OnlineServing::is_quick`: a local store, few rows, no slow
     //   component seen yet) right here on the async worker: a few µs of CPU, and no hand-off
     //   to pay for (on 2 cores the hand-off doubled what a request-time view adds at p50);
@@ -286,12 +293,36 @@ async fn answer(state: &AppState, body: Body) -> Result<(OnlineFeatures, bool), 
     //   worker (still 25-30 µs faster at p50 than waking a blocking-pool thread).
     // The time is bounded by the engine's deadline for component calls (`serve` sets it to
     // the request deadline) and the store's timeouts; an answer later than the deadline is
-    // still a 504. Elsewhere the work goes to the blocking pool, where the deadline can
-    // answer without waiting for it.
+    // still a 504 (an awaited store read is dropped at the deadline). Elsewhere the work goes
+    // to the blocking pool, where the deadline can answer without waiting for it.
     if tokio::runtime::Handle::current().runtime_flavor()
         == tokio::runtime::RuntimeFlavor::MultiThread
     {
         // A panic (a bug) fails this request with a 500, as on the blocking pool.
+        let panicked = || {
+            ApiError::from(Error::new(
+                ErrorKind::Internal,
+                "the request failed unexpectedly (a panic; see the log)",
+            ))
+        };
+        if serving.reads_async() {
+            let work = async {
+                let planned = serving.plan(&request, skewless_runtime::micros::now())?;
+                let read = planned.read_async().await?;
+                match planned.is_quick_to_finish() {
+                    true => planned.finish(read),
+                    false => tokio::task::block_in_place(|| planned.finish(read)),
+                }
+            };
+            let work = std::panic::AssertUnwindSafe(work).catch_unwind();
+            let result = tokio::time::timeout(limits.request_timeout, work).await;
+            return match result {
+                Ok(_) if started.elapsed() > limits.request_timeout => Err(deadline_exceeded()),
+                Ok(Ok(result)) => Ok((result?, view_metadata)),
+                Ok(Err(_)) => Err(panicked()),
+                Err(_) => Err(deadline_exceeded()),
+            };
+        }
         let run =
             || std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| serving.get(&request)));
         let result = match serving.is_quick(&request) {
@@ -303,11 +334,7 @@ async fn answer(state: &AppState, body: Body) -> Result<(OnlineFeatures, bool), 
         }
         return match result {
             Ok(result) => Ok((result?, view_metadata)),
-            Err(_) => Err(Error::new(
-                ErrorKind::Internal,
-                "the request failed unexpectedly (a panic; see the log)",
-            )
-            .into()),
+            Err(_) => Err(panicked()),
         };
     }
     let work = tokio::task::spawn_blocking(move || serving.get(&request));

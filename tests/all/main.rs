@@ -18,6 +18,7 @@ mod materialize;
 mod offline;
 mod offline_s3;
 mod online;
+mod online_async;
 mod online_cluster;
 mod online_dynamodb;
 mod push;

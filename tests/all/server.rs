@@ -118,7 +118,7 @@ pub(crate) fn materialized(online: Option<&dyn OnlineStore>) -> TestRepo {
     repo
 }
 
-fn serving(
+pub(crate) fn serving(
     repo: &TestRepo,
     store: Arc<dyn OnlineStore>,
 ) -> skewless_runtime::Result<OnlineServing> {
@@ -172,7 +172,12 @@ pub(crate) fn limits() -> Limits {
 }
 
 /// Sends one request through the router; the status and the body (JSON, or a string).
-async fn call(router: &Router, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+pub(crate) async fn call(
+    router: &Router,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, Value) {
     let request = Request::builder()
         .method(method)
         .uri(path)

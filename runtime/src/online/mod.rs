@@ -60,6 +60,7 @@
 mod dynamodb;
 mod embedded;
 mod key;
+mod redis_async;
 mod redis_cluster;
 mod redis_store;
 mod row;
@@ -71,6 +72,7 @@ use std::fmt::Debug;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "dynamodb")]
@@ -98,9 +100,10 @@ pub struct WriteStats {
 
 /// The latest feature values per (feature view, entity key). See the [module docs](self).
 ///
-/// The API is synchronous: backends do blocking I/O (a file, a socket with timeouts). The
-/// async server runs reads off its workers, except reads of a local store in small, quick
-/// requests ([`OnlineStore::is_local`]).
+/// The API is synchronous: backends do blocking I/O (a file, a socket with timeouts). A backend
+/// behind a network may also offer [`AsyncOnlineStore`] ([`OnlineStore::as_async`]), which
+/// the async server awaits on its workers; it runs the other backends' reads off its workers,
+/// except reads of a local store in small, quick requests ([`OnlineStore::is_local`]).
 pub trait OnlineStore: Send + Sync + Debug {
     /// Writes `rows` of `view`, applying the order of rows ([`compare_rows`]: the version,
     /// then on an exact tie the stored bytes) per key atomically, also against concurrent
@@ -134,6 +137,30 @@ pub trait OnlineStore: Send + Sync + Debug {
     fn is_local(&self) -> bool {
         false
     }
+
+    /// The same store read and written without blocking a thread, if this backend offers it.
+    fn as_async(&self) -> Option<&dyn AsyncOnlineStore> {
+        None
+    }
+}
+
+/// Reads and writes of an online store that wait for the network without holding a thread:
+/// the same rows, order of rows, timeouts and errors as its [`OnlineStore`] methods, as
+/// futures polled on a tokio runtime. For callers on an async runtime (the online server),
+/// which would otherwise hand every call off their worker.
+pub trait AsyncOnlineStore: Send + Sync + Debug {
+    /// [`OnlineStore::read_many`]: every view's keys in one round trip.
+    fn read_many<'a>(
+        &'a self,
+        requests: &'a [(&'a str, &'a [EntityKey])],
+    ) -> BoxFuture<'a, Result<Vec<Vec<Option<StoredRow>>>>>;
+
+    /// [`OnlineStore::write`].
+    fn write<'a>(
+        &'a self,
+        view: &'a str,
+        rows: &'a [(EntityKey, StoredRow)],
+    ) -> BoxFuture<'a, Result<WriteStats>>;
 }
 
 /// Which online store to use: the `[online]` table of a project file, tagged by `type`.

@@ -26,15 +26,22 @@
 //! is retried once on a fresh connection, so a restart needs no restart of skewless. Retrying a
 //! write is safe: re-applying a row is a no-op under the ordering rule (it may then count as
 //! `skipped_older` instead of `written`).
+//!
+//! **The async path** ([`AsyncOnlineStore`], for the online server) sends the very same
+//! pipelines over one shared multiplexed connection (`redis_async.rs`) with the same timeouts
+//! and the same one retry on a broken connection, so a request waits for Redis without
+//! holding a thread.
 
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use redis::{Connection, ConnectionLike, RedisError, RedisResult, Script};
 
+use super::redis_async::AsyncConnection;
 use super::row::{decode_row, encode_row};
-use super::{EntityKey, OnlineStore, StoredRow, WriteStats, newest_per_key};
+use super::{AsyncOnlineStore, EntityKey, OnlineStore, StoredRow, WriteStats, newest_per_key};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Connect, read and write timeout of every Redis call.
@@ -92,6 +99,8 @@ pub struct RedisStore {
     url: String,
     script: Script,
     idle: Mutex<Vec<Connection>>,
+    /// The async path's shared connection (`redis_async.rs`).
+    asynchronous: AsyncConnection,
 }
 
 impl fmt::Debug for RedisStore {
@@ -127,6 +136,7 @@ impl RedisStore {
             .with_source(e)
         })?;
         let store = RedisStore {
+            asynchronous: AsyncConnection::new(client.clone()),
             client,
             url: redacted,
             script: Script::new(WRITE_SCRIPT),
@@ -247,7 +257,7 @@ impl RedisStore {
 }
 
 /// Whether `e` says the connection itself is unusable (rather than the request refused).
-fn is_broken(e: &RedisError) -> bool {
+pub(super) fn is_broken(e: &RedisError) -> bool {
     e.is_connection_dropped() || (e.is_io_error() && !e.is_timeout())
 }
 
@@ -281,37 +291,53 @@ pub(super) fn glob_escape(view: &str) -> String {
     out
 }
 
-impl OnlineStore for RedisStore {
-    fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
-        let (newest, mut skipped_older) = newest_per_key(rows)?;
+/// The pipelines of one write call: the newest row per key, [`CHUNK`] per pipeline, each
+/// opening with `SCRIPT LOAD`; and how many rows were dropped as older than another of the
+/// same call.
+struct WritePipelines {
+    pipes: Vec<(usize, redis::Pipeline)>,
+    skipped_older: usize,
+}
+
+impl WritePipelines {
+    fn new(script: &Script, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<Self> {
+        let (newest, skipped_older) = newest_per_key(rows)?;
         let prefix = format!("skewless:{view}:");
-        let mut written = 0;
+        let mut pipes = Vec::with_capacity(newest.len().div_ceil(CHUNK));
         for chunk in newest.chunks(CHUNK) {
             let mut pipe = redis::pipe();
-            pipe.load_script(&self.script).ignore();
+            pipe.load_script(script).ignore();
             for (key, row) in chunk {
                 let row = encode_row(row)?;
-                pipe.invoke_script(self.script.key(Self::redis_key(&prefix, key)).arg(row));
+                pipe.invoke_script(script.key(RedisStore::redis_key(&prefix, key)).arg(row));
             }
-            let results: Vec<i64> = self
-                .with_connection("write to", |conn| pipe.query(conn))
-                .map_err(|e| e.with_context("view", view))?;
-            let chunk_written = results.iter().filter(|r| **r == 1).count();
-            written += chunk_written;
-            skipped_older += chunk.len() - chunk_written;
+            pipes.push((chunk.len(), pipe));
         }
-        Ok(WriteStats {
-            written,
+        Ok(WritePipelines {
+            pipes,
             skipped_older,
         })
     }
 
-    fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>> {
-        Ok(self.read_many(&[(view, keys)])?.pop().unwrap_or_default())
+    /// Counts the answers of one pipeline (`rows` scripts) into `stats`.
+    fn count(stats: &mut WriteStats, rows: usize, results: &[i64]) {
+        let written = results.iter().filter(|r| **r == 1).count();
+        stats.written += written;
+        stats.skipped_older += rows - written;
     }
+}
 
-    /// Every view's keys in one pipeline (one round trip per 10,000 keys in all).
-    fn read_many(&self, requests: &[(&str, &[EntityKey])]) -> Result<Vec<Vec<Option<StoredRow>>>> {
+/// The `GET` pipelines of one read call: every view's keys in request order, [`CHUNK`] per
+/// pipeline; and how to turn their answers back into rows per view.
+struct ReadPipelines<'r> {
+    requests: &'r [(&'r str, &'r [EntityKey])],
+    /// Every key with the index of its request, in order.
+    flat: Vec<(usize, &'r EntityKey)>,
+    pipes: Vec<redis::Pipeline>,
+}
+
+impl<'r> ReadPipelines<'r> {
+    fn new(requests: &'r [(&'r str, &'r [EntityKey])]) -> Self {
         let prefixes: Vec<String> = requests
             .iter()
             .map(|(view, _)| format!("skewless:{view}:"))
@@ -321,37 +347,136 @@ impl OnlineStore for RedisStore {
             .enumerate()
             .flat_map(|(i, (_, keys))| keys.iter().map(move |k| (i, k)))
             .collect();
-        let mut out: Vec<Vec<Option<StoredRow>>> = requests
-            .iter()
+        let pipes = flat
+            .chunks(CHUNK)
+            .map(|chunk| {
+                let mut pipe = redis::pipe();
+                for (i, key) in chunk {
+                    pipe.cmd("GET")
+                        .arg(RedisStore::redis_key(&prefixes[*i], &key.encode()));
+                }
+                pipe
+            })
+            .collect();
+        ReadPipelines {
+            requests,
+            flat,
+            pipes,
+        }
+    }
+
+    /// The views read, for messages.
+    fn views(&self) -> String {
+        (self.requests.iter())
+            .map(|(view, _)| *view)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The rows of each request from the answers of every pipeline, in order.
+    fn decode(self, values: Vec<Option<Vec<u8>>>) -> Result<Vec<Vec<Option<StoredRow>>>> {
+        let mut out: Vec<Vec<Option<StoredRow>>> = (self.requests.iter())
             .map(|(_, keys)| Vec::with_capacity(keys.len()))
             .collect();
-        let views = || {
-            requests
-                .iter()
-                .map(|(view, _)| *view)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        for chunk in flat.chunks(CHUNK) {
-            let mut pipe = redis::pipe();
-            for (i, key) in chunk {
-                pipe.cmd("GET")
-                    .arg(Self::redis_key(&prefixes[*i], &key.encode()));
-            }
-            let values: Vec<Option<Vec<u8>>> = self
-                .with_connection("read from", |conn| pipe.query(conn))
-                .map_err(|e| e.with_context("view", views()))?;
-            for ((i, key), value) in chunk.iter().zip(values) {
-                let view = requests[*i].0;
-                out[*i].push(
-                    value
-                        .map(|bytes| decode_row(&bytes))
-                        .transpose()
-                        .map_err(|e| e.with_context("entity", key).with_context("view", view))?,
-                );
-            }
+        if values.len() != self.flat.len() {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the Redis online store answered {} reads for {} keys",
+                    values.len(),
+                    self.flat.len()
+                ),
+            ));
+        }
+        for ((i, key), value) in self.flat.iter().zip(values) {
+            let view = self.requests[*i].0;
+            out[*i].push(
+                value
+                    .map(|bytes| decode_row(&bytes))
+                    .transpose()
+                    .map_err(|e| e.with_context("entity", key).with_context("view", view))?,
+            );
         }
         Ok(out)
+    }
+}
+
+impl AsyncOnlineStore for RedisStore {
+    fn read_many<'a>(
+        &'a self,
+        requests: &'a [(&'a str, &'a [EntityKey])],
+    ) -> BoxFuture<'a, Result<Vec<Vec<Option<StoredRow>>>>> {
+        Box::pin(async move {
+            let reads = ReadPipelines::new(requests);
+            let mut values = Vec::with_capacity(reads.flat.len());
+            for pipe in &reads.pipes {
+                let answers: Vec<Option<Vec<u8>>> =
+                    self.asynchronous.query(pipe).await.map_err(|e| {
+                        self.error("read from", &e)
+                            .with_source(e)
+                            .with_context("view", reads.views())
+                    })?;
+                values.extend(answers);
+            }
+            reads.decode(values)
+        })
+    }
+
+    fn write<'a>(
+        &'a self,
+        view: &'a str,
+        rows: &'a [(EntityKey, StoredRow)],
+    ) -> BoxFuture<'a, Result<WriteStats>> {
+        Box::pin(async move {
+            let writes = WritePipelines::new(&self.script, view, rows)?;
+            let mut stats = WriteStats {
+                written: 0,
+                skipped_older: writes.skipped_older,
+            };
+            for (rows, pipe) in &writes.pipes {
+                let results: Vec<i64> = self.asynchronous.query(pipe).await.map_err(|e| {
+                    (self.error("write to", &e).with_source(e)).with_context("view", view)
+                })?;
+                WritePipelines::count(&mut stats, *rows, &results);
+            }
+            Ok(stats)
+        })
+    }
+}
+
+impl OnlineStore for RedisStore {
+    fn write(&self, view: &str, rows: &[(EntityKey, StoredRow)]) -> Result<WriteStats> {
+        let writes = WritePipelines::new(&self.script, view, rows)?;
+        let mut stats = WriteStats {
+            written: 0,
+            skipped_older: writes.skipped_older,
+        };
+        for (rows, pipe) in &writes.pipes {
+            let results: Vec<i64> = self
+                .with_connection("write to", |conn| pipe.query(conn))
+                .map_err(|e| e.with_context("view", view))?;
+            WritePipelines::count(&mut stats, *rows, &results);
+        }
+        Ok(stats)
+    }
+
+    fn read(&self, view: &str, keys: &[EntityKey]) -> Result<Vec<Option<StoredRow>>> {
+        Ok(OnlineStore::read_many(self, &[(view, keys)])?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// Every view's keys in one pipeline (one round trip per 10,000 keys in all).
+    fn read_many(&self, requests: &[(&str, &[EntityKey])]) -> Result<Vec<Vec<Option<StoredRow>>>> {
+        let reads = ReadPipelines::new(requests);
+        let mut values = Vec::with_capacity(reads.flat.len());
+        for pipe in &reads.pipes {
+            let answers: Vec<Option<Vec<u8>>> = self
+                .with_connection("read from", |conn| pipe.query(conn))
+                .map_err(|e| e.with_context("view", reads.views()))?;
+            values.extend(answers);
+        }
+        reads.decode(values)
     }
 
     fn delete_view(&self, view: &str) -> Result<()> {
@@ -398,6 +523,10 @@ impl OnlineStore for RedisStore {
 
     fn backend(&self) -> &'static str {
         "redis"
+    }
+
+    fn as_async(&self) -> Option<&dyn AsyncOnlineStore> {
+        Some(self)
     }
 }
 

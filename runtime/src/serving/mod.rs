@@ -430,8 +430,25 @@ impl OnlineServing {
     }
 
     /// Answers `request` as if it were `now_us` (µs since the epoch): the TTL and "rows from
-    /// the future" are judged against it.
+    /// the future" are judged against it. Blocking: [`OnlineServing::plan`], one blocking store
+    /// read, [`Planned::finish`].
     pub fn get_at(&self, request: &FeatureRequest, now_us: i64) -> Result<OnlineFeatures> {
+        let planned = self.plan(request, now_us)?;
+        let read = planned.read()?;
+        planned.finish(read)
+    }
+
+    /// Whether the online store can be read without blocking a thread
+    /// ([`OnlineStore::as_async`]): then an async caller awaits [`Planned::read_async`].
+    pub fn reads_async(&self) -> bool {
+        self.store.as_async().is_some()
+    }
+
+    /// The first step of answering `request` at `now_us`, CPU only: the features resolved,
+    /// the entity columns checked and the keys to read from the store, one list per view.
+    /// Then one store read ([`Planned::read`] or [`Planned::read_async`]) and
+    /// [`Planned::finish`] answer it; [`OnlineServing::get_at`] is the three in a row.
+    pub fn plan<'a>(&'a self, request: &'a FeatureRequest, now_us: i64) -> Result<Planned<'a>> {
         let selected = self.select(request)?;
         let (columns, rows) = request.columns()?;
         if rows > self.max_rows {
@@ -495,12 +512,12 @@ impl OnlineServing {
         }
 
         // One store read for every batch and aggregate view involved (one round trip on Redis).
-        let batch_views: Vec<&ServedView> = involved
+        let stored_views: Vec<&ServedView> = involved
             .iter()
             .copied()
             .filter(|view| matches!(view.kind, ViewKind::Batch | ViewKind::Aggregate))
             .collect();
-        let keys: Vec<Vec<EntityKey>> = batch_views
+        let keys: Vec<Vec<EntityKey>> = stored_views
             .iter()
             .map(|view| {
                 // The view's key columns, found once, not per row.
@@ -520,83 +537,16 @@ impl OnlineServing {
                     .collect()
             })
             .collect();
-        let requests: Vec<(&str, &[EntityKey])> = batch_views
-            .iter()
-            .zip(&keys)
-            .map(|(view, keys)| (&*view.name, keys.as_slice()))
-            .collect();
-        let started = Instant::now();
-        let read = if requests.is_empty() {
-            Vec::new()
-        } else {
-            self.store.read_many(&requests)?
-        };
-        let timings_store = started.elapsed();
-        let stored: Vec<(&str, Vec<Option<StoredRow>>)> = batch_views
-            .iter()
-            .map(|view| &*view.name)
-            .zip(read)
-            .collect();
-        let mut timings = Timings {
-            store: (!requests.is_empty()).then_some(timings_store),
-            transforms: Vec::new(),
-        };
-
-        // Aggregate views: every aggregation of every entity at `now`, from its record.
-        let aggregated: Vec<(&str, Vec<Aggregated>)> = (involved.iter())
-            .filter(|v| v.kind == ViewKind::Aggregate)
-            .map(|view| {
-                let values = aggregate_values(view, find(&stored, &view.name).as_slice(), now_us)?;
-                Ok((&*view.name, values))
-            })
-            .collect::<Result<_>>()?;
-
-        // Request-time views, each run once over all rows.
-        let mut computed: Vec<(&str, RecordBatch)> = Vec::new();
-        for view in involved.iter().filter(|v| v.kind == ViewKind::Request) {
-            let input =
-                self.request_view_input(view, &columns, &stored, &aggregated, rows, now_us)?;
-            let started = Instant::now();
-            let output = view.component()?.run(&input);
-            let elapsed = started.elapsed();
-            if elapsed > self.slow_call && !self.slow_call_seen.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    view = &*view.name,
-                    elapsed_ms = elapsed.as_secs_f64() * 1e3,
-                    "a request-time view call was slow; requests now run off the async workers"
-                );
-            }
-            let output = output.map_err(|e| {
-                // The input was checked against the signature above: a schema mismatch now
-                // is an output that does not fit it, the component's fault.
-                let e = match e.kind() {
-                    ErrorKind::SchemaMismatch | ErrorKind::InvalidInput => {
-                        e.with_kind(ErrorKind::InvalidComponent)
-                    }
-                    _ => e,
-                };
-                e.with_context("view", &view.name)
-            })?;
-            timings.transforms.push((view.name.clone(), elapsed));
-            computed.push((&view.name, output));
-        }
-
-        let mut features = Vec::with_capacity(selected.len());
-        for s in &selected {
-            features.push(match s.view.kind {
-                ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
-                ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
-                ViewKind::Aggregate => {
-                    aggregate_column(s, find(&aggregated, &s.view.name).as_slice())
-                }
-            });
-        }
-        Ok(OnlineFeatures {
+        Ok(Planned {
+            serving: self,
+            selected,
+            columns,
             rows,
+            involved,
             join_keys,
-            features,
+            stored_views,
+            keys,
             now_us,
-            timings,
         })
     }
 
@@ -778,6 +728,191 @@ impl OnlineServing {
             )
             .with_context("view", name)
         })
+    }
+}
+
+/// A request checked and its store read planned ([`OnlineServing::plan`]): what is left is
+/// one store read and [`Planned::finish`].
+#[derive(Debug)]
+pub struct Planned<'a> {
+    serving: &'a OnlineServing,
+    selected: Vec<Selected<'a>>,
+    columns: EntityColumns<'a>,
+    rows: usize,
+    /// The views involved: those selected, and the views request-time views read.
+    involved: Vec<&'a ServedView>,
+    join_keys: Vec<(String, Vec<KeyValue>)>,
+    /// The batch and aggregate views involved, read from the store, with each one's keys.
+    stored_views: Vec<&'a ServedView>,
+    keys: Vec<Vec<EntityKey>>,
+    now_us: i64,
+}
+
+/// What the online store answered for a [`Planned`] request.
+#[derive(Debug)]
+pub struct StoreRead {
+    /// The rows of each view read, in the plan's order.
+    rows: Vec<Vec<Option<StoredRow>>>,
+    /// How long the read took; `None` when there was nothing to read.
+    elapsed: Option<Duration>,
+}
+
+impl<'a> Planned<'a> {
+    /// Every stored view's keys, as one store read asks for them.
+    fn requests(&self) -> Vec<(&str, &[EntityKey])> {
+        (self.stored_views.iter().zip(&self.keys))
+            .map(|(view, keys)| (&*view.name, keys.as_slice()))
+            .collect()
+    }
+
+    /// Reads the store, blocking (one round trip on Redis).
+    pub fn read(&self) -> Result<StoreRead> {
+        let requests = self.requests();
+        if requests.is_empty() {
+            return Ok(StoreRead::nothing());
+        }
+        let started = Instant::now();
+        let rows = self.serving.store.read_many(&requests)?;
+        Ok(StoreRead {
+            rows,
+            elapsed: Some(started.elapsed()),
+        })
+    }
+
+    /// Reads the store without blocking a thread (one round trip on Redis), on a tokio
+    /// runtime. Only for a store that offers it ([`OnlineServing::reads_async`]); any other
+    /// is an `Internal` error (rather than a thread blocked behind the caller's back).
+    pub async fn read_async(&self) -> Result<StoreRead> {
+        let requests = self.requests();
+        if requests.is_empty() {
+            return Ok(StoreRead::nothing());
+        }
+        let store = self.serving.store.as_async().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the {} online store cannot be read asynchronously",
+                    self.serving.store.backend()
+                ),
+            )
+        })?;
+        let started = Instant::now();
+        let rows = store.read_many(&requests).await?;
+        Ok(StoreRead {
+            rows,
+            elapsed: Some(started.elapsed()),
+        })
+    }
+
+    /// Whether [`Planned::finish`] is expected to take microseconds of CPU: no request-time
+    /// view to run, or few rows ([`QUICK_ROWS`]) and no request-time view call seen slow yet
+    /// ([`OnlineServing::with_slow_call`]). The server finishes a quick request in place on
+    /// its async worker, any other after handing the worker's other tasks away.
+    pub fn is_quick_to_finish(&self) -> bool {
+        !self.involved.iter().any(|v| v.kind == ViewKind::Request)
+            || (self.rows <= QUICK_ROWS && !self.serving.slow_call_seen.load(Ordering::Relaxed))
+    }
+
+    /// Answers the request from what the store answered: values judged at `now`, aggregates
+    /// computed, request-time views run.
+    pub fn finish(self, read: StoreRead) -> Result<OnlineFeatures> {
+        let Planned {
+            serving,
+            selected,
+            columns,
+            rows,
+            involved,
+            join_keys,
+            stored_views,
+            keys: _,
+            now_us,
+        } = self;
+        if read.rows.len() != stored_views.len() {
+            return Err(Error::new(
+                ErrorKind::Internal,
+                format!(
+                    "the online store answered {} views for {} read",
+                    read.rows.len(),
+                    stored_views.len()
+                ),
+            ));
+        }
+        let stored: Vec<(&str, Vec<Option<StoredRow>>)> = stored_views
+            .iter()
+            .map(|view| &*view.name)
+            .zip(read.rows)
+            .collect();
+        let mut timings = Timings {
+            store: read.elapsed,
+            transforms: Vec::new(),
+        };
+
+        // Aggregate views: every aggregation of every entity at `now`, from its record.
+        let aggregated: Vec<(&str, Vec<Aggregated>)> = (involved.iter())
+            .filter(|v| v.kind == ViewKind::Aggregate)
+            .map(|view| {
+                let values = aggregate_values(view, find(&stored, &view.name).as_slice(), now_us)?;
+                Ok((&*view.name, values))
+            })
+            .collect::<Result<_>>()?;
+
+        // Request-time views, each run once over all rows.
+        let mut computed: Vec<(&str, RecordBatch)> = Vec::new();
+        for view in involved.iter().filter(|v| v.kind == ViewKind::Request) {
+            let input =
+                serving.request_view_input(view, &columns, &stored, &aggregated, rows, now_us)?;
+            let started = Instant::now();
+            let output = view.component()?.run(&input);
+            let elapsed = started.elapsed();
+            if elapsed > serving.slow_call && !serving.slow_call_seen.swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    view = &*view.name,
+                    elapsed_ms = elapsed.as_secs_f64() * 1e3,
+                    "a request-time view call was slow; requests now run off the async workers"
+                );
+            }
+            let output = output.map_err(|e| {
+                // The input was checked against the signature above: a schema mismatch now
+                // is an output that does not fit it, the component's fault.
+                let e = match e.kind() {
+                    ErrorKind::SchemaMismatch | ErrorKind::InvalidInput => {
+                        e.with_kind(ErrorKind::InvalidComponent)
+                    }
+                    _ => e,
+                };
+                e.with_context("view", &view.name)
+            })?;
+            timings.transforms.push((view.name.clone(), elapsed));
+            computed.push((&view.name, output));
+        }
+
+        let mut features = Vec::with_capacity(selected.len());
+        for s in &selected {
+            features.push(match s.view.kind {
+                ViewKind::Batch => stored_column(s, find(&stored, &s.view.name).as_slice(), now_us),
+                ViewKind::Request => computed_column(s, find(&computed, &s.view.name), now_us)?,
+                ViewKind::Aggregate => {
+                    aggregate_column(s, find(&aggregated, &s.view.name).as_slice())
+                }
+            });
+        }
+        Ok(OnlineFeatures {
+            rows,
+            join_keys,
+            features,
+            now_us,
+            timings,
+        })
+    }
+}
+
+impl StoreRead {
+    fn nothing() -> Self {
+        StoreRead {
+            rows: Vec::new(),
+            elapsed: None,
+        }
     }
 }
 
