@@ -56,6 +56,8 @@
 //! would commit them a second time, so keep `claim_idle` well above the longest commit.
 
 mod redis;
+mod resp;
+mod wire;
 
 pub use self::redis::RedisStreams;
 
@@ -101,7 +103,7 @@ impl fmt::Display for MessageId {
 }
 
 /// One message: its id and its fields.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     /// Its id.
     pub id: MessageId,

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use redis::{Connection, Value};
 
+use super::resp::ReplyError;
+use super::wire::{Wire, WireError};
 use super::{Message, MessageId, StreamSource};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -28,6 +30,8 @@ pub struct RedisStreams {
     url: String,
     client: redis::Client,
     connection: Option<Connection>,
+    /// The connection reads are made on, opened at the first read.
+    wire: Option<Wire>,
     key: String,
     group: String,
     consumer: String,
@@ -72,6 +76,7 @@ impl RedisStreams {
             url: url.to_owned(),
             client,
             connection: None,
+            wire: None,
             key: key.to_owned(),
             group: group.to_owned(),
             consumer: consumer.to_owned(),
@@ -127,6 +132,7 @@ impl RedisStreams {
             url: self.url.clone(),
             client: self.client.clone(),
             connection: None,
+            wire: None,
             key: self.key.clone(),
             group: self.group.clone(),
             pending_done: false,
@@ -162,10 +168,15 @@ impl RedisStreams {
         Ok(self.connection.as_mut().expect("just set"))
     }
 
+    /// The URL without its password.
+    fn redacted_url(&self) -> String {
+        self.url.rsplit('@').next().unwrap_or_default().to_owned()
+    }
+
     fn failed(&mut self, what: &str, e: redis::RedisError) -> Error {
         // A broken connection is opened again on the next call.
         self.connection = None;
-        let url = self.url.rsplit('@').next().unwrap_or_default().to_owned();
+        let url = self.redacted_url();
         Error::new(
             ErrorKind::Unavailable,
             format!(
@@ -201,24 +212,41 @@ impl StreamSource for RedisStreams {
             true => ">".to_owned(),
             false => self.pending_after.clone(),
         };
-        let mut command = redis::cmd("XREADGROUP");
-        command
-            .arg("GROUP")
-            .arg(&self.group)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(max);
+        let count = max.to_string();
+        let block = (wait.as_millis() as u64).to_string();
+        let mut args: Vec<&[u8]> = vec![
+            b"XREADGROUP",
+            b"GROUP",
+            self.group.as_bytes(),
+            self.consumer.as_bytes(),
+            b"COUNT",
+            count.as_bytes(),
+        ];
         if self.pending_done {
-            command.arg("BLOCK").arg(wait.as_millis() as u64);
+            args.extend([b"BLOCK".as_slice(), block.as_bytes()]);
         }
-        command.arg("STREAMS").arg(&self.key).arg(&from);
-        let connection = self.connection()?;
-        connection
-            .set_read_timeout(Some(TIMEOUT + wait))
-            .map_err(|e| Error::new(ErrorKind::Unavailable, e.to_string()))?;
-        let reply: Value = match command.query(connection) {
-            Ok(reply) => reply,
+        args.extend([b"STREAMS".as_slice(), self.key.as_bytes(), from.as_bytes()]);
+        if self.wire.is_none() {
+            let info = self.client.get_connection_info();
+            let wire = Wire::connect(info, TIMEOUT).map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "could not connect to Redis at {} to read the stream `{}`: {e}",
+                        self.redacted_url(),
+                        self.key
+                    ),
+                )
+            })?;
+            self.wire = Some(wire);
+        }
+        let wire = self.wire.as_mut().expect("just set");
+        let messages = match wire.read_group(&args, TIMEOUT + wait) {
+            Ok(messages) => messages,
             Err(e) => {
+                // The connection is opened again at the next read: after an error it may be
+                // in the middle of a reply.
+                self.wire = None;
                 // The server may have delivered messages in the reply that was lost: they
                 // are this consumer's pending ones now, so the next read starts again with
                 // the pending messages after the last one returned.
@@ -226,22 +254,24 @@ impl StreamSource for RedisStreams {
                 self.pending_after = self
                     .delivered
                     .map_or_else(|| "0".to_owned(), |id| id.to_string());
-                let interrupted = is_interrupted(&e);
-                let error = self.failed("read", e);
-                // A signal (Ctrl-C) during the blocking read: nothing read, the caller
-                // decides whether to stop.
-                return match interrupted {
-                    true => Ok(Vec::new()),
-                    false => Err(error),
+                let kind = match &e {
+                    WireError::Reply(ReplyError::Protocol(_) | ReplyError::Shape(_)) => {
+                        ErrorKind::Internal
+                    }
+                    WireError::Io(_) | WireError::Reply(ReplyError::Server(_)) => {
+                        ErrorKind::Unavailable
+                    }
                 };
+                return Err(Error::new(
+                    kind,
+                    format!(
+                        "could not read the Redis stream `{}` ({}): {e}",
+                        self.key,
+                        self.redacted_url()
+                    ),
+                ));
             }
         };
-        let messages = parse_read(reply).map_err(|reply| {
-            Error::new(
-                ErrorKind::Internal,
-                format!("an XREADGROUP reply of an unexpected shape: {reply:?}"),
-            )
-        })?;
         if !self.pending_done {
             match messages.last() {
                 Some(last) => self.pending_after = last.id.to_string(),
@@ -383,96 +413,10 @@ fn parse_consumers(reply: Value) -> Vec<(String, i64, i64)> {
     out
 }
 
-/// Whether `e` is a system call interrupted by a signal.
-fn is_interrupted(e: &redis::RedisError) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(error) = source {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return io.kind() == std::io::ErrorKind::Interrupted;
-        }
-        source = error.source();
-    }
-    e.is_io_error() && e.to_string().contains("(os error 4)")
-}
-
 fn text(value: Value) -> Option<Vec<u8>> {
     match value {
         Value::BulkString(bytes) => Some(bytes),
         Value::SimpleString(s) => Some(s.into_bytes()),
         _ => None,
     }
-}
-
-/// `[[key, [[id, [field, value, ...]], ...]]]`, or nil when the wait ran out; the reply
-/// itself when it has another shape. Takes the reply apart rather than copying each value.
-fn parse_read(reply: Value) -> std::result::Result<Vec<Message>, Value> {
-    let streams = match reply {
-        Value::Nil => return Ok(Vec::new()),
-        Value::Array(streams)
-            if streams
-                .iter()
-                .all(|s| matches!(s, Value::Array(p) if p.len() == 2)) =>
-        {
-            streams
-                .into_iter()
-                .filter_map(|s| match s {
-                    Value::Array(mut pair) => pair.pop(),
-                    _ => None,
-                })
-                .collect::<Vec<_>>()
-        }
-        Value::Map(pairs) => pairs.into_iter().map(|(_, v)| v).collect(),
-        other => return Err(other),
-    };
-    let mut out = Vec::new();
-    for entries in streams {
-        let entries = match entries {
-            Value::Array(entries) => entries,
-            other => return Err(other),
-        };
-        out.reserve(entries.len());
-        for entry in entries {
-            let message = parse_entry(entry)?;
-            out.push(message);
-        }
-    }
-    Ok(out)
-}
-
-/// `[id, [field, value, ...]]`; the fields nil for a pending message deleted from the stream
-/// since (XDEL, trimming).
-fn parse_entry(entry: Value) -> std::result::Result<Message, Value> {
-    let Value::Array(mut parts) = entry else {
-        return Err(entry);
-    };
-    if parts.len() != 2 {
-        return Err(Value::Array(parts));
-    }
-    let fields = parts.pop().expect("two parts");
-    let id = parts.pop().expect("two parts");
-    let Some(id) = (match &id {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(MessageId::parse),
-        Value::SimpleString(s) => MessageId::parse(s),
-        _ => None,
-    }) else {
-        return Err(id);
-    };
-    let fields = match fields {
-        Value::Array(fields) => {
-            let mut out = Vec::with_capacity(fields.len() / 2);
-            let mut fields = fields.into_iter();
-            while let Some(name) = fields.next() {
-                let (Some(name), Some(value)) = (text(name), fields.next().and_then(text)) else {
-                    return Err(Value::Nil);
-                };
-                let name = String::from_utf8(name)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-                out.push((name, value));
-            }
-            out
-        }
-        Value::Nil => Vec::new(),
-        other => return Err(other),
-    };
-    Ok(Message { id, fields })
 }
