@@ -7,8 +7,9 @@
 //! and the last `:` whatever it contains.
 //!
 //! **Writes** are one pipeline per batch: `SCRIPT LOAD` (so the script is always cached, even
-//! right after a Redis restart or `SCRIPT FLUSH`), then one `EVALSHA` of [`WRITE_SCRIPT`] per
-//! key. The script compares the stored version prefix with the new one byte by byte, and on an
+//! right after a Redis restart or `SCRIPT FLUSH`), then one `EVALSHA` of [`WRITE_MANY_SCRIPT`]
+//! per [`SCRIPT_KEYS`] keys, which applies the compare-and-set to each key in turn. The
+//! compare-and-set the stored version prefix with the new one byte by byte, and on an
 //! exact version tie the whole stored value, and writes only if the new row is strictly
 //! greater (the order of rows of `row.rs`): the ordering rule runs server-side, atomically, so
 //! two writers (threads, processes, machines) can never regress a value, and the row kept does
@@ -51,43 +52,70 @@ pub(super) const CHUNK: usize = 10_000;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
 
-/// The compare-and-set of one row: `KEYS[1]` the Redis key, `ARGV[1]` the encoded row. Returns
+/// The body of the compare-and-set, a Lua function `put(key, new)` shared by
+/// [`WRITE_SCRIPT`] and [`WRITE_MANY_SCRIPT`] (a macro, so that `concat!` can join it). Returns
 /// 1 if written, 0 if the stored row is at least as great. Mirrors `row::replaces_encoded`:
 /// the 16-byte version prefixes decide (one `GETRANGE`); only on an exact version tie is the
 /// whole stored value read (`GET`) and compared. Every comparison is of `string.byte` values
 /// (unsigned bytes) or exact string equality: Lua's `<` on strings goes through `strcoll`,
 /// which depends on the locale and, in some versions, stops at a NUL byte.
-pub(super) const WRITE_SCRIPT: &str = r"
-local new = ARGV[1]
-local old = redis.call('GETRANGE', KEYS[1], 0, 15)
-if #old == 16 then
-  for i = 1, 16 do
-    local a, b = string.byte(new, i), string.byte(old, i)
-    if a ~= b then
-      if a < b then return 0 end
-      redis.call('SET', KEYS[1], new)
-      return 1
+macro_rules! compare_and_set {
+    () => {
+        r"
+local function put(key, new)
+  local old = redis.call('GETRANGE', key, 0, 15)
+  if #old == 16 then
+    for i = 1, 16 do
+      local a, b = string.byte(new, i), string.byte(old, i)
+      if a ~= b then
+        if a < b then return 0 end
+        redis.call('SET', key, new)
+        return 1
+      end
+    end
+    old = redis.call('GET', key)
+    if old == new then return 0 end
+    local n = math.min(#new, #old)
+    local i = 17
+    while i + 63 <= n and string.sub(new, i, i + 63) == string.sub(old, i, i + 63) do
+      i = i + 64
+    end
+    while i <= n and string.byte(new, i) == string.byte(old, i) do
+      i = i + 1
+    end
+    if i <= n then
+      if string.byte(new, i) < string.byte(old, i) then return 0 end
+    elseif #new < #old then
+      return 0
     end
   end
-  old = redis.call('GET', KEYS[1])
-  if old == new then return 0 end
-  local n = math.min(#new, #old)
-  local i = 17
-  while i + 63 <= n and string.sub(new, i, i + 63) == string.sub(old, i, i + 63) do
-    i = i + 64
-  end
-  while i <= n and string.byte(new, i) == string.byte(old, i) do
-    i = i + 1
-  end
-  if i <= n then
-    if string.byte(new, i) < string.byte(old, i) then return 0 end
-  elseif #new < #old then
-    return 0
-  end
+  redis.call('SET', key, new)
+  return 1
 end
-redis.call('SET', KEYS[1], new)
-return 1
-";
+"
+    };
+}
+
+/// The compare-and-set of one row: `KEYS[1]` the Redis key, `ARGV[1]` the encoded row; 1 if
+/// written, 0 if the stored row is at least as great. For Redis Cluster, where the keys of
+/// one script call must share a slot.
+pub(super) const WRITE_SCRIPT: &str = concat!(compare_and_set!(), "return put(KEYS[1], ARGV[1])\n");
+
+/// The compare-and-set of several rows in one call: `KEYS[i]` and `ARGV[i]` as in
+/// [`WRITE_SCRIPT`], each row on its own (one script run is atomic as a whole, which only
+/// strengthens the per-key rule); returns how many were written. One call per
+/// [`SCRIPT_KEYS`] rows instead of one per row: Redis spends several microseconds setting up
+/// each script call, more than the compare-and-set itself.
+pub(super) const WRITE_MANY_SCRIPT: &str = concat!(
+    compare_and_set!(),
+    "local written = 0\n",
+    "for k = 1, #KEYS do written = written + put(KEYS[k], ARGV[k]) end\n",
+    "return written\n"
+);
+
+/// The most rows of one [`WRITE_MANY_SCRIPT`] call: a call blocks Redis while it runs (about
+/// a microsecond per row), so a large write is cut into calls that let other clients in.
+const SCRIPT_KEYS: usize = 128;
 
 /// The online store in Redis: one string per (view, entity) under
 /// `skewless:<view>:<hex of the encoded key>`, written by a server-side compare-and-set script,
@@ -139,7 +167,7 @@ impl RedisStore {
             asynchronous: AsyncConnection::new(client.clone()),
             client,
             url: redacted,
-            script: Script::new(WRITE_SCRIPT),
+            script: Script::new(WRITE_MANY_SCRIPT),
             idle: Mutex::new(Vec::new()),
         };
         Ok(store)
@@ -307,9 +335,13 @@ impl WritePipelines {
         for chunk in newest.chunks(CHUNK) {
             let mut pipe = redis::pipe();
             pipe.load_script(script).ignore();
-            for (key, row) in chunk {
-                let row = encode_row(row)?;
-                pipe.invoke_script(script.key(RedisStore::redis_key(&prefix, key)).arg(row));
+            for rows in chunk.chunks(SCRIPT_KEYS) {
+                let mut call = script.prepare_invoke();
+                for (key, row) in rows {
+                    call.key(RedisStore::redis_key(&prefix, key));
+                    call.arg(encode_row(row)?);
+                }
+                pipe.invoke_script(&call);
             }
             pipes.push((chunk.len(), pipe));
         }
@@ -319,9 +351,10 @@ impl WritePipelines {
         })
     }
 
-    /// Counts the answers of one pipeline (`rows` scripts) into `stats`.
+    /// Counts the answers of one pipeline (of `rows` rows; a count written per script call)
+    /// into `stats`.
     fn count(stats: &mut WriteStats, rows: usize, results: &[i64]) {
-        let written = results.iter().filter(|r| **r == 1).count();
+        let written = results.iter().map(|r| *r as usize).sum::<usize>();
         stats.written += written;
         stats.skipped_older += rows - written;
     }
