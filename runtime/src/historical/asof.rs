@@ -8,76 +8,44 @@
 //! order the rows were scanned or written in.
 //!
 //! It scales by sorting, never by a cross product: feature rows are sorted once by
-//! `(key, event_ts, created_ts)` (keys interned to dense ids first), and each entity row is
-//! answered by a hash lookup of its key's run and a binary search in it: `O((F + E) log F)` time,
-//! `O(F + E)` memory for indices. Version ties are rare, so their values are only looked at
-//! when the sort puts two rows of the same key and version side by side: then the caller's
-//! comparator (which encodes the rows' values) decides.
+//! `(key, event_ts, created_ts)`, their keys given as dense integer ids by the caller (the
+//! entity rows' keys numbered, see `filter`), and each entity row is answered by a binary
+//! search for its `(key, T)`: `O((F + E) log F)` time, `O(F)` memory for the sort keys.
+//! Version ties are rare, so their values are only looked at when the sort puts two rows of
+//! the same key and version side by side: then the caller's comparator (which encodes the
+//! rows' values) decides.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::online::EntityKey;
+/// One feature row as the join sorts it: the id of its key, its event and created
+/// timestamps (µs) and its index among the feature rows.
+pub type SortKey = (u32, i64, i64, u32);
 
-/// One feature row's sort key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FeatureRowKey {
-    /// The entity.
-    pub key: EntityKey,
-    /// Event timestamp, µs.
-    pub event_ts: i64,
-    /// Created timestamp, µs.
-    pub created_ts: i64,
-}
-
-/// For each `(key, T)` entity row, the index (into `features`) of the row a point-in-time join
-/// takes, or `None`.
+/// For each `(key id, T)` entity row, the index of the feature row a point-in-time join
+/// takes, or `None`; `features` holds each feature row's [`SortKey`] (in any order).
 ///
-/// Among rows with equal key and `(event_ts, created_ts)`, `tie(i, j)` (over indices into
-/// `features`) says which is greater: it must be the order of their stored bytes, so that
+/// Among rows with equal key and `(event_ts, created_ts)`, `tie(i, j)` (over feature row
+/// indices) says which is greater: it must be the order of their stored bytes, so that
 /// the join takes the row the online store keeps. It is called only for such rows. Rows it
 /// calls equal are the same values; of those the greatest index is taken. Its error is
 /// returned as it is.
-pub fn as_of_join<'k, E>(
-    features: &[FeatureRowKey],
-    entities: impl IntoIterator<Item = (&'k EntityKey, i64)>,
+pub fn as_of_join<E>(
+    mut features: Vec<SortKey>,
+    entities: impl IntoIterator<Item = (u32, i64)>,
     ttl: Option<Duration>,
     mut tie: impl FnMut(usize, usize) -> Result<Ordering, E>,
 ) -> Result<Vec<Option<usize>>, E> {
-    // Keys become dense ids, so the sort compares plain integers in one contiguous array
-    // instead of chasing each row's key through an index.
-    let mut ids: HashMap<&EntityKey, u32, ahash::RandomState> =
-        HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4));
-    let mut rows: Vec<(u32, i64, i64, u32)> = features
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let next = ids.len() as u32;
-            let id = *ids.entry(&f.key).or_insert(next);
-            (id, f.event_ts, f.created_ts, i as u32)
-        })
-        .collect();
-    rows.sort_unstable();
-    break_ties(&mut rows, &mut tie)?;
-    // The run of `rows` holding each id.
-    let mut runs = vec![(0usize, 0usize); ids.len()];
-    let mut start = 0;
-    while start < rows.len() {
-        let id = rows[start].0;
-        let end = start + rows[start..].partition_point(|r| r.0 == id);
-        runs[id as usize] = (start, end);
-        start = end;
-    }
+    features.sort_unstable();
+    break_ties(&mut features, &mut tie)?;
     let ttl_us = ttl.map(crate::micros::duration);
     Ok(entities
         .into_iter()
-        .map(|(key, t)| {
-            let (start, end) = runs[*ids.get(key)? as usize];
-            let run = &rows[start..end];
-            // Rows with event_ts <= T form a prefix of the run; the last of them is the answer.
-            let visible = run.partition_point(|r| r.1 <= t);
-            let best = run[..visible].last()?;
+        .map(|(id, t)| {
+            // The rows of `id` with event_ts <= T end where `(id, T)` would be inserted; the
+            // last of them is the answer.
+            let end = features.partition_point(|r| (r.0, r.1) <= (id, t));
+            let best = features[..end].last().filter(|r| r.0 == id)?;
             match ttl_us {
                 Some(ttl) if best.1 < t.saturating_sub(ttl) => None,
                 _ => Some(best.3 as usize),
@@ -120,9 +88,42 @@ fn break_ties<E>(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use proptest::prelude::*;
 
     use super::*;
+    use crate::online::EntityKey;
+
+    /// One feature row's key and version, as the tests state them.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct FeatureRowKey {
+        key: EntityKey,
+        event_ts: i64,
+        created_ts: i64,
+    }
+
+    /// [`super::as_of_join`] over entity keys: the keys numbered in order of appearance (an
+    /// entity key no feature row has gets an id of its own), as the caller does.
+    fn as_of_join<'k, E>(
+        features: &[FeatureRowKey],
+        entities: impl IntoIterator<Item = (&'k EntityKey, i64)>,
+        ttl: Option<Duration>,
+        tie: impl FnMut(usize, usize) -> Result<Ordering, E>,
+    ) -> Result<Vec<Option<usize>>, E> {
+        let mut ids: HashMap<EntityKey, u32> = HashMap::new();
+        let mut id = |key: &EntityKey| {
+            let next = ids.len() as u32;
+            *ids.entry(key.clone()).or_insert(next)
+        };
+        let rows = (features.iter().enumerate())
+            .map(|(i, f)| (id(&f.key), f.event_ts, f.created_ts, i as u32))
+            .collect();
+        let entities: Vec<(u32, i64)> = (entities.into_iter())
+            .map(|(key, t)| (id(key), t))
+            .collect();
+        super::as_of_join(rows, entities, ttl, tie)
+    }
 
     /// The definition, literally: scan every feature row for every entity row.
     fn brute_force(

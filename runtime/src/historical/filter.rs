@@ -14,8 +14,13 @@
 //! values with the key's, so a hash collision cannot keep a row another key owns. One
 //! `filter` per batch then copies the kept rows; a batch whose rows are all kept is passed on
 //! as it is.
+//!
+//! The same lookup numbers the keys: each distinct entity key gets a dense id (in the order
+//! the entity rows first name it), which is what the as-of join sorts and matches feature rows
+//! by ([`KeyFilter::ids`], [`KeyFilter::entity_id`]), so no key is built per feature row there
+//! either.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -28,16 +33,22 @@ use crate::error::Result;
 use crate::online::{EntityKey, KeyValue};
 use crate::registry::KeyType;
 
-/// The distinct keys of some entity rows, to keep the feature rows that hold one of them.
+/// The id [`KeyFilter::ids`] gives a feature row whose key no entity row asks for.
+pub(super) const NOT_ASKED: u32 = u32::MAX;
+
+/// The distinct keys of some entity rows, numbered, to keep the feature rows that hold one of
+/// them and to tell which.
 #[derive(Debug)]
 pub(super) struct KeyFilter<'k> {
     /// The entity rows' keys (with repeats); the index below points into them.
     keys: &'k [EntityKey],
+    /// The id of each entity row's key: equal keys, equal ids, dense from 0.
+    entity_ids: Vec<u32>,
     /// The view's join-key columns.
     key_columns: &'k [(String, KeyType)],
-    /// A single integer key: the asked integers, and whether a null key is asked (an entity
-    /// row with a null key, which stands for a key no stored row has).
-    ints: Option<(HashSet<i64, ahash::RandomState>, bool)>,
+    /// A single integer key: the id of each asked integer, and that of a null key if one is
+    /// asked (an entity row with a null key, which stands for a key no stored row has).
+    ints: Option<(HashMap<i64, u32, ahash::RandomState>, Option<u32>)>,
     hash: PartitionHash,
     /// Each distinct key's hash, to the first entity row holding that key.
     first: HashMap<u64, u32, ahash::RandomState>,
@@ -50,20 +61,26 @@ impl<'k> KeyFilter<'k> {
     /// A filter keeping the feature rows whose key under `key_columns` is one of `keys`.
     pub(super) fn new(keys: &'k [EntityKey], key_columns: &'k [(String, KeyType)]) -> Self {
         let hash = PartitionHash::new(0);
+        let mut entity_ids = Vec::with_capacity(keys.len());
+        let mut distinct = 0u32;
+        let mut next = || {
+            distinct += 1;
+            distinct - 1
+        };
         if let [(_, KeyType::Int32 | KeyType::Int64)] = key_columns {
-            let mut ints = HashSet::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8));
-            let mut null = false;
+            let mut ints: HashMap<i64, u32, ahash::RandomState> =
+                HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8));
+            let mut null = None;
             for key in keys {
-                match key.0.as_slice() {
-                    [KeyValue::Int64(v)] => {
-                        ints.insert(*v);
-                    }
+                entity_ids.push(match key.0.as_slice() {
+                    [KeyValue::Int64(v)] => *ints.entry(*v).or_insert_with(&mut next),
                     // The only other value an integer key column gives (see `keys`).
-                    _ => null = true,
-                }
+                    _ => *null.get_or_insert_with(&mut next),
+                });
             }
             return KeyFilter {
                 keys,
+                entity_ids,
                 key_columns,
                 ints: Some((ints, null)),
                 hash,
@@ -73,26 +90,33 @@ impl<'k> KeyFilter<'k> {
         }
         let mut first: HashMap<u64, u32, ahash::RandomState> =
             HashMap::with_hasher(ahash::RandomState::with_seeds(5, 6, 7, 8));
-        let mut collided = Vec::new();
+        let mut collided: Vec<(u64, u32)> = Vec::new();
         for (row, key) in keys.iter().enumerate() {
             let h = hash.key(key);
-            match first.get(&h) {
+            let id = match first.get(&h) {
                 None => {
                     first.insert(h, row as u32);
+                    next()
                 }
-                Some(&earlier) if keys[earlier as usize] == *key => {}
+                Some(&earlier) if keys[earlier as usize] == *key => entity_ids[earlier as usize],
                 Some(_) => {
                     let known = collided
                         .iter()
-                        .any(|&(c, r): &(u64, u32)| c == h && keys[r as usize] == *key);
-                    if !known {
-                        collided.push((h, row as u32));
+                        .find(|&&(c, r)| c == h && keys[r as usize] == *key);
+                    match known {
+                        Some(&(_, r)) => entity_ids[r as usize],
+                        None => {
+                            collided.push((h, row as u32));
+                            next()
+                        }
                     }
                 }
-            }
+            };
+            entity_ids.push(id);
         }
         KeyFilter {
             keys,
+            entity_ids,
             key_columns,
             ints: None,
             hash,
@@ -105,9 +129,53 @@ impl<'k> KeyFilter<'k> {
     #[cfg(test)]
     fn distinct(&self) -> usize {
         match &self.ints {
-            Some((ints, null)) => ints.len() + usize::from(*null),
+            Some((ints, null)) => ints.len() + usize::from(null.is_some()),
             None => self.first.len() + self.collided.len(),
         }
+    }
+
+    /// The id of entity row `row`'s key.
+    pub(super) fn entity_id(&self, row: u32) -> u32 {
+        self.entity_ids[row as usize]
+    }
+
+    /// The id of each row's key of `batch` (feature rows holding the view's join-key
+    /// columns): the id of the entity rows holding the same key, or [`NOT_ASKED`].
+    pub(super) fn ids(&self, batch: &RecordBatch) -> Result<Vec<u32>> {
+        let rows = batch.num_rows();
+        let cast = key_columns(batch, self.key_columns)?;
+        if let Some((ints, null)) = &self.ints {
+            let column = cast[0].as_primitive::<Int64Type>();
+            let id = |v: &i64| ints.get(v).copied().unwrap_or(NOT_ASKED);
+            return Ok(match column.nulls() {
+                None => column.values().iter().map(id).collect(),
+                Some(valid) => (column.values().iter().enumerate())
+                    .map(|(row, v)| match valid.is_valid(row) {
+                        true => id(v),
+                        false => null.unwrap_or(NOT_ASKED),
+                    })
+                    .collect(),
+            });
+        }
+        let columns = typed(&cast);
+        let hashes = self.hash.rows(&cast, rows);
+        Ok((0..rows)
+            .map(|row| self.id_of_row(&columns, &hashes, row).unwrap_or(NOT_ASKED))
+            .collect())
+    }
+
+    /// The id of row `row`'s key, for keys other than a single integer.
+    fn id_of_row(&self, columns: &[KeyColumn<'_>], hashes: &[u64], row: usize) -> Option<u32> {
+        let h = hashes[row];
+        let holds = |entity_row: u32| row_holds(columns, row, &self.keys[entity_row as usize]);
+        let entity_row = match self.first.get(&h) {
+            None => None,
+            Some(&r) if holds(r) => Some(r),
+            Some(_) => (self.collided.iter())
+                .find(|&&(c, r)| c == h && holds(r))
+                .map(|&(_, r)| r),
+        }?;
+        Some(self.entity_ids[entity_row as usize])
     }
 
     /// The rows of `batch` (feature rows holding the view's join-key columns) whose key is
@@ -134,13 +202,7 @@ impl<'k> KeyFilter<'k> {
         let columns = typed(cast);
         let hashes = self.hash.rows(cast, rows);
         BooleanBuffer::collect_bool(rows, |row| {
-            let h = hashes[row];
-            let holds = |entity_row: u32| row_holds(&columns, row, &self.keys[entity_row as usize]);
-            match self.first.get(&h) {
-                None => false,
-                Some(&r) if holds(r) => true,
-                Some(_) => self.collided.iter().any(|&(c, r)| c == h && holds(r)),
-            }
+            self.id_of_row(&columns, &hashes, row).is_some()
         })
     }
 }
@@ -148,15 +210,15 @@ impl<'k> KeyFilter<'k> {
 /// Which rows of a single integer key column hold one of `ints` (a null row: whether a null
 /// key is asked, as the join would pair them).
 fn keep_ints(
-    (ints, null): &(HashSet<i64, ahash::RandomState>, bool),
+    (ints, null): &(HashMap<i64, u32, ahash::RandomState>, Option<u32>),
     column: &arrow_array::Int64Array,
 ) -> BooleanBuffer {
     let values = column.values();
     match column.nulls() {
-        None => BooleanBuffer::collect_bool(values.len(), |row| ints.contains(&values[row])),
+        None => BooleanBuffer::collect_bool(values.len(), |row| ints.contains_key(&values[row])),
         Some(valid) => BooleanBuffer::collect_bool(values.len(), |row| match valid.is_valid(row) {
-            true => ints.contains(&values[row]),
-            false => *null,
+            true => ints.contains_key(&values[row]),
+            false => null.is_some(),
         }),
     }
 }
@@ -177,6 +239,8 @@ mod tests {
     use arrow_array::{Array, Int32Array, StringArray};
     use arrow_schema::{DataType as ArrowType, Field, Schema};
     use proptest::prelude::*;
+
+    use std::collections::HashSet;
 
     use super::super::keys::entity_keys_of;
     use super::*;
@@ -246,6 +310,23 @@ mod tests {
             prop_assert_eq!(got.values().to_vec(), expected);
             let distinct: HashSet<_> = asked.iter().collect();
             prop_assert_eq!(filter.distinct(), distinct.len());
+            // Ids: equal keys and only equal keys share one, dense from 0; a feature row has
+            // the id of the entity rows holding its key, or none.
+            for (i, a) in asked.iter().enumerate() {
+                for (j, b) in asked.iter().enumerate() {
+                    prop_assert_eq!(
+                        filter.entity_id(i as u32) == filter.entity_id(j as u32),
+                        a == b
+                    );
+                }
+                prop_assert!((filter.entity_id(i as u32) as usize) < distinct.len());
+            }
+            let ids = filter.ids(&table).unwrap();
+            for (row, key) in row_keys.iter().enumerate() {
+                let expected = (asked.iter().position(|a| a == key))
+                    .map_or(NOT_ASKED, |i| filter.entity_id(i as u32));
+                prop_assert_eq!(ids[row], expected, "row {}", row);
+            }
         }
     }
 

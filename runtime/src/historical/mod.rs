@@ -401,8 +401,10 @@ impl Retrieval<'_> {
         let Some(snapshot_id) = snapshot else {
             if let Some(aggregations) = aggregations {
                 // No rows at all: every entity's window is empty (or out of its TTL).
+                let ids = KeyFilter::new(entity_keys, &keys);
                 let query = partition::Query {
                     keys: entity_keys,
+                    ids: &ids,
                     labels,
                     ttl,
                     key_columns: &keys,
@@ -471,6 +473,7 @@ impl Retrieval<'_> {
             });
         let query = partition::Query {
             keys: entity_keys,
+            ids: &filter,
             labels,
             ttl,
             key_columns: &keys,

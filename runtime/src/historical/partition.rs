@@ -25,8 +25,9 @@ use arrow_array::types::{Float32Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
 use arrow_schema::Field as ArrowField;
 
-use super::asof::{FeatureRowKey, as_of_join};
-use super::keys::{PartitionHash, entity_keys_of, key_columns};
+use super::asof::{SortKey, as_of_join};
+use super::filter::{KeyFilter, NOT_ASKED};
+use super::keys::{PartitionHash, key_columns};
 use super::spill::{self, PartitionWriter, SpillDir};
 use super::{internal, missing};
 use crate::aggregate::Aggregation;
@@ -119,6 +120,8 @@ impl Default for MemoryBudget {
 pub(super) struct Query<'a> {
     /// Each entity row's key under this view's join keys.
     pub(super) keys: &'a [EntityKey],
+    /// The same keys numbered, and the lookup of a feature row's key among them.
+    pub(super) ids: &'a KeyFilter<'a>,
     /// Each entity row's label time, µs.
     pub(super) labels: &'a [i64],
     /// The view's TTL.
@@ -365,19 +368,26 @@ impl Joiner<'_, '_> {
                 columns: None,
             });
         };
+        // Each held feature row's sort key: its key's id (the entity rows' numbering; a row
+        // no entity row asks for cannot be picked and is left out), its version and index.
         let total: usize = held.iter().map(RecordBatch::num_rows).sum();
-        let mut row_keys = Vec::with_capacity(total);
+        let mut sort_keys: Vec<SortKey> = Vec::with_capacity(total);
         let mut starts = Vec::with_capacity(held.len());
+        let mut start = 0;
         for batch in held {
-            starts.push(row_keys.len());
+            starts.push(start);
             let event = timestamps(batch, EVENT_TS)?;
             let created = timestamps(batch, CREATED_TS)?;
-            let keys = entity_keys_of(batch, self.query.key_columns)?;
-            row_keys.extend(keys.into_iter().enumerate().map(|(i, key)| FeatureRowKey {
-                key,
-                event_ts: event.value(i),
-                created_ts: created.value(i),
-            }));
+            let ids = self.query.ids.ids(batch)?;
+            sort_keys.extend(
+                (ids.into_iter().enumerate())
+                    .filter(|&(_, id)| id != NOT_ASKED)
+                    .map(|(i, id)| {
+                        let index = (start + i) as u32;
+                        (id, event.value(i), created.value(i), index)
+                    }),
+            );
+            start += batch.num_rows();
         }
         let q = self.query;
         let locate = |i: usize| {
@@ -402,13 +412,11 @@ impl Joiner<'_, '_> {
                 .collect::<Result<Vec<_>>>()
         };
         let picks = as_of_join(
-            &row_keys,
-            rows.iter()
-                .map(|&r| (&q.keys[r as usize], q.labels[r as usize])),
+            sort_keys,
+            rows.iter().map(|&r| (q.ids.entity_id(r), q.labels[r as usize])),
             q.ttl,
             |i, j| compare_values(&values(i)?, &values(j)?),
         )?;
-        drop(row_keys);
         // Picked rows are taken straight from the held batches (no concatenated copy); a
         // one-row null array after them stands for "no row".
         let null_source = held.len();
@@ -608,19 +616,21 @@ fn arrow_bytes(batch: &RecordBatch) -> usize {
 }
 
 /// The estimated memory of joining `batch` in memory: its Arrow data, plus per row the
-/// join's sort key (an owned entity key) and its sorted index entry; for aggregates, also each
+/// join's sort key and its key's id; for aggregates, an owned entity key per row and each
 /// aggregated column's value as the states take it.
 fn join_bytes(batch: &RecordBatch, query: &Query<'_>) -> usize {
     // One heap allocation per entity key; allocators round up and keep a header.
     const ALLOCATION: usize = 16;
-    let values = query.aggregations.map_or(0, |a| {
-        super::aggregate::columns(a).len() * size_of::<FeatureValue>()
-    });
-    let per_row = size_of::<FeatureRowKey>()
-        + query.key_columns.len() * size_of::<KeyValue>()
-        + ALLOCATION
-        + size_of::<(u32, i64, i64, u32)>()
-        + values;
+    let per_row = match query.aggregations {
+        None => size_of::<SortKey>() + size_of::<u32>(),
+        Some(a) => {
+            size_of::<EntityKey>()
+                + query.key_columns.len() * size_of::<KeyValue>()
+                + ALLOCATION
+                + size_of::<SortKey>()
+                + super::aggregate::columns(a).len() * size_of::<FeatureValue>()
+        }
+    };
     arrow_bytes(batch) + batch.num_rows() * per_row
 }
 
@@ -685,8 +695,10 @@ mod tests {
         let key_columns: Vec<(String, KeyType)> =
             KEYS.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect();
         let fields = [ArrowField::new("f", DataType::Float64, true)];
+        let ids = KeyFilter::new(&keys, &key_columns);
         let query = Query {
             keys: &keys,
+            ids: &ids,
             labels: &labels,
             ttl,
             key_columns: &key_columns,
@@ -740,8 +752,10 @@ mod tests {
         let labels: Vec<i64> = entities.iter().map(|e| e.1).collect();
         let key_columns: Vec<(String, KeyType)> =
             KEYS.iter().map(|(n, t)| ((*n).to_owned(), *t)).collect();
+        let ids = KeyFilter::new(&keys, &key_columns);
         let query = Query {
             keys: &keys,
+            ids: &ids,
             labels: &labels,
             ttl: None,
             key_columns: &key_columns,
