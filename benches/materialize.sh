@@ -11,6 +11,12 @@
 #
 #   bash benches/materialize.sh                  # 1M and 5M rows, embedded and Redis
 #   SIZES="1000000" STORES="embedded" bash benches/materialize.sh
+#   VIEW=last-transaction SIZES=5000000 STORES=redis FULL_ONLY=1 bash benches/materialize.sh
+#
+# VIEW picks the view's component: `transaction-features` (the numeric example, default) or
+# `last-transaction` (benches/guests: the amount, the merchant string and a refund flag
+# passed through, with a 7-day TTL: a last-transaction view as feature stores' own benchmarks
+# define it). FULL_ONLY=1 skips the incremental run, the re-run and the expiry.
 #
 # Needs: a release build (`cargo build --release -p skewless-cli -p skewless-datagen`),
 # the example components (built here), GNU time (`apt-get install -y time`) and, for Redis,
@@ -20,8 +26,14 @@ cd "$(dirname "$0")/.."
 sizes=${SIZES:-"1000000 5000000"}
 stores=${STORES:-"embedded redis"}
 bin=${BIN:-target/release}
-CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p transaction-features
-component=$PWD/target/guests/wasm32-wasip2/guest/transaction_features.wasm
+view=${VIEW:-transaction-features}
+case "$view" in
+    transaction-features) ttl="" ;;
+    last-transaction) ttl='ttl = "7d"' ;;
+    *) echo "VIEW is transaction-features or last-transaction, not $view" >&2; exit 1 ;;
+esac
+CARGO_TARGET_DIR=target/guests cargo build --quiet --profile guest --target wasm32-wasip2 -p "$view"
+component=$PWD/target/guests/wasm32-wasip2/guest/${view//-/_}.wasm
 work=$(mktemp -d)
 trap 'kill $(cat "$work/redis.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -31,7 +43,7 @@ if [[ " $stores " == *" redis "* ]]; then
         --pidfile "$work/redis.pid" --dir "$work" >/dev/null
 fi
 
-printf '| rows | online store | rows/s | wall (s) | peak RSS (MiB) |\n|---|---|---|---|---|\n'
+printf '| view | rows | online store | rows/s | wall (s) | CPU user+sys (s) | peak RSS (MiB) |\n|---|---|---|---|---|---|---|\n'
 # Seconds and rows of a `skewless materialize` output line.
 secs() { grep -o 'in [0-9.]* s' "$1" | tr -dc '0-9.'; }
 mib() { du -sm "$1" | cut -f1; }
@@ -60,6 +72,7 @@ source = "raw.transactions"
 event_timestamp = "event_ts"
 created_timestamp = "ingested_at"
 transform = "$component"
+$ttl
 TOML
         "$bin/skewless" ingest raw.transactions --repo "$repo" --from "$work/txns-$rows.parquet" --create >/dev/null
         "$bin/skewless" apply --repo "$repo" >/dev/null
@@ -67,7 +80,9 @@ TOML
         rate=$(grep -o '([0-9]* rows/s)' "$work/out.txt" | tr -dc '0-9')
         wall=$(grep -o 'in [0-9.]* s' "$work/out.txt" | tr -dc '0-9.')
         rss=$(awk '/Maximum resident set size/ {printf "%.0f", $6/1024}' "$work/time.txt")
-        printf '| %s | %s | %s | %s | %s |\n' "$rows" "$store" "$rate" "$wall" "$rss"
+        cpu=$(awk '/User time|System time/ {s += $NF} END {printf "%.2f", s}' "$work/time.txt")
+        printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$view" "$rows" "$store" "$rate" "$wall" "$cpu" "$rss"
+        [ -z "${FULL_ONLY:-}" ] || continue
 
         # 1% more rows, appended as one more source snapshot, then an incremental run.
         extra=$((rows / 100))
@@ -88,5 +103,6 @@ TOML
             "$rerun" "$size_before" "$size_after" "$size_expired")$'\n'
     done
 done
+[ -z "${FULL_ONLY:-}" ] || exit 0
 printf '\n| rows | online store | incremental rows (1%% append) | incremental run | full re-run | table on disk before re-run (MiB) | after re-run | after expire |\n|---|---|---|---|---|---|---|---|\n'
 printf '%s' "$later"
