@@ -20,13 +20,12 @@ use iceberg::writer::file_writer::location_generator::{
     DefaultFileNameGenerator, DefaultLocationGenerator,
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
-use iceberg::writer::partitioning::PartitioningWriter;
-use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::commit::SqlCommitter;
+use super::lanes::Lanes;
 use super::split::PartitionSplitter;
 use super::{
     ScanOptions, SnapshotInfo, TableName, TimeRange, convert_error, current_arrow_schema,
@@ -49,6 +48,14 @@ const REPLACE_ATTEMPTS: usize = 5;
 type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
+/// What builds a data file writer: Parquet files rolled at the target size, named and placed
+/// by the job. Clones share the job's file name counter.
+pub(super) type RollingBuilder = RollingFileWriterBuilder<
+    ParquetWriterBuilder,
+    DefaultLocationGenerator,
+    DefaultFileNameGenerator,
+>;
+
 enum Sink {
     // Both boxed: the writers hold their file writer state inline (about 2 KB).
     Unpartitioned(Box<UnpartitionedWriter<FileWriterBuilder>>),
@@ -57,8 +64,17 @@ enum Sink {
 
 struct PartitionedSink {
     splitter: PartitionSplitter,
-    writer: FanoutWriter<FileWriterBuilder>,
+    /// One fan-out writer per writer thread, the partitions spread over them.
+    writer: Lanes,
 }
+
+/// The writer threads of a partitioned append: one per core, at most [`MAX_LANES`].
+fn lanes() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_LANES))
+}
+
+/// The most writer threads a partitioned append uses.
+const MAX_LANES: usize = 4;
 
 /// One append to a table: batches are aligned to the table's schema and streamed into Parquet
 /// data files as they arrive; [`commit`](Self::commit) publishes all of them as one atomic
@@ -156,15 +172,15 @@ impl AppendJob {
             },
             DefaultFileNameGenerator::new(file_prefix.clone(), None, DataFileFormat::Parquet),
         );
-        let builder = DataFileWriterBuilder::new(rolling);
         let sink = if partition_spec.is_unpartitioned() {
+            let builder = DataFileWriterBuilder::new(rolling);
             Sink::Unpartitioned(Box::new(UnpartitionedWriter::new(builder)))
         } else {
             let splitter =
                 PartitionSplitter::try_new(iceberg_schema, partition_spec).map_err(internal)?;
             Sink::Partitioned(Box::new(PartitionedSink {
                 splitter,
-                writer: FanoutWriter::new(builder),
+                writer: Lanes::new(&rolling, lanes()).map_err(internal)?,
             }))
         };
         Ok(AppendJob {

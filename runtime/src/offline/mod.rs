@@ -90,6 +90,7 @@ mod append;
 mod commit;
 mod expire;
 mod incremental;
+mod lanes;
 mod name;
 mod overwrite;
 mod scan;
