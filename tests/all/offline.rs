@@ -323,6 +323,16 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend
             .await
             .unwrap();
         assert_eq!(rows(&all), expected(&FIRST));
+        // Its three files decoded on several tasks at once: the same rows, in some order.
+        let parallel = store
+            .scan_collect(&table, ScanOptions::default().decoders(4))
+            .await
+            .unwrap();
+        let sorted = |mut rows: Vec<_>| {
+            rows.sort_by_key(|row| format!("{row:?}"));
+            rows
+        };
+        assert_eq!(sorted(rows(&parallel)), sorted(rows(&all)));
 
         // Jan 2 only, with a projection that leaves out the filtered column.
         let jan_2 = store

@@ -201,9 +201,7 @@ impl<'k> KeyFilter<'k> {
     fn keep_any(&self, cast: &[arrow_array::ArrayRef], rows: usize) -> BooleanBuffer {
         let columns = typed(cast);
         let hashes = self.hash.rows(cast, rows);
-        BooleanBuffer::collect_bool(rows, |row| {
-            self.id_of_row(&columns, &hashes, row).is_some()
-        })
+        BooleanBuffer::collect_bool(rows, |row| self.id_of_row(&columns, &hashes, row).is_some())
     }
 }
 

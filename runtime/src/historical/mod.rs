@@ -449,6 +449,13 @@ impl Retrieval<'_> {
             .snapshot(snapshot_id)
             .columns(columns)
             .batch_size(crate::files::DEFAULT_BATCH_SIZE);
+        if aggregations.is_none() {
+            // The as-of join's answer does not depend on the order rows arrive in (exact
+            // version ties are broken by the rows' values), so files are decoded on all
+            // cores at once.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            scan = scan.decoders(cores);
+        }
         if let (Some(&min), Some(&max)) = (labels.iter().min(), labels.iter().max()) {
             let start = match aggregations {
                 // The widest window's rows (and the TTL's), not only the newest row's.

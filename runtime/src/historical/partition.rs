@@ -413,7 +413,8 @@ impl Joiner<'_, '_> {
         };
         let picks = as_of_join(
             sort_keys,
-            rows.iter().map(|&r| (q.ids.entity_id(r), q.labels[r as usize])),
+            rows.iter()
+                .map(|&r| (q.ids.entity_id(r), q.labels[r as usize])),
             q.ttl,
             |i, j| compare_values(&values(i)?, &values(j)?),
         )?;

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
-use futures::TryStreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use iceberg::expr::Reference;
 use iceberg::spec::{Datum, PrimitiveType, Type};
 use iceberg::table::Table;
@@ -62,7 +62,16 @@ pub struct ScanOptions {
     /// in it (iceberg-rust's rule), so ranges that tile a file from 0 to its end read each
     /// row group exactly once, without opening the file to find them.
     pub byte_ranges: Option<Arc<ByteRanges>>,
+    /// Decode the files on this many tasks of the runtime (its worker threads) at once,
+    /// giving batches in no particular order, instead of decoding them in the scan's order as
+    /// the stream is polled (0 or 1). For readers whose answer does not depend on the order
+    /// of rows, on machines where decoding would otherwise run on the one polling thread.
+    /// Ignored with `data_files`.
+    pub decoders: usize,
 }
+
+/// Batches each parallel decoder may have decoded ahead of the reader.
+const DECODED_AHEAD: usize = 2;
 
 /// Byte ranges `(start, length)` to read, per data file.
 pub type ByteRanges = BTreeMap<String, Vec<(u64, u64)>>;
@@ -103,6 +112,13 @@ impl ScanOptions {
         self.byte_ranges = Some(ranges);
         self
     }
+
+    /// Decodes files on `decoders` tasks at once, batches in no particular order (see
+    /// [`ScanOptions::decoders`]).
+    pub fn decoders(mut self, decoders: usize) -> Self {
+        self.decoders = decoders;
+        self
+    }
 }
 
 pub(super) async fn scan(
@@ -112,6 +128,9 @@ pub(super) async fn scan(
 ) -> Result<RecordBatchStream> {
     let (scan, reorder) = build(name, table, &options)?;
     let stream = match options.data_files {
+        None if options.decoders > 1 => {
+            decode_in_parallel(scan, table, options.batch_size, options.decoders).await
+        }
         None => scan.to_arrow().await,
         // The same planning (pruning, filters, projection), reading only the chosen files.
         Some(files) => match scan.plan_files().await {
@@ -158,6 +177,53 @@ pub(super) async fn scan(
             stream.and_then(move |batch| std::future::ready(in_requested_order(&batch, &columns))),
         ),
     })
+}
+
+/// `scan`'s files dealt out to `decoders` tasks spawned on the runtime, each reading its
+/// files into a channel; the batches of all of them as they come.
+async fn decode_in_parallel(
+    scan: iceberg::scan::TableScan,
+    table: &Table,
+    batch_size: Option<usize>,
+    decoders: usize,
+) -> iceberg::Result<iceberg::scan::ArrowRecordBatchStream> {
+    let tasks: Vec<_> = scan.plan_files().await?.try_collect().await?;
+    let mut shares = vec![Vec::new(); decoders.min(tasks.len()).max(1)];
+    let count = shares.len();
+    for (i, task) in tasks.into_iter().enumerate() {
+        shares[i % count].push(task);
+    }
+    let (sender, receiver) = tokio::sync::mpsc::channel(DECODED_AHEAD * count);
+    for share in shares {
+        let mut reader = table.reader_builder();
+        if let Some(size) = batch_size {
+            reader = reader.with_batch_size(size);
+        }
+        let reader = reader.build();
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let tasks = Box::pin(futures::stream::iter(share.into_iter().map(Ok)));
+            let mut batches = match reader.read(tasks).map(|result| result.stream()) {
+                Ok(batches) => batches,
+                Err(e) => {
+                    let _ = sender.send(Err(e)).await;
+                    return;
+                }
+            };
+            while let Some(batch) = batches.next().await {
+                let failed = batch.is_err();
+                // The reader is gone (done, or dropped the stream): stop decoding.
+                if sender.send(batch).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    let batches = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|batch| (batch, receiver))
+    });
+    Ok(Box::pin(batches))
 }
 
 /// The data files a scan with `options` reads (after pruning by the time range and

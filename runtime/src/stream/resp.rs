@@ -632,7 +632,10 @@ mod tests {
                 b"$3\r\nabcde\r\n",
                 "a string of 3 bytes not followed by CRLF",
             ),
-            (b"*1\r\n$1\r\na\rb", "a string of 1 bytes not followed by CRLF at byte 4"),
+            (
+                b"*1\r\n$1\r\na\rb",
+                "a string of 1 bytes not followed by CRLF at byte 4",
+            ),
             (b"*1\r\n+a\rb", "a line not ended by CRLF at byte 4"),
         ];
         for (bytes, expected) in cases {
