@@ -40,7 +40,7 @@ const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
 
 /// The same bound in rows: the byte estimate only counts encoded pages, not the values a
 /// column writer still buffers, so a row cap keeps each open writer small in practice.
-const MAX_ROW_GROUP_ROWS: usize = 16 * 1024;
+const MAX_ROW_GROUP_ROWS: usize = 8 * 1024;
 
 /// How many times a replacing commit that lost a race is planned and tried again.
 const REPLACE_ATTEMPTS: usize = 5;
