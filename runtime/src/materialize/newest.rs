@@ -50,40 +50,47 @@ impl NewestRows {
             .column(keys + 1)
             .as_primitive::<TimestampMicrosecondType>();
         let features = &batch.columns()[keys + 2..];
-        for row in 0..batch.num_rows() {
-            let key = RowKey::of(batch, keys, row);
-            let version = (event.value(row), created.value(row));
-            let decode = || {
-                features
-                    .iter()
-                    .map(|c| feature_value(c, row))
-                    .collect::<Result<Vec<_>>>()
-            };
-            let mut shard = self.entities.shard(&key);
-            match shard.entry(key) {
-                Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
-                    Ordering::Greater => {
-                        *held.get_mut() = Candidate {
+        // Each shard locked once per batch for all of its rows, whose probes then stay in
+        // that shard's (cache-sized) table.
+        let mut row_keys: Vec<RowKey> = (0..batch.num_rows())
+            .map(|row| RowKey::of(batch, keys, row))
+            .collect();
+        let grouped = self.entities.group(&row_keys);
+        for (shard, rows) in grouped.shards() {
+            let mut shard = self.entities.lock(shard);
+            for &row in rows {
+                let row = row as usize;
+                // Each row is visited once: its key moves into the map.
+                let key = std::mem::replace(&mut row_keys[row], RowKey::Int(0));
+                let version = (event.value(row), created.value(row));
+                let decode = || {
+                    features
+                        .iter()
+                        .map(|c| feature_value(c, row))
+                        .collect::<Result<Vec<_>>>()
+                };
+                match shard.entry(key) {
+                    Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
+                        Ordering::Greater => {
+                            *held.get_mut() = Candidate {
+                                version,
+                                values: decode()?,
+                            };
+                        }
+                        Ordering::Equal => {
+                            let values = decode()?;
+                            if compare_values(&values, &held.get().values)? == Ordering::Greater {
+                                held.get_mut().values = values;
+                            }
+                        }
+                        Ordering::Less => {}
+                    },
+                    Entry::Vacant(slot) => {
+                        slot.insert(Candidate {
                             version,
                             values: decode()?,
-                        };
+                        });
                     }
-                    // An exact version tie: the greater stored bytes win (the rows share the
-                    // digest, so their values' encodings decide), whatever the order rows
-                    // arrive in.
-                    Ordering::Equal => {
-                        let values = decode()?;
-                        if compare_values(&values, &held.get().values)? == Ordering::Greater {
-                            held.get_mut().values = values;
-                        }
-                    }
-                    Ordering::Less => {}
-                },
-                Entry::Vacant(slot) => {
-                    slot.insert(Candidate {
-                        version,
-                        values: decode()?,
-                    });
                 }
             }
         }

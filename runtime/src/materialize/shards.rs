@@ -6,6 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::values::RowKey;
 
+/// At most 256, so that a shard index fits a byte.
 const SHARDS: usize = 64;
 
 /// One shard: an ordinary hash map.
@@ -35,8 +36,38 @@ impl<V> EntityShards<V> {
 
     /// The shard that holds `key`, locked.
     pub(crate) fn shard(&self, key: &RowKey) -> MutexGuard<'_, Shard<V>> {
-        let i = self.shard_hasher.hash_one(key) as usize % SHARDS;
+        self.lock(self.shard_of(key))
+    }
+
+    /// The index of the shard that holds `key`.
+    pub(crate) fn shard_of(&self, key: &RowKey) -> usize {
+        self.shard_hasher.hash_one(key) as usize % SHARDS
+    }
+
+    /// Shard `i`, locked.
+    pub(crate) fn lock(&self, i: usize) -> MutexGuard<'_, Shard<V>> {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `keys`' indices grouped by shard, for callers that lock each shard once for all of
+    /// its keys.
+    pub(crate) fn group(&self, keys: &[RowKey]) -> Grouped {
+        let shards: Vec<u8> = keys.iter().map(|k| self.shard_of(k) as u8).collect();
+        // A counting sort of the indices by shard.
+        let mut starts = [0u32; SHARDS + 1];
+        for &s in &shards {
+            starts[s as usize + 1] += 1;
+        }
+        for i in 0..SHARDS {
+            starts[i + 1] += starts[i];
+        }
+        let mut next = starts;
+        let mut order = vec![0u32; keys.len()];
+        for (i, &s) in shards.iter().enumerate() {
+            order[next[s as usize] as usize] = i as u32;
+            next[s as usize] += 1;
+        }
+        Grouped { starts, order }
     }
 
     /// Every entity and its value.
@@ -44,5 +75,27 @@ impl<V> EntityShards<V> {
         self.shards
             .into_iter()
             .flat_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Indices of keys grouped by the shard that holds them ([`EntityShards::group`]).
+pub(crate) struct Grouped {
+    /// Where each shard's indices start in `order`, and the end.
+    starts: [u32; SHARDS + 1],
+    /// The indices, shard by shard, each shard's in increasing order.
+    order: Vec<u32>,
+}
+
+impl Grouped {
+    /// Every shard holding some of the keys, with their indices.
+    pub(crate) fn shards(&self) -> impl Iterator<Item = (usize, &[u32])> {
+        (0..SHARDS)
+            .map(|s| {
+                (
+                    s,
+                    &self.order[self.starts[s] as usize..self.starts[s + 1] as usize],
+                )
+            })
+            .filter(|(_, rows)| !rows.is_empty())
     }
 }
