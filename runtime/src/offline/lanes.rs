@@ -16,7 +16,9 @@
 //! A partition goes to the lane that has been sent the fewest rows when the partition is
 //! first seen, which spreads the rows evenly whatever the number of partitions. A lane whose
 //! write fails stops; the next write sent to it, or the close, returns that error (the job is
-//! then poisoned and commits nothing, as with one writer).
+//! then poisoned and commits nothing, as with one writer). Lanes dropped without
+//! [`Lanes::close`] (a dropped or poisoned job) stop without finishing their files, as one
+//! writer dropped would: the files are orphans no snapshot references.
 
 use std::collections::HashMap;
 
@@ -39,9 +41,17 @@ pub(super) struct Lanes {
     assigned: HashMap<Struct, usize>,
 }
 
+/// What a lane is sent.
+enum Message {
+    /// Rows of one partition to write.
+    Part(PartitionKey, RecordBatch),
+    /// No more rows: finish the files.
+    Close,
+}
+
 struct Lane {
     /// `None` once closed.
-    parts: Option<mpsc::Sender<(PartitionKey, RecordBatch)>>,
+    parts: Option<mpsc::Sender<Message>>,
     /// The lane's data files, or its error, when its thread ends.
     done: Option<oneshot::Receiver<iceberg::Result<Vec<DataFile>>>>,
     /// Rows sent so far.
@@ -63,11 +73,15 @@ impl Lanes {
                 std::thread::Builder::new()
                     .name(format!("skewless-write-{i}"))
                     .spawn(move || {
-                        let written = (|| {
-                            while let Some((key, part)) = receive.blocking_recv() {
-                                runtime.block_on(writer.write(key, part))?;
+                        let written = (|| loop {
+                            match receive.blocking_recv() {
+                                Some(Message::Part(key, part)) => {
+                                    runtime.block_on(writer.write(key, part))?;
+                                }
+                                Some(Message::Close) => return runtime.block_on(writer.close()),
+                                // The job was dropped: leave the files unfinished.
+                                None => return Err(stopped()),
                             }
-                            runtime.block_on(writer.close())
                         })();
                         // The job may be gone (dropped without closing): nothing to tell.
                         let _ = finish.send(written);
@@ -111,7 +125,7 @@ impl Lanes {
         let lane = &mut self.lanes[lane];
         lane.rows += part.num_rows() as u64;
         let sent = match &lane.parts {
-            Some(parts) => parts.send((key, part)).await.is_ok(),
+            Some(parts) => parts.send(Message::Part(key, part)).await.is_ok(),
             None => false,
         };
         match sent {
@@ -124,7 +138,10 @@ impl Lanes {
     /// Closes every lane's files; all their data files.
     pub(super) async fn close(mut self) -> iceberg::Result<Vec<DataFile>> {
         for lane in &mut self.lanes {
-            lane.parts = None;
+            if let Some(parts) = lane.parts.take() {
+                // A lane that stopped has its error waiting below.
+                let _ = parts.send(Message::Close).await;
+            }
         }
         let mut files = Vec::new();
         for lane in &mut self.lanes {
