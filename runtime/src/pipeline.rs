@@ -14,6 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
 
+/// The cores this process may use (1 when the system cannot tell): how many threads the jobs'
+/// parallel stages run.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Runs `work` over `source` on `workers` threads, handing results to `sink` in order.
 pub fn parallel_map_ordered<I, O>(
     source: impl Iterator<Item = Result<I>> + Send,

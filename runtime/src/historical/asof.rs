@@ -61,11 +61,10 @@ pub fn as_of_join<E>(
 fn sort_in_two(rows: &mut [SortKey]) {
     /// Below this many rows one sort is quicker than starting a thread.
     const TWO_FROM: usize = 1 << 16;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let Some(max) = rows.iter().map(|r| r.0).max() else {
         return;
     };
-    if rows.len() < TWO_FROM || cores < 2 || max == 0 {
+    if rows.len() < TWO_FROM || crate::pipeline::cores() < 2 || max == 0 {
         rows.sort_unstable();
         return;
     }

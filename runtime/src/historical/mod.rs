@@ -453,8 +453,7 @@ impl Retrieval<'_> {
             // The as-of join's answer does not depend on the order rows arrive in (exact
             // version ties are broken by the rows' values), so files are decoded on all
             // cores at once.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            scan = scan.decoders(cores);
+            scan = scan.decoders(crate::pipeline::cores());
         }
         if let (Some(&min), Some(&max)) = (labels.iter().min(), labels.iter().max()) {
             let start = match aggregations {

@@ -298,7 +298,7 @@ impl Joiner<'_, '_> {
             .zip(entity_rows)
             .filter(|(_, rows)| !rows.is_empty())
             .collect();
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = crate::pipeline::cores();
         let query = self.query;
         let chunks = &mut self.chunks;
         parallel_map_ordered(

@@ -25,12 +25,12 @@
 //!
 //! A batch view's parts split the scan's data files (balanced by bytes; a file larger than a
 //! part's share is cut into byte ranges that tile it, each range reading the row groups whose
-//! midpoint lies in it): each source row is in exactly one row group, so in exactly one part; the newest row per entity of each part goes
-//! online, and the online store keeps the newest of all. An aggregate view that is online
-//! needs every row of an entity in one place (its record describes all of them), so its
-//! parts are **entity buckets** instead: every part scans all the files and keeps the rows
-//! whose key hashes to its bucket ([`key_partitions`]); it reads the source once per part,
-//! the price of exact records.
+//! midpoint lies in it): each source row is in exactly one row group, so in exactly one
+//! part; the newest row per entity of each part goes online, and the online store keeps the
+//! newest of all. An aggregate view that is online needs every row of an entity in one place
+//! (its record describes all of them), so its parts are **entity buckets** instead: every
+//! part scans all the files and keeps the rows whose key hashes to its bucket
+//! ([`key_partitions`]); it reads the source once per part, the price of exact records.
 //!
 //! # Failure
 //!

@@ -488,7 +488,7 @@ impl Job<'_> {
             values: &record_columns,
         };
         let threads = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::pipeline::cores(),
             n => n,
         };
         let (mut rows, mut dropped) = (0, 0);

@@ -77,6 +77,9 @@ impl NewestRows {
                                 values: decode()?,
                             };
                         }
+                        // An exact version tie: the greater stored bytes win (the rows share
+                        // the digest, so their values' encodings decide), whatever the order
+                        // rows arrive in.
                         Ordering::Equal => {
                             let values = decode()?;
                             if compare_values(&values, &held.get().values)? == Ordering::Greater {

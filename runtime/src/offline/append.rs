@@ -70,7 +70,7 @@ struct PartitionedSink {
 
 /// The writer threads of a partitioned append: one per core, at most [`MAX_LANES`].
 fn lanes() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_LANES))
+    crate::pipeline::cores().min(MAX_LANES)
 }
 
 /// The most writer threads a partitioned append uses.

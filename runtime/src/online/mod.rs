@@ -82,6 +82,7 @@ pub use embedded::{DEFAULT_MAP_SIZE, EmbeddedStore, EmbeddedStoreBuilder};
 pub use key::{EntityKey, KeyValue};
 pub use redis_cluster::RedisClusterStore;
 pub use redis_store::RedisStore;
+pub(crate) use redis_store::redact as redact_url;
 pub(crate) use row::compare_values;
 pub use row::{FeatureValue, StoredRow, compare_rows, replaces};
 pub use status::{ReadStatus, status_at};
@@ -144,23 +145,17 @@ pub trait OnlineStore: Send + Sync + Debug {
     }
 }
 
-/// Reads and writes of an online store that wait for the network without holding a thread:
-/// the same rows, order of rows, timeouts and errors as its [`OnlineStore`] methods, as
-/// futures polled on a tokio runtime. For callers on an async runtime (the online server),
-/// which would otherwise hand every call off their worker.
+/// Reads of an online store that wait for the network without holding a thread: the same
+/// rows, timeouts and errors as [`OnlineStore::read_many`], as a future polled on a tokio
+/// runtime. For the online server, which would otherwise hand every read off its worker.
+/// (Writes stay blocking: their callers, jobs and pushes, run components and sync logs off
+/// the async workers anyway.)
 pub trait AsyncOnlineStore: Send + Sync + Debug {
     /// [`OnlineStore::read_many`]: every view's keys in one round trip.
     fn read_many<'a>(
         &'a self,
         requests: &'a [(&'a str, &'a [EntityKey])],
     ) -> BoxFuture<'a, Result<Vec<Vec<Option<StoredRow>>>>>;
-
-    /// [`OnlineStore::write`].
-    fn write<'a>(
-        &'a self,
-        view: &'a str,
-        rows: &'a [(EntityKey, StoredRow)],
-    ) -> BoxFuture<'a, Result<WriteStats>>;
 }
 
 /// Which online store to use: the `[online]` table of a project file, tagged by `type`.

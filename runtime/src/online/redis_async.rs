@@ -1,5 +1,5 @@
 //! The Redis store's async connection: one multiplexed connection shared by every caller on
-//! the async runtime, for the online server's reads and pushes.
+//! the async runtime, for the online server's reads.
 //!
 //! Why one connection and not a pool: a multiplexed connection pipelines the commands of all
 //! concurrent callers on one socket (its own driver task writes and reads them), so a request

@@ -28,8 +28,8 @@
 //! write is safe: re-applying a row is a no-op under the ordering rule (it may then count as
 //! `skipped_older` instead of `written`).
 //!
-//! **The async path** ([`AsyncOnlineStore`], for the online server) sends the very same
-//! pipelines over one shared multiplexed connection (`redis_async.rs`) with the same timeouts
+//! **The async reads** ([`AsyncOnlineStore`], for the online server) send the very same
+//! `GET` pipelines over one shared multiplexed connection (`redis_async.rs`) with the same timeouts
 //! and the same one retry on a broken connection, so a request waits for Redis without
 //! holding a thread.
 
@@ -291,7 +291,7 @@ pub(super) fn is_broken(e: &RedisError) -> bool {
 
 /// `url` with the password (everything after the user name in the userinfo) replaced by
 /// `***`.
-pub(super) fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return url.to_owned();
     };
@@ -452,27 +452,6 @@ impl AsyncOnlineStore for RedisStore {
                 values.extend(answers);
             }
             reads.decode(values)
-        })
-    }
-
-    fn write<'a>(
-        &'a self,
-        view: &'a str,
-        rows: &'a [(EntityKey, StoredRow)],
-    ) -> BoxFuture<'a, Result<WriteStats>> {
-        Box::pin(async move {
-            let writes = WritePipelines::new(&self.script, view, rows)?;
-            let mut stats = WriteStats {
-                written: 0,
-                skipped_older: writes.skipped_older,
-            };
-            for (rows, pipe) in &writes.pipes {
-                let results: Vec<i64> = self.asynchronous.query(pipe).await.map_err(|e| {
-                    (self.error("write to", &e).with_source(e)).with_context("view", view)
-                })?;
-                WritePipelines::count(&mut stats, *rows, &results);
-            }
-            Ok(stats)
         })
     }
 }

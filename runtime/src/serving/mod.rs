@@ -403,7 +403,13 @@ impl OnlineServing {
             .next()
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
-        self.store.is_local() && rows <= QUICK_ROWS && !self.slow_call_seen.load(Ordering::Relaxed)
+        self.store.is_local() && self.few_rows_and_no_slow_call(rows)
+    }
+
+    /// Whether `rows` entity rows are few enough ([`QUICK_ROWS`]) to run request-time views
+    /// in place, and no request-time view call has been seen slow yet.
+    fn few_rows_and_no_slow_call(&self, rows: usize) -> bool {
+        rows <= QUICK_ROWS && !self.slow_call_seen.load(Ordering::Relaxed)
     }
 
     /// The online store.
@@ -810,7 +816,7 @@ impl<'a> Planned<'a> {
     /// its async worker, any other after handing the worker's other tasks away.
     pub fn is_quick_to_finish(&self) -> bool {
         !self.involved.iter().any(|v| v.kind == ViewKind::Request)
-            || (self.rows <= QUICK_ROWS && !self.serving.slow_call_seen.load(Ordering::Relaxed))
+            || self.serving.few_rows_and_no_slow_call(self.rows)
     }
 
     /// Answers the request from what the store answered: values judged at `now`, aggregates

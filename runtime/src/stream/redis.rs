@@ -32,6 +32,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// A Redis stream read through a consumer group: its pending messages first, then new
 /// ones; dead letters go to `<key>:dead-letter`.
 pub struct RedisStreams {
+    /// The server's URL with its password hidden, for messages.
     url: String,
     client: redis::Client,
     connection: Option<Connection>,
@@ -78,7 +79,7 @@ impl RedisStreams {
             )
         })?;
         let mut streams = RedisStreams {
-            url: url.to_owned(),
+            url: crate::online::redact_url(url),
             client,
             connection: None,
             wire: None,
@@ -173,15 +174,10 @@ impl RedisStreams {
         Ok(self.connection.as_mut().expect("just set"))
     }
 
-    /// The URL without its password.
-    fn redacted_url(&self) -> String {
-        self.url.rsplit('@').next().unwrap_or_default().to_owned()
-    }
-
     fn failed(&mut self, what: &str, e: redis::RedisError) -> Error {
         // A broken connection is opened again on the next call.
         self.connection = None;
-        let url = self.redacted_url();
+        let url = &self.url;
         Error::new(
             ErrorKind::Unavailable,
             format!(
@@ -238,8 +234,7 @@ impl StreamSource for RedisStreams {
                     ErrorKind::Unavailable,
                     format!(
                         "could not connect to Redis at {} to read the stream `{}`: {e}",
-                        self.redacted_url(),
-                        self.key
+                        self.url, self.key
                     ),
                 )
             })?;
@@ -271,8 +266,7 @@ impl StreamSource for RedisStreams {
                     kind,
                     format!(
                         "could not read the Redis stream `{}` ({}): {e}",
-                        self.key,
-                        self.redacted_url()
+                        self.key, self.url
                     ),
                 ));
             }
