@@ -15,19 +15,15 @@
 //! column and window, shared by those functions), every other function from the two-stack
 //! queue of mergeable states (`aggregate::values_at_labels`).
 
-use std::collections::HashMap;
-
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float32Builder, Float64Builder, Int32Builder, Int64Builder,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, ListArray, RecordBatch};
 use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType as ArrowType, Field as ArrowField};
 
-use super::keys::{entity_keys_of, key_columns};
+use super::filter::NOT_ASKED;
 use super::missing;
 use super::partition::{Query, timestamps};
 use crate::aggregate::{
@@ -36,8 +32,7 @@ use crate::aggregate::{
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
 use crate::materialize::arrow_value;
-use crate::online::{EntityKey, FeatureValue, KeyValue};
-use crate::registry::KeyType;
+use crate::online::FeatureValue;
 use crate::signature::{DataType, UTC};
 
 /// The feature-table columns `aggregations` read, each once, in order of first use.
@@ -99,72 +94,26 @@ pub(super) fn compute(
     held: &[RecordBatch],
     rows: &[u32],
 ) -> Result<Vec<ArrayRef>> {
-    // Feature rows by entity (dense ids), then by event time. A single integer join key (the
-    // usual case) is interned as it is, with no entity key built per row.
-    let hasher = || ahash::RandomState::with_seeds(1, 2, 3, 4);
-    let mut int_ids: HashMap<i64, u32, ahash::RandomState> = HashMap::with_hasher(hasher());
-    let mut key_ids: HashMap<EntityKey, u32, ahash::RandomState> = HashMap::with_hasher(hasher());
-    let int_keys = match query.key_columns {
-        [(name, KeyType::Int32 | KeyType::Int64)] => held
-            .iter()
-            .all(|b| b.column_by_name(name).is_some_and(|c| c.null_count() == 0)),
-        _ => false,
-    };
+    // Feature rows by entity (the ids the entity rows' keys were numbered with, read straight
+    // from the key columns; a row no entity row asks for is left out), then by event time.
     let mut feature_rows = Vec::with_capacity(held.iter().map(RecordBatch::num_rows).sum());
     for (b, batch) in held.iter().enumerate() {
         let event = timestamps(batch, EVENT_TS)?;
         let created = timestamps(batch, CREATED_TS)?;
-        let mut push = |i: usize, id: u32| {
-            feature_rows.push(Row {
-                id,
-                event_ts: event.value(i),
-                created_ts: created.value(i),
-                batch: b as u32,
-                row: i as u32,
-            })
-        };
-        if int_keys {
-            let cast = key_columns(batch, query.key_columns)?;
-            for (i, &key) in cast[0]
-                .as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .enumerate()
-            {
-                let next = int_ids.len() as u32;
-                push(i, *int_ids.entry(key).or_insert(next));
-            }
-        } else {
-            for (i, key) in entity_keys_of(batch, query.key_columns)?
-                .into_iter()
-                .enumerate()
-            {
-                let next = key_ids.len() as u32;
-                push(i, *key_ids.entry(key).or_insert(next));
-            }
-        }
+        let ids = query.ids.ids(batch)?;
+        feature_rows.extend(
+            (ids.into_iter().enumerate())
+                .filter(|&(_, id)| id != NOT_ASKED)
+                .map(|(i, id)| Row {
+                    id,
+                    event_ts: event.value(i),
+                    created_ts: created.value(i),
+                    batch: b as u32,
+                    row: i as u32,
+                }),
+        );
     }
-    let id_count = int_ids.len() + key_ids.len();
-    let id_of = |key: &EntityKey| -> Option<u32> {
-        if int_keys {
-            match key.0.as_slice() {
-                [KeyValue::Int64(x)] => int_ids.get(x).copied(),
-                _ => None,
-            }
-        } else {
-            key_ids.get(key).copied()
-        }
-    };
     feature_rows.sort_unstable();
-    // The run of `feature_rows` holding each id.
-    let mut runs = vec![(0usize, 0usize); id_count];
-    let mut start = 0;
-    while start < feature_rows.len() {
-        let id = feature_rows[start].id;
-        let end = start + feature_rows[start..].partition_point(|r| r.id == id);
-        runs[id as usize] = (start, end);
-        start = end;
-    }
     // Each aggregated column's values, in `feature_rows` order.
     let values: Vec<(&str, Vec<FeatureValue>)> = columns(aggregations)
         .into_iter()
@@ -184,14 +133,11 @@ pub(super) fn compute(
     let row_marker = FeatureValue::Boolean(true);
     let ttl_us = query.ttl.map(crate::micros::duration);
 
-    // The entity rows, grouped by id (`u32::MAX`: no feature row), by label time.
+    // The entity rows, grouped by id, by label time.
     let mut labels: Vec<(u32, i64, u32)> = rows
         .iter()
         .enumerate()
-        .map(|(k, &r)| {
-            let id = id_of(&query.keys[r as usize]).unwrap_or(u32::MAX);
-            (id, query.labels[r as usize], k as u32)
-        })
+        .map(|(k, &r)| (query.ids.entity_id(r), query.labels[r as usize], k as u32))
         .collect();
     labels.sort_unstable();
 
@@ -237,10 +183,9 @@ pub(super) fn compute(
             answers.clear();
             answers.resize(group.len(), None);
         }
-        let (run_start, run_end) = match id {
-            u32::MAX => (0, 0),
-            id => runs[id as usize],
-        };
+        // The entity's rows (none when no feature row has its key).
+        let run_start = feature_rows.partition_point(|r| r.id < id);
+        let run_end = run_start + feature_rows[run_start..].partition_point(|r| r.id == id);
         let run = &feature_rows[run_start..run_end];
         // With a TTL, a label whose newest visible row is too old (or absent) gets nulls.
         let live: Vec<bool> = group

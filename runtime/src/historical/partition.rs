@@ -33,7 +33,7 @@ use super::{internal, missing};
 use crate::aggregate::Aggregation;
 use crate::apply::{CREATED_TS, EVENT_TS};
 use crate::error::{Error, ErrorKind, Result};
-use crate::online::{EntityKey, FeatureValue, KeyValue, compare_values};
+use crate::online::{EntityKey, FeatureValue, compare_values};
 use crate::pipeline::parallel_map_ordered;
 use crate::registry::KeyType;
 
@@ -617,21 +617,13 @@ fn arrow_bytes(batch: &RecordBatch) -> usize {
 }
 
 /// The estimated memory of joining `batch` in memory: its Arrow data, plus per row the
-/// join's sort key and its key's id; for aggregates, an owned entity key per row and each
-/// aggregated column's value as the states take it.
+/// join's sort key and its key's id; for aggregates, also each aggregated column's value as
+/// the states take it.
 fn join_bytes(batch: &RecordBatch, query: &Query<'_>) -> usize {
-    // One heap allocation per entity key; allocators round up and keep a header.
-    const ALLOCATION: usize = 16;
-    let per_row = match query.aggregations {
-        None => size_of::<SortKey>() + size_of::<u32>(),
-        Some(a) => {
-            size_of::<EntityKey>()
-                + query.key_columns.len() * size_of::<KeyValue>()
-                + ALLOCATION
-                + size_of::<SortKey>()
-                + super::aggregate::columns(a).len() * size_of::<FeatureValue>()
-        }
-    };
+    let values = query.aggregations.map_or(0, |a| {
+        super::aggregate::columns(a).len() * size_of::<FeatureValue>()
+    });
+    let per_row = size_of::<SortKey>() + size_of::<u32>() + values;
     arrow_bytes(batch) + batch.num_rows() * per_row
 }
 
