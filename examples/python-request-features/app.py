@@ -44,7 +44,7 @@ _INF = math.inf
 
 @columnar(SIGNATURE)
 def request_features(batch):
-    log1p, inf, nan = math.log1p, _INF, math.nan
+    log1p, inf, nan, large = math.log1p, _INF, math.nan, LARGE_RATIO
     # Nulls as NaN: NaN fails every comparison below, so a null input gives a null output.
     amount = batch.float64("amount", null=nan)
     avg = batch.float64("avg_amount", null=nan)
@@ -54,7 +54,7 @@ def request_features(batch):
     ratio = [
         r if d > 0.0 and -inf < (r := a / d) < inf else None for a, d in zip(amount, avg)
     ]
-    is_large = [r is not None and r > LARGE_RATIO for r in ratio]
+    is_large = [r is not None and r > large for r in ratio]
     return (
         BatchBuilder(batch.num_rows)
         .float64("amount_log1p", amount_log1p)

@@ -2,7 +2,9 @@
 
 A transform is a WebAssembly component implementing the ``skewless:transform`` WIT world:
 ``describe()`` returns its signature and ``transform(batch)`` computes output columns from a
-columnar, Arrow-shaped batch. ``skewless build`` turns a project whose entry module is
+columnar, Arrow-shaped batch. Python builds against contract version 0.2.0, which carries every
+buffer as bytes: componentize-py hands each over as one ``bytes`` object (a list of numbers
+would cross one Python object at a time), and this module converts it at C speed. ``skewless build`` turns a project whose entry module is
 ``app.py`` into such a component with componentize-py; this module is put on the module path
 by that build (it needs the bindings componentize-py generates, so it does not import in a
 plain interpreter).
@@ -43,10 +45,10 @@ Columnar::
 
 A reader takes ``null=`` for the value of null rows (``batch.float64("x", null=math.nan)``:
 float math then needs no ``is None`` test); ``batch.valid(name)`` tells which rows hold a
-value. Which API to use: per row reads best and costs about the same online (a few rows per
-call: the call's fixed cost dominates); columnar is ~1.5x faster on large batches, where
-componentize-py's boundary (every input and output number crosses as one Python object) is
-the larger part of either's cost. ``docs/writing-transforms/python.md`` has the figures.
+value. Which API to use: per row reads best and costs little more online (a few rows per
+call: the call's fixed cost dominates); columnar is ~2.4x faster on large batches, where the
+per-row API's object and call per row dominate. ``docs/writing-transforms/python.md`` has the
+figures.
 
 Types: ``bool`` (boolean), ``int`` (int64), ``float`` (float64), ``str`` (utf8), ``bytes``
 (binary), and the markers ``Int32``, ``Float32``, ``Timestamp`` (int microseconds since the
@@ -63,6 +65,7 @@ defines the transform, which must be ``app``; a project exports exactly one tran
 
 import dataclasses
 import sys
+from array import array
 import types as _pytypes
 import typing
 from itertools import accumulate, chain, islice
@@ -200,9 +203,52 @@ def _pack(flags):
     return int(flags.translate(_TO_DIGITS)[::-1], 2).to_bytes((len(flags) + 7) // 8, "little")
 
 
-def _validity(values):
-    """The validity bitmap of a column whose nulls are ``None``."""
-    return _pack(bytes([v is not None for v in values]))
+def _without_nulls(values, fill):
+    """``(dense, flags)``: a copy of ``values`` with ``fill`` for each ``None``, and which rows
+    hold a value (0/1 bytes per row).
+
+    The ``None`` rows are found at C speed (``list.index``), so Python runs once per null row
+    only. For columns whose types were checked: ``index`` tests with ``==``, which no value of
+    a column's own types makes true of ``None``.
+    """
+    dense = list(values)
+    flags = bytearray(b"\x01") * len(dense)
+    index = dense.index
+    i = -1
+    try:
+        while True:
+            i = index(None, i + 1)
+            dense[i] = fill
+            flags[i] = 0
+    except ValueError:
+        return dense, flags
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-width values. The 0.2.0 contract carries every buffer as little-endian bytes (which
+# componentize-py hands over as one `bytes` object, where a list of numbers would cross one
+# value at a time); `array` and `memoryview` convert between those bytes and lists at C speed.
+# WebAssembly is little-endian, so the native layout is the contract's.
+
+# `array` type codes of the fixed-width kinds (on wasm32, C's `int` is 32 bits, `long long` 64).
+_TYPECODES = {"int32": "i", "int64": "q", "timestamp": "q", "float32": "f", "float64": "d"}
+
+
+def _unpack(data, kind, what, column):
+    """The values of a fixed-width buffer as a new list."""
+    code = _TYPECODES[kind]
+    width = array(code).itemsize
+    if len(data) % width:
+        raise TransformError(
+            f"{what} holds {len(data)} bytes, not a whole number of {width}-byte {kind} values",
+            column=column,
+        )
+    return memoryview(data).cast(code).tolist()
+
+
+def _packed(values, kind):
+    """A list of numbers (no ``None``) as the little-endian bytes of ``kind``."""
+    return array(_TYPECODES[kind], values).tobytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,9 +273,9 @@ class Batch:
     one value per row; a null row holds ``null``: ``None`` unless given (``null=math.nan``
     lets float math run over a whole column with no test for ``None``).
 
-    An accessor decodes the whole column at once (validity once per column, strings with one
-    decode when they are ASCII); what remains per value is the component boundary's own cost
-    (componentize-py hands a column of numbers over as a list built value by value).
+    An accessor decodes the whole column at once: numbers from the column's bytes with one
+    C-speed conversion, validity once per column, strings with one decode when they are ASCII;
+    Python runs per value only to put ``null`` in the null rows (once per null row).
     """
 
     def __init__(self, batch):
@@ -268,21 +314,27 @@ class Batch:
         return [True] * self.num_rows if flags is None else [f == 1 for f in flags]
 
     def _with_nulls(self, column, values, null):
+        """``values`` (a list of the caller's own) with ``null`` in the column's null rows."""
         flags = self._flags(column)
         if flags is None:
             return values
-        return [v if f else null for v, f in zip(values, flags)]
+        # The null rows are found at C speed (`find`); Python runs once per null row only.
+        find = flags.find
+        i = find(0)
+        while i >= 0:
+            values[i] = null
+            i = find(0, i + 1)
+        return values
 
     def _primitive(self, name, kind, null):
         column = self._column(name, kind)
-        values = column.values.value
+        values = _unpack(column.values.value, kind, f"column `{name}`", name)
         if len(values) != self.num_rows:
             raise TransformError(
                 f"column `{name}` holds {len(values)} values for {self.num_rows} rows",
                 column=name,
             )
-        # A copy: the list is the caller's to change.
-        return self._with_nulls(column, list(values), null)
+        return self._with_nulls(column, values, null)
 
     def boolean(self, name, null=None):
         column = self._column(name, "boolean")
@@ -307,7 +359,10 @@ class Batch:
 
     def _slices(self, column, data):
         """Row ``i`` of a var-len column as ``data[offsets[i]:offsets[i + 1]]``."""
-        offsets, n = column.values.value.offsets, self.num_rows
+        n = self.num_rows
+        offsets = _unpack(
+            column.values.value.offsets, "int32", f"the offsets of column `{column.name}`", column.name
+        )
         if len(offsets) != n + 1:
             raise TransformError(
                 f"column `{column.name}` has {len(offsets)} offsets for {n} rows, "
@@ -337,7 +392,8 @@ class Batch:
     def vector(self, name, dimension, null=None):
         """Each row's embedding as a list of ``dimension`` floats."""
         column = self._column(name, "float32-vector")
-        flat, n = column.values.value, self.num_rows
+        flat = _unpack(column.values.value, "float32", f"column `{name}`", name)
+        n = self.num_rows
         if len(flat) != n * dimension:
             raise TransformError(
                 f"column `{name}` holds {len(flat)} floats, not {n} rows of {dimension}",
@@ -372,8 +428,9 @@ class BatchBuilder:
                 column=name,
             )
 
-    def _add(self, name, values, wit_values, has_nulls):
-        validity = _validity(values) if has_nulls else None
+    def _add(self, name, wit_values, flags):
+        """Appends a column; ``flags`` (0/1 bytes per row) marks its nulls, ``None`` if none."""
+        validity = None if flags is None else _pack(flags)
         self._columns.append(wit.Column(name, wit_values, validity))
         return self
 
@@ -407,7 +464,7 @@ class BatchBuilder:
             types = {float}
         if not types <= {allowed}:
             raise self._bad_row(name, values, kind, lambda v: v is None or type(v) is allowed)
-        dense = [zero if v is None else v for v in values] if has_nulls else list(values)
+        dense, flags = _without_nulls(values, zero) if has_nulls else (values, None)
         if kind in _INT_RANGES and dense:
             low, high = _INT_RANGES[kind]
             if min(dense) < low or max(dense) > high:
@@ -417,15 +474,16 @@ class BatchBuilder:
                     column=name,
                     row=i,
                 )
-        return self._add(name, values, _VALUES[kind](dense), has_nulls)
+        return self._add(name, _VALUES[kind](_packed(dense, kind)), flags)
 
     def boolean(self, name, values):
         self._check_length(name, values)
         types = set(map(type, values))
         if not types <= {bool, _NONE}:
             raise self._bad_row(name, values, "boolean", lambda v: v is None or type(v) is bool)
-        bits = _pack(bytes([v is True for v in values]))
-        return self._add(name, values, wit.ColumnValues_Boolean(bits), _NONE in types)
+        dense, flags = _without_nulls(values, False) if _NONE in types else (values, None)
+        # bools are ints: `bytes` makes the 0/1 bytes per row at C speed.
+        return self._add(name, wit.ColumnValues_Boolean(_pack(bytes(dense))), flags)
 
     def int32(self, name, values):
         return self._numbers(name, values, "int32", 0, int)
@@ -449,9 +507,8 @@ class BatchBuilder:
         types = set(map(type, values))
         if not all(t is _NONE or issubclass(t, allowed) for t in types):
             raise self._bad_row(name, values, kind, lambda v: _is_var_len(v, kind))
-        has_nulls = _NONE in types
         empty = "" if kind == "utf8" else b""
-        dense = [empty if v is None else v for v in values] if has_nulls else values
+        dense, flags = _without_nulls(values, empty) if _NONE in types else (values, None)
         if kind == "utf8":
             joined = "".join(dense)
             if joined.isascii():
@@ -468,8 +525,8 @@ class BatchBuilder:
                 "address",
                 column=name,
             )
-        var_len = wit.VarLen([0, *accumulate(lengths)], data)
-        return self._add(name, values, _VALUES[kind](var_len), has_nulls)
+        offsets = _packed([0, *accumulate(lengths)], "int32")
+        return self._add(name, _VALUES[kind](wit.VarLen(offsets, data)), flags)
 
     def utf8(self, name, values):
         return self._var_len(name, values, "utf8")
@@ -480,9 +537,10 @@ class BatchBuilder:
     def vector(self, name, dimension, values):
         """Each row's embedding as a sequence of ``dimension`` floats (or ``None``)."""
         self._check_length(name, values)
-        has_nulls = None in values
+        # Rows are sequences of any type, so nulls are found by identity, not by `index`.
+        flags = bytes([v is not None for v in values]) if None in values else None
         zeros = [0.0] * dimension
-        dense = [zeros if v is None else v for v in values] if has_nulls else values
+        dense = values if flags is None else [zeros if v is None else v for v in values]
         try:
             lengths = set(map(len, dense))
         except TypeError:
@@ -511,7 +569,7 @@ class BatchBuilder:
                     row=bad // dimension,
                 )
             flat = [float(v) for v in flat]
-        return self._add(name, values, wit.ColumnValues_Float32Vector(flat), has_nulls)
+        return self._add(name, wit.ColumnValues_Float32Vector(_packed(flat, "float32")), flags)
 
     def finish(self):
         return wit.Batch(self.num_rows, self._columns)
@@ -768,7 +826,8 @@ def transform(name, version, description=None):
 
 
 def columnar(signature):
-    """Columnar transform: ``fn(batch: Batch) -> BatchBuilder`` (or a finished WIT batch)."""
+    """Columnar transform: ``fn(batch: Batch) -> BatchBuilder`` (or a finished WIT batch, in
+    the 0.2.0 layout: fixed-width values and offsets as little-endian bytes)."""
 
     def decorate(fn):
         def run(raw):

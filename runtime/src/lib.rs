@@ -1,7 +1,8 @@
 //! The skewless host: runs feature transforms compiled to WebAssembly components.
 //!
 //! A feature transform is compiled once to a component implementing the WIT world in
-//! `wit/` (`skewless:transform/feature-transform@0.1.0`). This crate loads such a
+//! `wit/` (`skewless:transform/feature-transform`, version 0.1.0 or 0.2.0, which carries
+//! every buffer as bytes). This crate loads such a
 //! component, proves what it is (its sha256 [digest](engine::Transform::digest)), checks
 //! what it reads and writes (its [`Signature`]), and runs it over Arrow record batches in
 //! a deterministic, bounded sandbox. The same call path serves batch jobs and online

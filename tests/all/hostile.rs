@@ -135,6 +135,61 @@ fn a_component_of_another_world_is_refused_at_load() {
     load(&engine, components::TIME_FEATURES);
 }
 
+/// A component of contract 0.1.0 with every mention of its version rewritten (same length, so
+/// the file stays a valid component): the host reads the version the component names.
+fn renamed_contract(version: &str) -> Vec<u8> {
+    let from = b"skewless:transform/types@0.1.0";
+    let to = format!("skewless:transform/types@{version}");
+    assert_eq!(to.len(), from.len());
+    let mut bytes = std::fs::read(components::TIME_FEATURES).unwrap();
+    let mut found = 0;
+    let mut i = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to.as_bytes());
+            found += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(found > 0, "the component names its contract");
+    bytes
+}
+
+#[test]
+fn a_component_of_a_contract_version_the_host_does_not_run_is_refused_naming_both() {
+    let cache = tempfile::tempdir().unwrap();
+    let engine = engine(&cache);
+    let err = engine
+        .load_bytes(&renamed_contract("0.9.0"))
+        .expect_err("an unknown contract version does not load");
+    assert_eq!(err.kind(), ErrorKind::InvalidComponent, "{err}");
+    assert!(
+        err.message().contains(
+            "built against skewless:transform@0.9.0; this host runs versions 0.1.0 and 0.2.0"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_component_whose_types_are_not_those_of_the_version_it_names_is_refused() {
+    // Typed lists (0.1.0's) under the 0.2.0 name: 0.2.0 carries them as bytes.
+    let cache = tempfile::tempdir().unwrap();
+    let engine = engine(&cache);
+    let err = engine
+        .load_bytes(&renamed_contract("0.2.0"))
+        .expect_err("mismatched types do not load");
+    assert_eq!(err.kind(), ErrorKind::InvalidComponent, "{err}");
+    assert!(
+        err.message()
+            .contains("do not have the types of skewless:transform/feature-transform@0.2.0"),
+        "{err}"
+    );
+    load(&engine, components::TIME_FEATURES);
+}
+
 #[test]
 fn a_core_module_or_garbage_is_refused_with_what_it_is() {
     let cache = tempfile::tempdir().unwrap();

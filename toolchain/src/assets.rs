@@ -7,8 +7,13 @@ use std::path::{Path, PathBuf};
 
 use skewless_runtime::error::{Error, Result};
 
-/// `wit/transform.wit`: the `skewless:transform@0.1.0` package.
+/// `wit/transform.wit`: the `skewless:transform@0.1.0` package (typed lists), which the Rust,
+/// C and JavaScript helpers build against: their bindings take a typed list as one copy.
 pub(super) const WIT: &str = include_str!("../../wit/transform.wit");
+/// `wit/0.2.0/transform.wit`: the `skewless:transform@0.2.0` package (every buffer as bytes),
+/// which the Python helper builds against: componentize-py lifts `list<u8>` as one `bytes`
+/// object and a typed list one value at a time.
+pub(super) const WIT_0_2: &str = include_str!("../../wit/0.2.0/transform.wit");
 /// The world every transform implements, as toolchains take it.
 pub(super) const WORLD: &str = "feature-transform";
 /// The Python helper module `skewless_guest`.
@@ -31,8 +36,9 @@ pub(super) fn write_if_changed(path: &Path, contents: &[u8]) -> Result<()> {
     std::fs::write(path, contents).map_err(io)
 }
 
-/// Writes the WIT package into `dir` (as `dir/transform.wit`) and returns `dir`.
-pub(super) fn write_wit(dir: PathBuf) -> Result<PathBuf> {
-    write_if_changed(&dir.join("transform.wit"), WIT.as_bytes())?;
+/// Writes a WIT package (`WIT` or `WIT_0_2`) into `dir` (as `dir/transform.wit`) and returns
+/// `dir`.
+pub(super) fn write_wit(dir: PathBuf, wit: &str) -> Result<PathBuf> {
+    write_if_changed(&dir.join("transform.wit"), wit.as_bytes())?;
     Ok(dir)
 }

@@ -35,7 +35,7 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     }
 
     let stage = target_dir.join("skewless");
-    let wit = assets::write_wit(stage.join("wit"))?;
+    let wit = assets::write_wit(stage.join("wit"), WIT)?;
     let sources = stage.join("js");
     // Start from an empty stage, so a deleted module cannot linger there.
     if sources.exists() {

@@ -2,12 +2,14 @@
 //!
 //! `componentize-py -d <wit> -w feature-transform componentize app -p <project> -p <helpers>`
 //! imports `app.py` at build time and exports its `WitWorld` class, which `skewless_guest`'s
-//! decorators define. WASI stays linked (not `--stub-wasi`): the sandbox stubs it
-//! deterministically, and `print` then reaches the host's log instead of vanishing.
+//! decorators define. Python builds against contract 0.2.0 (every buffer as bytes), which
+//! componentize-py hands over as `bytes` objects instead of one Python object per value.
+//! WASI stays linked (not `--stub-wasi`): the sandbox stubs it deterministically, and `print`
+//! then reaches the host's log instead of vanishing.
 
 use std::path::{Path, PathBuf};
 
-use super::assets::{self, PYTHON_HELPER, WIT, WORLD};
+use super::assets::{self, PYTHON_HELPER, WIT_0_2, WORLD};
 use super::process::{self, Tools};
 use super::stamp::Stamp;
 use skewless_runtime::error::Result;
@@ -21,7 +23,7 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     let mut stamp = Stamp::new("python");
     stamp.text(&tool.to_string_lossy());
     stamp.text(&process::version(tools, &tool));
-    stamp.text(WIT);
+    stamp.text(WIT_0_2);
     stamp.text(PYTHON_HELPER);
     stamp.project(project, &["py"])?;
     if stamp.is_fresh(&out) {
@@ -29,7 +31,8 @@ pub(super) fn build(project: &Path, target_dir: &Path, tools: &Tools) -> Result<
     }
 
     let stage = target_dir.join("skewless");
-    let wit = assets::write_wit(stage.join("wit"))?;
+    // Its own directory: a JavaScript build in the same target dir writes the 0.1.0 package.
+    let wit = assets::write_wit(stage.join("wit-0.2.0"), WIT_0_2)?;
     let helpers = stage.join("python");
     assets::write_if_changed(&helpers.join("skewless_guest.py"), PYTHON_HELPER.as_bytes())?;
     let tmp = super::temporary(&out);

@@ -15,7 +15,12 @@
 //!   row count, well-formed offsets, valid UTF-8, and no nulls where not nullable. Every NaN
 //!   in a float output is replaced by the canonical quiet NaN, so outputs are bit-identical
 //!   across machines (see [`canonical`]).
+//!
+//! Batches are built and checked in the 0.1.0 contract's types; a component of the 0.2.0
+//! contract (every buffer as bytes) gets its input encoded and its output decoded by
+//! [`bytes`] around the call, so both versions pass the same checks.
 
+pub(crate) mod bytes;
 mod canonical;
 mod from_wit;
 mod to_wit;

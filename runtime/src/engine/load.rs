@@ -6,13 +6,13 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use super::contract::{self, ContractPre};
 use super::transform::Transform;
 use super::{EngineInner, compile_error};
-use crate::bindings::FeatureTransformPre;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The world every transform implements, as users see it in errors.
-pub(crate) const WORLD: &str = "skewless:transform/feature-transform@0.1.0";
+pub(crate) const WORLD: &str = "skewless:transform/feature-transform (0.1.0 or 0.2.0)";
 
 /// The functions the world exports.
 const REQUIRED_EXPORTS: [&str; 2] = ["describe", "transform"];
@@ -31,11 +31,7 @@ pub(super) fn load(engine: Arc<EngineInner>, bytes: &[u8]) -> Result<Transform> 
 
 /// Compiles (or maps from the cache) and links; returns the pre-linked component and whether
 /// it came from the cache.
-fn prepare(
-    engine: &EngineInner,
-    digest: &str,
-    bytes: &[u8],
-) -> Result<(FeatureTransformPre<super::HostState>, bool)> {
+fn prepare(engine: &EngineInner, digest: &str, bytes: &[u8]) -> Result<(ContractPre, bool)> {
     check_header(bytes)?;
     let started = std::time::Instant::now();
     let (component, cached) = match &engine.cache {
@@ -55,6 +51,17 @@ fn prepare(
         "component ready"
     );
     check_exports(engine, &component)?;
+    // A component that names no version is typed as 0.1.0, whose error then says what is wrong.
+    let version = contract::named_version(&engine.engine, &component)
+        .unwrap_or_else(|| contract::VERSIONS[0].to_owned());
+    if !contract::VERSIONS.contains(&version.as_str()) {
+        return Err(invalid(format!(
+            "the component was built against skewless:transform@{version}; this host runs \
+             versions {}. Rebuild it with this release's `skewless build` (or skewless-guest {})",
+            contract::VERSIONS.join(" and "),
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
     let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| {
         invalid(format!(
             "the component imports something the sandbox does not provide: {e}. \
@@ -63,9 +70,10 @@ fn prepare(
         ))
         .with_source(e)
     })?;
-    let pre = FeatureTransformPre::new(instance_pre).map_err(|e| {
+    let pre = ContractPre::new(&version, instance_pre).map_err(|e| {
         invalid(format!(
-            "the component's exports do not have the types of {WORLD}: {e:#}. \
+            "the component's exports do not have the types of \
+             skewless:transform/feature-transform@{version}: {e:#}. \
              Rebuild it against the WIT in `wit/` (skewless-guest {})",
             env!("CARGO_PKG_VERSION")
         ))

@@ -27,6 +27,7 @@
 //! the engine keeps serving other calls afterwards.
 
 mod cache;
+mod contract;
 mod epoch;
 mod load;
 mod sandbox;

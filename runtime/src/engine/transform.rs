@@ -7,9 +7,9 @@ use arrow_schema::SchemaRef;
 use wasmtime::{Store, Trap};
 
 use super::EngineInner;
+use super::contract::{Contract, ContractPre};
 use super::sandbox::{HostState, MemoryLimitHit, WaitForbidden};
 use crate::batch;
-use crate::bindings::{FeatureTransform, FeatureTransformPre};
 use crate::error::{Error, ErrorKind, Result};
 use crate::signature::Signature;
 
@@ -27,7 +27,7 @@ struct TransformInner {
     /// `name@version`, kept so calls do not format it.
     id: String,
     output_schema: SchemaRef,
-    pre: FeatureTransformPre<HostState>,
+    pre: ContractPre,
     pool: Mutex<Vec<WarmInstance>>,
     from_cache: bool,
 }
@@ -35,7 +35,7 @@ struct TransformInner {
 /// An instantiated component and its store, reusable across calls.
 struct WarmInstance {
     store: Store<HostState>,
-    bindings: FeatureTransform,
+    bindings: Contract,
     calls: u64,
 }
 
@@ -53,7 +53,7 @@ impl Transform {
     pub(super) fn new(
         engine: Arc<EngineInner>,
         digest: String,
-        pre: FeatureTransformPre<HostState>,
+        pre: ContractPre,
         from_cache: bool,
     ) -> Result<Self> {
         let context = |e: Error| e.with_context("digest", &digest);
@@ -120,7 +120,7 @@ impl Transform {
         reset_deadline(&inner.engine, &mut instance.store);
         let result = instance
             .bindings
-            .call_transform(&mut instance.store, &wit_input);
+            .call_transform(&mut instance.store, wit_input);
         drain_output(&inner.id, &mut instance.store);
         let output = match result {
             Ok(output) => output,
@@ -129,7 +129,7 @@ impl Transform {
         };
         instance.calls += 1;
         self.checkin(instance);
-        let output = output.map_err(|e| {
+        let returned = output.map_err(|e| {
             let mut error = Error::new(
                 ErrorKind::TransformFailed,
                 format!("the transform reported an error: {}", e.message),
@@ -145,7 +145,7 @@ impl Transform {
         batch::from_wit(
             &inner.signature.outputs,
             &inner.output_schema,
-            output,
+            returned.into_batch()?,
             input.num_rows(),
         )
     }
@@ -186,10 +186,7 @@ impl Transform {
     }
 }
 
-fn instantiate(
-    engine: &EngineInner,
-    pre: &FeatureTransformPre<HostState>,
-) -> wasmtime::Result<WarmInstance> {
+fn instantiate(engine: &EngineInner, pre: &ContractPre) -> wasmtime::Result<WarmInstance> {
     let mut store = Store::new(&engine.engine, HostState::new(engine.config.memory_limit));
     store.limiter(|state| &mut state.limiter);
     // Instantiation runs the guest's start functions: they get the same deadline as a call.

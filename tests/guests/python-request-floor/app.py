@@ -1,8 +1,8 @@
 """A benchmark fixture: the signature of `examples/python-request-features` with no work.
 
 It reads no column and returns zeros, so a call costs only what every Python transform of
-this signature pays: crossing the component boundary (componentize-py builds each input list
-value by value and reads each output list value by value) and entering the interpreter.
+this signature pays: crossing the component boundary (one `bytes` object per buffer, contract
+0.2.0), entering the interpreter, and the helper's checking and packing of three outputs.
 `benches/benches/languages.rs` runs it beside the real views to show that floor.
 """
 
