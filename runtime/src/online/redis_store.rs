@@ -8,12 +8,12 @@
 //!
 //! **Writes** are one pipeline per batch: `SCRIPT LOAD` (so the script is always cached, even
 //! right after a Redis restart or `SCRIPT FLUSH`), then one `EVALSHA` of [`WRITE_MANY_SCRIPT`]
-//! per [`SCRIPT_KEYS`] keys, which applies the compare-and-set to each key in turn. The
-//! compare-and-set the stored version prefix with the new one byte by byte, and on an
-//! exact version tie the whole stored value, and writes only if the new row is strictly
-//! greater (the order of rows of `row.rs`): the ordering rule runs server-side, atomically, so
-//! two writers (threads, processes, machines) can never regress a value, and the row kept does
-//! not depend on the order they write in. Byte comparison rather
+//! per [`SCRIPT_KEYS`] keys, which reads the stored rows with one `MGET`, compares each with
+//! its new row and writes the winners with one `MSET`. The comparison is the order of rows of
+//! `row.rs` on the stored bytes (the 16-byte version prefix first, the rest only on an exact
+//! version tie), and a row is written only if strictly greater: the ordering rule runs
+//! server-side, atomically, so two writers (threads, processes, machines) can never regress a
+//! value, and the row kept does not depend on the order they write in. Byte comparison rather
 //! than Lua numbers, because Lua numbers are doubles and lose microsecond `i64` timestamps.
 //! **Reads** are one pipeline of `GET`s per batch (not `MGET`, so that a future cluster client
 //! can route each key to its slot). Both send at most [`CHUNK`] keys per round trip, bounding
@@ -52,45 +52,34 @@ pub(super) const CHUNK: usize = 10_000;
 /// Idle connections kept for reuse.
 const MAX_IDLE: usize = 16;
 
-/// The body of the compare-and-set, a Lua function `put(key, new)` shared by
-/// [`WRITE_SCRIPT`] and [`WRITE_MANY_SCRIPT`] (a macro, so that `concat!` can join it). Returns
-/// 1 if written, 0 if the stored row is at least as great. Mirrors `row::replaces_encoded`:
-/// the 16-byte version prefixes decide (one `GETRANGE`); only on an exact version tie is the
-/// whole stored value read (`GET`) and compared. Every comparison is of `string.byte` values
-/// (unsigned bytes) or exact string equality: Lua's `<` on strings goes through `strcoll`,
-/// which depends on the locale and, in some versions, stops at a NUL byte.
-macro_rules! compare_and_set {
+/// The ordering rule of `row::replaces_encoded` in Lua, a function `wins(new, old)` shared by
+/// [`WRITE_SCRIPT`] and [`WRITE_MANY_SCRIPT`] (a macro, so that `concat!` can join it): true
+/// when `new` is strictly greater than the stored `old` as unsigned bytes, or `old` is
+/// missing (`false`, Redis's nil) or too short to hold a version. The 16-byte version
+/// prefixes decide first; only on an exact version tie are the rest of the bytes compared
+/// (64 at a time while equal). Every comparison is of `string.byte` values or exact string
+/// equality: Lua's `<` on strings goes through `strcoll`, which depends on the locale and, in
+/// some versions, stops at a NUL byte.
+macro_rules! ordering_rule {
     () => {
         r"
-local function put(key, new)
-  local old = redis.call('GETRANGE', key, 0, 15)
-  if #old == 16 then
-    for i = 1, 16 do
-      local a, b = string.byte(new, i), string.byte(old, i)
-      if a ~= b then
-        if a < b then return 0 end
-        redis.call('SET', key, new)
-        return 1
-      end
-    end
-    old = redis.call('GET', key)
-    if old == new then return 0 end
-    local n = math.min(#new, #old)
-    local i = 17
-    while i + 63 <= n and string.sub(new, i, i + 63) == string.sub(old, i, i + 63) do
-      i = i + 64
-    end
-    while i <= n and string.byte(new, i) == string.byte(old, i) do
-      i = i + 1
-    end
-    if i <= n then
-      if string.byte(new, i) < string.byte(old, i) then return 0 end
-    elseif #new < #old then
-      return 0
-    end
+local function wins(new, old)
+  if not old or #old < 16 then return true end
+  for i = 1, 16 do
+    local a, b = string.byte(new, i), string.byte(old, i)
+    if a ~= b then return a > b end
   end
-  redis.call('SET', key, new)
-  return 1
+  if old == new then return false end
+  local n = math.min(#new, #old)
+  local i = 17
+  while i + 63 <= n and string.sub(new, i, i + 63) == string.sub(old, i, i + 63) do
+    i = i + 64
+  end
+  while i <= n and string.byte(new, i) == string.byte(old, i) do
+    i = i + 1
+  end
+  if i <= n then return string.byte(new, i) > string.byte(old, i) end
+  return #new > #old
 end
 "
     };
@@ -99,17 +88,39 @@ end
 /// The compare-and-set of one row: `KEYS[1]` the Redis key, `ARGV[1]` the encoded row; 1 if
 /// written, 0 if the stored row is at least as great. For Redis Cluster, where the keys of
 /// one script call must share a slot.
-pub(super) const WRITE_SCRIPT: &str = concat!(compare_and_set!(), "return put(KEYS[1], ARGV[1])\n");
+pub(super) const WRITE_SCRIPT: &str = concat!(
+    ordering_rule!(),
+    "if wins(ARGV[1], redis.call('GET', KEYS[1])) then\n",
+    "  redis.call('SET', KEYS[1], ARGV[1])\n",
+    "  return 1\n",
+    "end\n",
+    "return 0\n"
+);
 
 /// The compare-and-set of several rows in one call: `KEYS[i]` and `ARGV[i]` as in
-/// [`WRITE_SCRIPT`], each row on its own (one script run is atomic as a whole, which only
-/// strengthens the per-key rule); returns how many were written. One call per
-/// [`SCRIPT_KEYS`] rows instead of one per row: Redis spends several microseconds setting up
-/// each script call, more than the compare-and-set itself.
+/// [`WRITE_SCRIPT`]; returns how many were written. One `MGET` reads every stored row and one
+/// `MSET` writes the winners: Redis spends about a microsecond on each command a script
+/// issues, more than the comparison itself, so two commands per call instead of two per row
+/// (and one call per [`SCRIPT_KEYS`] rows instead of one per row). The script runs atomically,
+/// so this is the per-key rule applied to each row in turn. A key repeated in one call (the
+/// store sends each key once, but the script does not rely on it) is compared with the row
+/// written before it in the same call.
 pub(super) const WRITE_MANY_SCRIPT: &str = concat!(
-    compare_and_set!(),
-    "local written = 0\n",
-    "for k = 1, #KEYS do written = written + put(KEYS[k], ARGV[k]) end\n",
+    ordering_rule!(),
+    "local stored = redis.call('MGET', unpack(KEYS))\n",
+    "local latest, sets, written = {}, {}, 0\n",
+    "for k = 1, #KEYS do\n",
+    "  local key, new = KEYS[k], ARGV[k]\n",
+    "  local old = latest[key]\n",
+    "  if old == nil then old = stored[k] end\n",
+    "  if wins(new, old) then\n",
+    "    latest[key] = new\n",
+    "    sets[#sets + 1] = key\n",
+    "    sets[#sets + 1] = new\n",
+    "    written = written + 1\n",
+    "  end\n",
+    "end\n",
+    "if #sets > 0 then redis.call('MSET', unpack(sets)) end\n",
     "return written\n"
 );
 

@@ -27,9 +27,9 @@
 //! order rows arrive in (the concurrent file reads of a scan, the batching of writes), and
 //! the online value and the training value at the same instant could differ. The bytes are
 //! what every backend holds anyway, so the tie-break needs nothing new, and the common case
-//! (versions differ) still decides on the 16-byte prefix alone: a compare-and-set reads the
-//! prefix, and only on a tie the whole stored value (the Redis backends do it in a Lua
-//! script, server-side, where Rust cannot run; DynamoDB in its condition expression).
+//! (versions differ) still decides on the 16-byte prefix alone: a compare-and-set compares
+//! the prefixes, and only on a tie the rest of the stored value (the Redis backends do it in
+//! a Lua script, server-side, where Rust cannot run; DynamoDB in its condition expression).
 //!
 //! Rows of one view stamped with the same digest and holding the same number of values, as
 //! all rows of one materialization are, compare on a tie exactly as their values' encodings
