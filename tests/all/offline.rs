@@ -304,6 +304,9 @@ fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend
             .unwrap();
         job.write(feature_batch(&FIRST[4..], "UTC")).await.unwrap();
         assert_eq!(job.rows(), 6);
+        // Files finished in the background before the commit (as a materialization does
+        // while it writes the online store) are committed whole.
+        job.finish_writing().await.unwrap();
         let first = job.commit(view_summary.clone()).await.unwrap();
         assert_eq!(first.added_rows, Some(6));
         for (k, v) in &view_summary {
@@ -504,10 +507,21 @@ fn a_dropped_or_aborted_job_commits_nothing(backend: &Backend) {
             [1, 2]
         );
 
-        // `abort` also removes the files it wrote.
+        // `abort` also removes the files it wrote, finished or not; a write after the files
+        // began to be finished is refused, never silently lost.
         let files_before = backend.parquet_files().len();
         let mut job = store.begin_append(&table).await.unwrap();
-        job.write(feature_batch(&FIRST[2..], "UTC")).await.unwrap();
+        job.write(feature_batch(&FIRST[2..4], "UTC")).await.unwrap();
+        job.finish_writing().await.unwrap();
+        let late = job
+            .write(feature_batch(&FIRST[4..], "UTC"))
+            .await
+            .unwrap_err();
+        assert!(
+            late.to_string()
+                .contains("after the append's files began to be finished"),
+            "{late}"
+        );
         let prefix = job.file_prefix().to_owned();
         job.abort().await.unwrap();
         assert_eq!(store.snapshots(&table).await.unwrap(), before);
@@ -1019,6 +1033,11 @@ fn replace_windows_against_a_model(seed: u64) {
             let mut job = store.begin_replace(&table, range, None).await.unwrap();
             if !added.is_empty() {
                 job.write(feature_batch(&added, "+00:00")).await.unwrap();
+            }
+            // Half the steps finish their files (and carry the rows kept around the window)
+            // before the commit, as a materialization does while it writes online.
+            if rng.range(0, 2) == 0 {
+                job.finish_writing().await.unwrap();
             }
             let done = job
                 .commit(summary(&[("step", &step.to_string())]))

@@ -233,6 +233,9 @@ impl Job<'_> {
         let mut job = self.begin_commit(&run, result.window, seen)?;
         let online_written = self
             .compute(&run, scan, None, &mut job, options, progress, &mut result)
+            // The offline files are finished in the background while the online store is
+            // written; the commit waits for them.
+            .and_then(|rows| rt.block_on(job.finish_writing()).map(|()| rows))
             .and_then(|rows| self.write_online(view_name, &rows))
             .and_then(|written| hook(options, Step::BeforeCommit).map(|()| written));
         match online_written {

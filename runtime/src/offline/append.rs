@@ -101,7 +101,11 @@ pub struct AppendJob {
     sink: Option<Sink>,
     file_prefix: String,
     rows: u64,
+    /// Set by [`finish_writing`](Self::finish_writing): the files are being finished.
+    finishing: bool,
     replace: Option<Replace>,
+    /// A replacing job's overwrite, planned by `finish_writing` for the commit.
+    planned: Option<overwrite::Plan>,
     /// Data files written by other processes (the parts of a distributed job), committed with
     /// this job's own (see [`adopt`](Self::adopt)).
     adopted: Vec<DataFile>,
@@ -191,7 +195,9 @@ impl AppendJob {
             sink: Some(sink),
             file_prefix,
             rows: 0,
+            finishing: false,
             replace,
+            planned: None,
             adopted: Vec::new(),
         })
     }
@@ -229,6 +235,15 @@ impl AppendJob {
         let Some(sink) = self.sink.as_mut() else {
             return Err(poisoned(&self.name));
         };
+        if self.finishing {
+            // Refused before touching the writers, so the job can still commit or abort.
+            return Err(Error::new(
+                ErrorKind::Internal,
+                "rows were written after the append's files began to be finished; \
+                 they were not written",
+            )
+            .with_context("table", &self.name));
+        }
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -326,18 +341,16 @@ impl AppendJob {
         summary: HashMap<String, String>,
     ) -> Result<SnapshotInfo> {
         let mut table = self.table.clone();
-        // The table as this job loaded it must satisfy the guard too: a distributed job loads
-        // it only to commit, long after it planned (a local job loads it as it plans, and
-        // this passes).
-        if let Err(e) = guarded(&replace, &table) {
-            let _ = self.abort_files().await;
-            return Err(e);
-        }
-        let mut plan = overwrite::plan(&self.name, &table, &replace.range).await?;
-        if let Err(e) = self.carry_outside_rows(&table, &plan, &replace.range).await {
-            let _ = self.abort_files().await;
-            return Err(e);
-        }
+        let mut plan = match self.planned.take() {
+            Some(plan) => plan,
+            None => match self.plan_replace(&replace).await {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let _ = self.abort_files().await;
+                    return Err(e);
+                }
+            },
+        };
         let files = self.close().await?;
         let mut attempt = 0;
         loop {
@@ -399,6 +412,21 @@ impl AppendJob {
                 }
             }
         }
+    }
+
+    /// The first half of a replacing commit, before the files are closed: checks the guard,
+    /// plans the overwrite against the table as this job loaded it, and writes the rows of
+    /// the files it drops that lie outside the range.
+    async fn plan_replace(&mut self, replace: &Replace) -> Result<overwrite::Plan> {
+        let table = self.table.clone();
+        // The table as this job loaded it must satisfy the guard too: a distributed job loads
+        // it only to commit, long after it planned (a local job loads it as it plans, and
+        // this passes).
+        guarded(replace, &table)?;
+        let plan = overwrite::plan(&self.name, &table, &replace.range).await?;
+        self.carry_outside_rows(&table, &plan, &replace.range)
+            .await?;
+        Ok(plan)
     }
 
     /// Writes the rows of `plan`'s straddling files that lie outside `range`: the overwrite
@@ -482,6 +510,32 @@ impl AppendJob {
                 .delete(file.file_path())
                 .await
                 .map_err(|e| convert_error(e, &self.name, "deleting an aborted job's file"))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the job's writes and starts finishing its data files in the background (a
+    /// partitioned job's writer lanes close their last row groups on their own threads), so
+    /// that work overlaps whatever the caller does before [`commit`](Self::commit), which waits
+    /// for it. Nothing is committed; `commit` and `abort` work as before. A write after this
+    /// fails and writes nothing, leaving the job as it was. A replacing job first plans its
+    /// overwrite and writes the rows it keeps around its range (what its commit would do
+    /// first; an error here is the commit's, and the job should be aborted). An unpartitioned
+    /// job finishes its file in `commit`, on the caller's thread.
+    pub async fn finish_writing(&mut self) -> Result<()> {
+        if self.finishing {
+            return Ok(());
+        }
+        if let Some(replace) = self.replace.take() {
+            // A replacing job writes the rows it keeps around its range first, as its commit
+            // would; the commit then uses this plan.
+            let planned = self.plan_replace(&replace).await;
+            self.replace = Some(replace);
+            self.planned = Some(planned?);
+        }
+        self.finishing = true;
+        if let Some(Sink::Partitioned(sink)) = &mut self.sink {
+            sink.writer.finish_writing().await;
         }
         Ok(())
     }

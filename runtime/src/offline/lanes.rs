@@ -135,14 +135,21 @@ impl Lanes {
         }
     }
 
-    /// Closes every lane's files; all their data files.
-    pub(super) async fn close(mut self) -> iceberg::Result<Vec<DataFile>> {
+    /// Tells every lane that no more rows come, so that each finishes its files (the last row
+    /// group of every open partition) in the background while the caller does other work;
+    /// [`close`](Self::close) then waits for them. No write may follow (the job refuses it).
+    pub(super) async fn finish_writing(&mut self) {
         for lane in &mut self.lanes {
             if let Some(parts) = lane.parts.take() {
-                // A lane that stopped has its error waiting below.
+                // A lane that stopped has its error waiting for `close`.
                 let _ = parts.send(Message::Close).await;
             }
         }
+    }
+
+    /// Closes every lane's files; all their data files.
+    pub(super) async fn close(mut self) -> iceberg::Result<Vec<DataFile>> {
+        self.finish_writing().await;
         let mut files = Vec::new();
         for lane in &mut self.lanes {
             files.extend(lane.finish().await?);
