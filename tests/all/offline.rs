@@ -682,6 +682,94 @@ fn appends_align_batches_to_the_table_and_name_mismatched_columns() {
     });
 }
 
+/// The codecs of every column chunk of the Parquet files under `dir` whose path contains
+/// `prefix` (a file records its codec, not the level it was written at).
+fn codecs(dir: &std::path::Path, prefix: &str) -> std::collections::BTreeSet<String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut out = std::collections::BTreeSet::new();
+    for path in parquet_files(dir) {
+        if !path.to_string_lossy().contains(prefix) {
+            continue;
+        }
+        let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+        for group in reader.metadata().row_groups() {
+            for column in group.columns() {
+                let codec = format!("{:?}", column.compression());
+                out.insert(codec.split('(').next().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn data_files_are_compressed_as_the_tables_properties_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = name("features.compressed");
+    runtime().block_on(async {
+        let store = store_with_feature_table(&config(&dir), &table).await;
+        let warehouse = dir.path().join("warehouse");
+        let write = |store: &OfflineStore| {
+            let (store, table) = (store.clone(), table.clone());
+            async move {
+                let mut job = store.begin_append(&table).await?;
+                job.write(feature_batch(&FIRST[..2], "UTC")).await?;
+                let prefix = job.file_prefix().to_owned();
+                job.commit(summary(&[("skewless.view", "v")])).await?;
+                Ok::<_, skewless_runtime::Error>(prefix)
+            }
+        };
+        // A feature table is created asking for zstd (Iceberg's default) at level 1.
+        let prefix = write(&store).await.unwrap();
+        assert_eq!(
+            codecs(&warehouse, &prefix),
+            ["ZSTD".to_owned()].into()
+        );
+        for (codec, level, expected) in [
+            ("snappy", None, "SNAPPY"),
+            ("zstd", Some("7"), "ZSTD"),
+            ("uncompressed", None, "UNCOMPRESSED"),
+        ] {
+            let mut props = summary(&[("write.parquet.compression-codec", codec)]);
+            if let Some(level) = level {
+                props.insert("write.parquet.compression-level".into(), level.into());
+            }
+            store.set_table_properties(&table, props).await.unwrap();
+            let prefix = write(&store).await.unwrap();
+            assert_eq!(
+                codecs(&warehouse, &prefix),
+                [expected.to_owned()].into(),
+                "{codec}"
+            );
+        }
+        // A codec this writer lacks fails the job before it writes, naming the property.
+        let before = store.snapshots(&table).await.unwrap();
+        store
+            .set_table_properties(
+                &table,
+                summary(&[("write.parquet.compression-codec", "lzo")]),
+            )
+            .await
+            .unwrap();
+        let err = write(&store).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(
+            err.message()
+                .contains("write.parquet.compression-codec asks for `lzo`"),
+            "{err}"
+        );
+        assert_eq!(store.snapshots(&table).await.unwrap(), before);
+        assert_eq!(
+            ids(&store
+                .scan_collect(&table, ScanOptions::default())
+                .await
+                .unwrap())
+            .len(),
+            8
+        );
+    });
+}
+
 #[test]
 fn unknown_tables_columns_and_bad_names_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,6 @@ use iceberg::writer::file_writer::location_generator::{
 };
 use iceberg::writer::file_writer::rolling_writer::RollingFileWriterBuilder;
 use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use super::commit::SqlCommitter;
@@ -149,9 +148,10 @@ impl AppendJob {
         let partition_spec = metadata.default_partition_spec().clone();
         let internal = |e: iceberg::Error| convert_error(e, &name, "preparing the append");
 
+        let compression = super::compression::from_properties(&name, metadata.properties())?;
         let file_prefix = format!("skewless-{}", uuid::Uuid::new_v4());
         let properties = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_compression(compression)
             .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
             .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
             // Feature columns are mostly high-cardinality numbers: dictionary interning cost

@@ -88,6 +88,7 @@
 
 mod append;
 mod commit;
+mod compression;
 mod expire;
 mod incremental;
 mod lanes;
@@ -401,7 +402,7 @@ impl OfflineStore {
         self.ensure_namespace(name).await?;
         let mut properties = properties;
         properties
-            .entry("write.parquet.compression-codec".to_owned())
+            .entry(compression::CODEC.to_owned())
             .or_insert_with(|| "zstd".to_owned());
         let creation = TableCreation::builder()
             .name(name.table().to_owned())
