@@ -721,10 +721,7 @@ fn data_files_are_compressed_as_the_tables_properties_ask() {
         };
         // A feature table is created asking for zstd (Iceberg's default) at level 1.
         let prefix = write(&store).await.unwrap();
-        assert_eq!(
-            codecs(&warehouse, &prefix),
-            ["ZSTD".to_owned()].into()
-        );
+        assert_eq!(codecs(&warehouse, &prefix), ["ZSTD".to_owned()].into());
         for (codec, level, expected) in [
             ("snappy", None, "SNAPPY"),
             ("zstd", Some("7"), "ZSTD"),
