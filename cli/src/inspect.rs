@@ -22,6 +22,8 @@ pub(super) struct InspectArgs {
 struct Report<'a> {
     digest: &'a str,
     size_bytes: u64,
+    /// The `skewless:transform` version the component implements.
+    contract: &'static str,
     #[serde(flatten)]
     signature: &'a Signature,
 }
@@ -35,6 +37,7 @@ pub(super) fn inspect(
     let report = Report {
         digest: transform.digest(),
         size_bytes,
+        contract: transform.contract_version(),
         signature: transform.signature(),
     };
     if args.json {
@@ -55,8 +58,8 @@ fn render(report: &Report<'_>) -> String {
         out += &format!("  {}\n", s.description);
     }
     out += &format!(
-        "digest  {}\nsize    {} bytes\n",
-        report.digest, report.size_bytes
+        "digest  {}\nsize    {} bytes\ncontract skewless:transform@{}\n",
+        report.digest, report.size_bytes, report.contract
     );
     for (title, fields) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
         out += &format!("{title} ({})\n", fields.len());

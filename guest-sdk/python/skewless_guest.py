@@ -4,10 +4,10 @@ A transform is a WebAssembly component implementing the ``skewless:transform`` W
 ``describe()`` returns its signature and ``transform(batch)`` computes output columns from a
 columnar, Arrow-shaped batch. Python builds against contract version 0.2.0, which carries every
 buffer as bytes: componentize-py hands each over as one ``bytes`` object (a list of numbers
-would cross one Python object at a time), and this module converts it at C speed. ``skewless build`` turns a project whose entry module is
-``app.py`` into such a component with componentize-py; this module is put on the module path
-by that build (it needs the bindings componentize-py generates, so it does not import in a
-plain interpreter).
+would cross one Python object at a time), and this module converts it at C speed.
+``skewless build`` turns a project whose entry module is ``app.py`` into such a component with
+componentize-py; this module is put on the module path by that build (it needs the bindings
+componentize-py generates, so it does not import in a plain interpreter).
 
 Per row (like the Rust SDK's ``#[transform]``)::
 
@@ -65,9 +65,9 @@ defines the transform, which must be ``app``; a project exports exactly one tran
 
 import dataclasses
 import sys
-from array import array
 import types as _pytypes
 import typing
+from array import array
 from itertools import accumulate, chain, islice
 
 from componentize_py_types import Err
@@ -360,9 +360,8 @@ class Batch:
     def _slices(self, column, data):
         """Row ``i`` of a var-len column as ``data[offsets[i]:offsets[i + 1]]``."""
         n = self.num_rows
-        offsets = _unpack(
-            column.values.value.offsets, "int32", f"the offsets of column `{column.name}`", column.name
-        )
+        what = f"the offsets of column `{column.name}`"
+        offsets = _unpack(column.values.value.offsets, "int32", what, column.name)
         if len(offsets) != n + 1:
             raise TransformError(
                 f"column `{column.name}` has {len(offsets)} offsets for {n} rows, "

@@ -387,6 +387,12 @@ fn python_request_view_matches_rust_bit_for_bit() {
             continue;
         };
         assert_eq!(python.signature(), rust.signature(), "{}", view.name());
+        // Python builds against the contract of byte buffers, Rust against typed lists: the
+        // host translates, and the outputs must not tell.
+        assert_eq!(
+            (python.contract_version(), rust.contract_version()),
+            ("0.2.0", "0.1.0")
+        );
         for (rows, seed) in [(0, 1), (1, 2), (9, 3), (edges, 4), (1000, 5), (8192, 6)] {
             let input = request_batch(rows, seed);
             let expected = rust.run(&input).expect("the Rust twin runs");

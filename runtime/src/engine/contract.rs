@@ -49,6 +49,14 @@ pub(super) enum Returned {
 }
 
 impl ContractPre {
+    /// The contract version, as `skewless:transform@<version>` names it.
+    pub(super) fn version(&self) -> &'static str {
+        match self {
+            ContractPre::V0_1(_) => VERSIONS[0],
+            ContractPre::V0_2(_) => VERSIONS[1],
+        }
+    }
+
     /// Types the component's exports as `version` (one of [`VERSIONS`]).
     pub(super) fn new(version: &str, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
         Ok(if version == VERSIONS[1] {

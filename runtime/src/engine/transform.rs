@@ -92,6 +92,12 @@ impl Transform {
         &self.inner.signature
     }
 
+    /// The version of the `skewless:transform` contract the component implements (`0.1.0`,
+    /// or `0.2.0`: every column buffer as bytes).
+    pub fn contract_version(&self) -> &'static str {
+        self.inner.pre.version()
+    }
+
     /// Whether the compiled code was mapped from the on-disk cache rather than compiled.
     pub fn loaded_from_cache(&self) -> bool {
         self.inner.from_cache
