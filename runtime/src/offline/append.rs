@@ -32,29 +32,14 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest row group a writer buffers before flushing it to its file, in encoded bytes
-/// and in rows (the byte estimate only counts encoded pages, not the values a column writer
-/// still buffers, so the row cap is what keeps an open writer small in practice).
-#[derive(Clone, Copy)]
-struct RowGroupLimit {
-    bytes: usize,
-    rows: usize,
-}
+/// The largest row group a writer buffers before flushing it to its file. A job holds one open
+/// file per partition it writes to, so its memory is bounded by this times the number of
+/// partitions (days) in flight, whatever the number of rows.
+const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
 
-/// A partitioned job holds one open file per partition it writes to (a materialization, one
-/// per day of its window: ~90), so its memory is this times the partitions in flight: small.
-const PARTITIONED_ROW_GROUP: RowGroupLimit = RowGroupLimit {
-    bytes: 2 * 1024 * 1024,
-    rows: 8 * 1024,
-};
-
-/// An unpartitioned job (an ingested source table) holds one open file: row groups as large
-/// as common Parquet writers make, so that scans set up fewer column chunks (each costs a
-/// decompression context): ingesting 5M rows peaked at 100 MiB instead of 87.
-const UNPARTITIONED_ROW_GROUP: RowGroupLimit = RowGroupLimit {
-    bytes: 32 * 1024 * 1024,
-    rows: 128 * 1024,
-};
+/// The same bound in rows: the byte estimate only counts encoded pages, not the values a
+/// column writer still buffers, so a row cap keeps each open writer small in practice.
+const MAX_ROW_GROUP_ROWS: usize = 8 * 1024;
 
 /// How many times a replacing commit that lost a race is planned and tried again.
 const REPLACE_ATTEMPTS: usize = 5;
@@ -165,14 +150,10 @@ impl AppendJob {
 
         let compression = super::compression::from_properties(&name, metadata.properties())?;
         let file_prefix = format!("skewless-{}", uuid::Uuid::new_v4());
-        let row_group = match partition_spec.is_unpartitioned() {
-            true => UNPARTITIONED_ROW_GROUP,
-            false => PARTITIONED_ROW_GROUP,
-        };
         let properties = WriterProperties::builder()
             .set_compression(compression)
-            .set_max_row_group_bytes(Some(row_group.bytes))
-            .set_max_row_group_row_count(Some(row_group.rows))
+            .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
+            .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
             // Feature columns are mostly high-cardinality numbers: dictionary interning cost
             // 12% of a materialization's time and bought nothing zstd does not already give.
             .set_dictionary_enabled(false)
