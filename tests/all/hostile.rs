@@ -187,6 +187,11 @@ fn a_component_whose_types_are_not_those_of_the_version_it_names_is_refused() {
             .contains("do not have the types of skewless:transform/feature-transform@0.2.0"),
         "{err}"
     );
+    assert!(
+        err.message()
+            .contains("Rebuild it against `wit/0.2.0/transform.wit`"),
+        "{err}"
+    );
     load(&engine, components::TIME_FEATURES);
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A component is built against one version of `skewless:transform` and names it in its
 //! types (`skewless:transform/types@<version>`). The host runs 0.1.0 (typed lists) and 0.2.0
-//! (every buffer as bytes, `wit/0.2.0/`); [`ContractPre::new`] reads which one a component
+//! (every buffer as bytes, `wit/0.2.0/`); [`Version::named_by`] reads which one a component
 //! names, and the rest of the engine calls `describe` and `transform` in the 0.1.0 types:
 //! a 0.2.0 call encodes its input and decodes its output ([`crate::batch::bytes`]).
 
@@ -14,20 +14,63 @@ use crate::batch;
 use crate::bindings::{self, Batch, TransformError, v0_2};
 use crate::error::Result;
 
-/// The contract versions this host runs, oldest first.
-pub(crate) const VERSIONS: [&str; 2] = ["0.1.0", "0.2.0"];
+/// A contract version this host runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Version {
+    /// `skewless:transform@0.1.0`: typed lists (`wit/transform.wit`).
+    V0_1,
+    /// `skewless:transform@0.2.0`: every column buffer as bytes (`wit/0.2.0/transform.wit`).
+    V0_2,
+}
+
+/// Every version this host runs, oldest first.
+const ALL: [Version; 2] = [Version::V0_1, Version::V0_2];
 
 /// The interface whose name tells a component's contract version.
 const TYPES_INTERFACE: &str = "skewless:transform/types@";
 
-/// The version a component names, if it names one (a component of another world names none).
-pub(super) fn named_version(engine: &wasmtime::Engine, component: &Component) -> Option<String> {
-    let ty = component.component_type();
-    let imports = ty.imports(engine).map(|(name, _)| name);
-    let exports = ty.exports(engine).map(|(name, _)| name);
-    imports
-        .chain(exports)
-        .find_map(|name| name.strip_prefix(TYPES_INTERFACE).map(str::to_owned))
+impl Version {
+    /// As the package names it, e.g. `0.2.0`.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Version::V0_1 => "0.1.0",
+            Version::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The WIT file of this version in the repository.
+    pub(super) fn wit_file(self) -> &'static str {
+        match self {
+            Version::V0_1 => "wit/transform.wit",
+            Version::V0_2 => "wit/0.2.0/transform.wit",
+        }
+    }
+
+    /// The version `component` names: `Ok(None)` when it names none (a component of another
+    /// world), `Err` with the name when this host does not run that version.
+    pub(super) fn named_by(
+        engine: &wasmtime::Engine,
+        component: &Component,
+    ) -> std::result::Result<Option<Version>, String> {
+        let ty = component.component_type();
+        let imports = ty.imports(engine).map(|(name, _)| name);
+        let exports = ty.exports(engine).map(|(name, _)| name);
+        let Some(named) = imports
+            .chain(exports)
+            .find_map(|name| name.strip_prefix(TYPES_INTERFACE))
+        else {
+            return Ok(None);
+        };
+        match ALL.into_iter().find(|v| v.as_str() == named) {
+            Some(version) => Ok(Some(version)),
+            None => Err(named.to_owned()),
+        }
+    }
+
+    /// Every version this host runs, for messages: `0.1.0 and 0.2.0`.
+    pub(super) fn supported() -> String {
+        ALL.map(Version::as_str).join(" and ")
+    }
 }
 
 /// A pre-linked component of one contract version.
@@ -49,20 +92,19 @@ pub(super) enum Returned {
 }
 
 impl ContractPre {
-    /// The contract version, as `skewless:transform@<version>` names it.
-    pub(super) fn version(&self) -> &'static str {
+    /// The contract version the component implements.
+    pub(super) fn version(&self) -> Version {
         match self {
-            ContractPre::V0_1(_) => VERSIONS[0],
-            ContractPre::V0_2(_) => VERSIONS[1],
+            ContractPre::V0_1(_) => Version::V0_1,
+            ContractPre::V0_2(_) => Version::V0_2,
         }
     }
 
-    /// Types the component's exports as `version` (one of [`VERSIONS`]).
-    pub(super) fn new(version: &str, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
-        Ok(if version == VERSIONS[1] {
-            ContractPre::V0_2(v0_2::FeatureTransformPre::new(pre)?)
-        } else {
-            ContractPre::V0_1(bindings::FeatureTransformPre::new(pre)?)
+    /// Types the component's exports as `version`'s.
+    pub(super) fn new(version: Version, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+        Ok(match version {
+            Version::V0_1 => ContractPre::V0_1(bindings::FeatureTransformPre::new(pre)?),
+            Version::V0_2 => ContractPre::V0_2(v0_2::FeatureTransformPre::new(pre)?),
         })
     }
 

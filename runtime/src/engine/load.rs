@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::contract::{self, ContractPre};
+use super::contract::{ContractPre, Version};
 use super::transform::Transform;
 use super::{EngineInner, compile_error};
 use crate::error::{Error, ErrorKind, Result};
@@ -52,16 +52,17 @@ fn prepare(engine: &EngineInner, digest: &str, bytes: &[u8]) -> Result<(Contract
     );
     check_exports(engine, &component)?;
     // A component that names no version is typed as 0.1.0, whose error then says what is wrong.
-    let version = contract::named_version(&engine.engine, &component)
-        .unwrap_or_else(|| contract::VERSIONS[0].to_owned());
-    if !contract::VERSIONS.contains(&version.as_str()) {
-        return Err(invalid(format!(
-            "the component was built against skewless:transform@{version}; this host runs \
-             versions {}. Rebuild it with this release's `skewless build` (or skewless-guest {})",
-            contract::VERSIONS.join(" and "),
-            env!("CARGO_PKG_VERSION")
-        )));
-    }
+    let version = Version::named_by(&engine.engine, &component)
+        .map_err(|named| {
+            invalid(format!(
+                "the component was built against skewless:transform@{named}; this host runs \
+                 versions {}. Rebuild it with this release's `skewless build` (or \
+                 skewless-guest {})",
+                Version::supported(),
+                env!("CARGO_PKG_VERSION")
+            ))
+        })?
+        .unwrap_or(Version::V0_1);
     let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| {
         invalid(format!(
             "the component imports something the sandbox does not provide: {e}. \
@@ -70,11 +71,13 @@ fn prepare(engine: &EngineInner, digest: &str, bytes: &[u8]) -> Result<(Contract
         ))
         .with_source(e)
     })?;
-    let pre = ContractPre::new(&version, instance_pre).map_err(|e| {
+    let pre = ContractPre::new(version, instance_pre).map_err(|e| {
         invalid(format!(
             "the component's exports do not have the types of \
-             skewless:transform/feature-transform@{version}: {e:#}. \
-             Rebuild it against the WIT in `wit/` (skewless-guest {})",
+             skewless:transform/feature-transform@{}: {e:#}. \
+             Rebuild it against `{}` (skewless-guest {})",
+            version.as_str(),
+            version.wit_file(),
             env!("CARGO_PKG_VERSION")
         ))
         .with_source(e)

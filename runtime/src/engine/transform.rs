@@ -95,7 +95,7 @@ impl Transform {
     /// The version of the `skewless:transform` contract the component implements (`0.1.0`,
     /// or `0.2.0`: every column buffer as bytes).
     pub fn contract_version(&self) -> &'static str {
-        self.inner.pre.version()
+        self.inner.pre.version().as_str()
     }
 
     /// Whether the compiled code was mapped from the on-disk cache rather than compiled.

@@ -16,6 +16,9 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The property naming the codec.
 pub(super) const CODEC: &str = "write.parquet.compression-codec";
+/// The codec of a table whose properties name none, and the one new tables are created with
+/// (Iceberg's default too).
+pub(super) const DEFAULT_CODEC: &str = "zstd";
 /// The property holding the codec's level.
 const LEVEL: &str = "write.parquet.compression-level";
 
@@ -27,7 +30,7 @@ pub(super) fn from_properties(
     let invalid = |message: String| {
         Err(Error::new(ErrorKind::InvalidInput, message).with_context("table", table))
     };
-    let codec = properties.get(CODEC).map_or("zstd", String::as_str);
+    let codec = properties.get(CODEC).map_or(DEFAULT_CODEC, String::as_str);
     let level = match properties.get(LEVEL) {
         None => None,
         Some(text) => match text.trim().parse::<i32>() {

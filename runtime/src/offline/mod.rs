@@ -403,7 +403,7 @@ impl OfflineStore {
         let mut properties = properties;
         properties
             .entry(compression::CODEC.to_owned())
-            .or_insert_with(|| "zstd".to_owned());
+            .or_insert_with(|| compression::DEFAULT_CODEC.to_owned());
         let creation = TableCreation::builder()
             .name(name.table().to_owned())
             .schema(iceberg_schema)
