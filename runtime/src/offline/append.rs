@@ -24,7 +24,7 @@ use iceberg::writer::partitioning::unpartitioned_writer::UnpartitionedWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::commit::SqlCommitter;
-use super::lanes::Lanes;
+use super::lanes::{Lanes, RowGroup};
 use super::split::PartitionSplitter;
 use super::{
     ScanOptions, SnapshotInfo, TableName, TimeRange, convert_error, current_arrow_schema,
@@ -184,7 +184,15 @@ impl AppendJob {
                 PartitionSplitter::try_new(iceberg_schema, partition_spec).map_err(internal)?;
             Sink::Partitioned(Box::new(PartitionedSink {
                 splitter,
-                writer: Lanes::new(&rolling, lanes()).map_err(internal)?,
+                writer: Lanes::new(
+                    &rolling,
+                    lanes(),
+                    RowGroup {
+                        rows: MAX_ROW_GROUP_ROWS,
+                        bytes: MAX_ROW_GROUP_BYTES,
+                    },
+                )
+                .map_err(internal)?,
             }))
         };
         Ok(AppendJob {
@@ -254,19 +262,8 @@ impl AppendJob {
             Sink::Unpartitioned(writer) => writer.write(aligned).await,
             Sink::Partitioned(sink) => {
                 let PartitionedSink { splitter, writer } = sink.as_mut();
-                let parts = splitter.split(&aligned);
-                drop(aligned);
-                match parts {
-                    Ok(parts) => {
-                        let mut result = Ok(());
-                        for (key, part) in parts {
-                            result = writer.write(key, part).await;
-                            if result.is_err() {
-                                break;
-                            }
-                        }
-                        result
-                    }
+                match splitter.split(&aligned) {
+                    Ok(parts) => writer.write(aligned, parts, splitter).await,
                     Err(e) => Err(e),
                 }
             }

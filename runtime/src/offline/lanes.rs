@@ -6,12 +6,19 @@
 //! the writes on one). Here each partition is owned by one *lane*, a thread with a fan-out
 //! writer of its own, so the partitions of a table (days, usually) are encoded in parallel.
 //!
+//! A lane hands its writer a partition's rows a row group at a time: a materialization's
+//! batch spreads over every day of its window, about 90 rows per partition per batch, and the
+//! Parquet writer's costs per call (levels, the statistics visitors, buffers grown by
+//! doubling) were a tenth of the job. Each lane is sent every batch whole with its
+//! partitions' row numbers, and copies those rows into the partition's [`Gather`] before it
+//! takes the next message, so no batch outlives the few messages queued.
+//!
 //! What stays as it was: a partition's rows reach its writer in the order they were written,
 //! so each data file holds the same rows in the same order as with one writer, and files
-//! roll and flush row groups as before; every lane's writers share the job's file name
-//! counter, so names stay unique. What a job holds in memory is unchanged too (one open
-//! writer per partition written, whichever lane holds it), plus a few parts in flight per
-//! lane.
+//! roll and cut row groups as before; every lane's writers share the job's file name
+//! counter, so names stay unique. What a job holds in memory is about the same: at most a
+//! row group of rows per partition written, held by its lane until they make one rather
+//! than by its open writer, plus a few batches in flight per lane.
 //!
 //! A partition goes to the lane that has been sent the fewest rows when the partition is
 //! first seen, which spreads the rows evenly whatever the number of partitions. A lane whose
@@ -20,31 +27,39 @@
 //! [`Lanes::close`] (a dropped or poisoned job) stop without finishing their files, as one
 //! writer dropped would: the files are orphans no snapshot references.
 
-use std::collections::HashMap;
-
 use arrow_array::RecordBatch;
-use iceberg::spec::{DataFile, PartitionKey, Struct};
+use iceberg::spec::{DataFile, PartitionKey};
 use iceberg::writer::base_writer::data_file_writer::DataFileWriterBuilder;
 use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use tokio::sync::{mpsc, oneshot};
 
 use super::append::RollingBuilder;
+use super::gather::Gather;
+use super::split::{Part, PartitionSplitter};
 
-/// Parts of batches queued per lane before a write waits for it.
-const QUEUED_PARTS: usize = 64;
+/// Batches queued per lane before a write waits for it.
+const QUEUED_BATCHES: usize = 4;
 
 /// A partitioned append's writer threads. See the [module docs](self).
 pub(super) struct Lanes {
     lanes: Vec<Lane>,
-    /// The lane of each partition seen.
-    assigned: HashMap<Struct, usize>,
+    /// The lane of each partition seen, by the splitter's partition index.
+    assigned: Vec<usize>,
+}
+
+/// The size at which a partition's pending rows go to its writer: the writer's row group.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RowGroup {
+    pub(super) rows: usize,
+    pub(super) bytes: usize,
 }
 
 /// What a lane is sent.
 enum Message {
-    /// Rows of one partition to write.
-    Part(PartitionKey, RecordBatch),
+    /// A batch and the rows of it that go to each of the lane's partitions; the key of a
+    /// partition the lane has not been sent before.
+    Rows(RecordBatch, Vec<(Part, Option<PartitionKey>)>),
     /// No more rows: finish the files.
     Close,
 }
@@ -60,25 +75,59 @@ struct Lane {
 
 impl Lanes {
     /// `lanes` writer threads (at least one), each writing with a fan-out writer of its own
-    /// whose files `files` builds. Must be called on a tokio runtime, which the lanes'
-    /// writers use.
-    pub(super) fn new(files: &RollingBuilder, lanes: usize) -> iceberg::Result<Self> {
+    /// whose files `files` builds, a partition's rows handed over once they make a
+    /// `row_group`. Must be called on a tokio runtime, which the lanes' writers use.
+    pub(super) fn new(
+        files: &RollingBuilder,
+        lanes: usize,
+        row_group: RowGroup,
+    ) -> iceberg::Result<Self> {
         let runtime = tokio::runtime::Handle::current();
         let lanes = (0..lanes.max(1))
             .map(|i| {
-                let (parts, mut receive) = mpsc::channel(QUEUED_PARTS);
+                let (parts, mut receive) = mpsc::channel(QUEUED_BATCHES);
                 let (finish, done) = oneshot::channel();
                 let mut writer = FanoutWriter::new(DataFileWriterBuilder::new(files.clone()));
                 let runtime = runtime.clone();
                 std::thread::Builder::new()
                     .name(format!("skewless-write-{i}"))
                     .spawn(move || {
+                        // The pending rows of each partition, by partition index (`None` for
+                        // the other lanes' partitions).
+                        let mut pending: Vec<Option<(PartitionKey, Gather)>> = Vec::new();
                         let written = (|| loop {
                             match receive.blocking_recv() {
-                                Some(Message::Part(key, part)) => {
-                                    runtime.block_on(writer.write(key, part))?;
+                                Some(Message::Rows(batch, parts)) => {
+                                    for (part, key) in parts {
+                                        let index = part.partition;
+                                        if pending.len() <= index {
+                                            pending.resize_with(index + 1, || None);
+                                        }
+                                        let (key, rows) = match (&mut pending[index], key) {
+                                            (Some(held), _) => held,
+                                            (slot, Some(key)) => {
+                                                slot.insert((key, Gather::new(batch.schema())))
+                                            }
+                                            (None, None) => return Err(unknown(index)),
+                                        };
+                                        rows.extend(&batch, &part.rows).map_err(arrow)?;
+                                        if rows.rows() >= row_group.rows
+                                            || rows.bytes() >= row_group.bytes
+                                        {
+                                            let rows = rows.take().map_err(arrow)?;
+                                            runtime.block_on(writer.write(key.clone(), rows))?;
+                                        }
+                                    }
                                 }
-                                Some(Message::Close) => return runtime.block_on(writer.close()),
+                                Some(Message::Close) => {
+                                    for (key, rows) in pending.iter_mut().flatten() {
+                                        if rows.rows() > 0 {
+                                            let rows = rows.take().map_err(arrow)?;
+                                            runtime.block_on(writer.write(key.clone(), rows))?;
+                                        }
+                                    }
+                                    return runtime.block_on(writer.close());
+                                }
                                 // The job was dropped: leave the files unfinished.
                                 None => return Err(stopped()),
                             }
@@ -101,38 +150,55 @@ impl Lanes {
             .collect::<iceberg::Result<Vec<_>>>()?;
         Ok(Lanes {
             lanes,
-            assigned: HashMap::new(),
+            assigned: Vec::new(),
         })
     }
 
-    /// Sends `part` (rows of partition `key`) to its partition's lane; waits while that lane's
-    /// queue is full. The error of a lane that stopped.
+    /// Sends `batch` to the lanes of the partitions `parts` (the splitter's, which knows
+    /// their keys) put its rows in, each with the rows of its partitions; waits while a
+    /// lane's queue is full. The error of a lane that stopped.
     pub(super) async fn write(
         &mut self,
-        key: PartitionKey,
-        part: RecordBatch,
+        batch: RecordBatch,
+        parts: Vec<Part>,
+        splitter: &PartitionSplitter,
     ) -> iceberg::Result<()> {
-        let lane = match self.assigned.get(key.data()) {
-            Some(&lane) => lane,
-            None => {
-                let lane = (0..self.lanes.len())
-                    .min_by_key(|&i| self.lanes[i].rows)
-                    .unwrap_or(0);
-                self.assigned.insert(key.data().clone(), lane);
-                lane
-            }
-        };
-        let lane = &mut self.lanes[lane];
-        lane.rows += part.num_rows() as u64;
-        let sent = match &lane.parts {
-            Some(parts) => parts.send(Message::Part(key, part)).await.is_ok(),
-            None => false,
-        };
-        match sent {
-            true => Ok(()),
-            // The lane's thread ended, so its write failed: that error.
-            false => Err(lane.finish().await.err().unwrap_or_else(stopped)),
+        let mut sends: Vec<Vec<(Part, Option<PartitionKey>)>> =
+            (0..self.lanes.len()).map(|_| Vec::new()).collect();
+        for part in parts {
+            let index = part.partition;
+            let (lane, key) = match self.assigned.get(index) {
+                Some(&lane) => (lane, None),
+                None => {
+                    // The splitter numbers partitions from 0 as it first sees them.
+                    debug_assert_eq!(index, self.assigned.len());
+                    let lane = (0..self.lanes.len())
+                        .min_by_key(|&i| self.lanes[i].rows)
+                        .unwrap_or(0);
+                    self.assigned.push(lane);
+                    (lane, Some(splitter.key(index).clone()))
+                }
+            };
+            self.lanes[lane].rows += part.rows.len() as u64;
+            sends[lane].push((part, key));
         }
+        for (lane, parts) in self.lanes.iter_mut().zip(sends) {
+            if parts.is_empty() {
+                continue;
+            }
+            let sent = match &lane.parts {
+                Some(queue) => queue
+                    .send(Message::Rows(batch.clone(), parts))
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !sent {
+                // The lane's thread ended, so its write failed: that error.
+                return Err(lane.finish().await.err().unwrap_or_else(stopped));
+            }
+        }
+        Ok(())
     }
 
     /// Tells every lane that no more rows come, so that each finishes its files (the last row
@@ -168,6 +234,24 @@ impl Lane {
             None => Err(stopped()),
         }
     }
+}
+
+/// A part for a partition whose key the lane was never sent (a bug: the key goes with its
+/// first rows).
+fn unknown(partition: usize) -> iceberg::Error {
+    iceberg::Error::new(
+        iceberg::ErrorKind::Unexpected,
+        format!("a writer lane was sent rows of partition {partition} without its key"),
+    )
+}
+
+/// Rows that could not be gathered into a row group.
+fn arrow(e: arrow_schema::ArrowError) -> iceberg::Error {
+    iceberg::Error::new(
+        iceberg::ErrorKind::Unexpected,
+        "could not gather a partition's rows",
+    )
+    .with_source(e)
 }
 
 /// A lane whose thread ended without saying why (a panic), or that was already finished.

@@ -90,6 +90,7 @@ mod append;
 mod commit;
 mod compression;
 mod expire;
+mod gather;
 mod incremental;
 mod lanes;
 mod name;

@@ -1,4 +1,5 @@
-//! [`PartitionSplitter`]: cut a batch into one batch per partition of the table it is written to.
+//! [`PartitionSplitter`]: which rows of a batch go to which partition of the table it is
+//! written to.
 //!
 //! iceberg-rust's `RecordBatchPartitionSplitter` turns every row's partition value into an
 //! Iceberg `Literal` struct, groups the rows in a map keyed by those structs, then filters the
@@ -9,21 +10,28 @@
 //! This splitter computes the partition values with the same `PartitionValueCalculator`, and
 //! when the partition has a single integer field (the day, month, year, hour and bucket
 //! transforms, and identity on an integer or date column: every table skewless creates)
-//! groups rows by that integer directly, then gathers them with one `take` and slices it per
-//! partition. Only one literal per partition is built. Rows keep their order within a
-//! partition, as iceberg-rust's splitter keeps them. Any other partition spec is handed to
-//! iceberg-rust's splitter unchanged.
+//! groups rows by that integer directly. It copies nothing: it says which rows go where, and
+//! the partition's writer lane copies them (`gather.rs`). Each partition gets a dense index,
+//! from 0 in the order partitions are first seen, and its key is built once per job. Any other
+//! partition spec is grouped by its partition structs, as iceberg-rust groups them.
 
 use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int32Type, Int64Type};
-use arrow_array::{Array, ArrayRef, RecordBatch, StructArray, UInt32Array};
+use arrow_array::{Array, ArrayRef, RecordBatch, StructArray};
 use arrow_schema::DataType;
-use iceberg::arrow::{
-    PartitionValueCalculator, RecordBatchPartitionSplitter, arrow_struct_to_literal,
-};
-use iceberg::spec::{Literal, PartitionKey, PartitionSpecRef, SchemaRef, StructType};
+use iceberg::arrow::{PartitionValueCalculator, arrow_struct_to_literal};
+use iceberg::spec::{Literal, PartitionKey, PartitionSpecRef, SchemaRef, Struct, StructType};
+
+/// The rows of one batch that go to one partition.
+#[derive(Debug)]
+pub(crate) struct Part {
+    /// The partition's index (see [`PartitionSplitter::key`]).
+    pub(crate) partition: usize,
+    /// Row numbers in the batch, ascending.
+    pub(crate) rows: Vec<u32>,
+}
 
 /// Splits batches by partition. See the [module docs](self).
 pub(crate) struct PartitionSplitter {
@@ -31,37 +39,42 @@ pub(crate) struct PartitionSplitter {
     spec: PartitionSpecRef,
     partition_type: StructType,
     calculator: PartitionValueCalculator,
-    /// iceberg-rust's splitter, for partition specs the integer path does not cover.
-    general: RecordBatchPartitionSplitter,
+    /// The key of each partition seen, by index.
+    keys: Vec<PartitionKey>,
+    /// The index of each integer partition value seen (`None`: a null value).
+    by_int: HashMap<Option<i64>, usize, ahash::RandomState>,
+    /// The index of each partition struct seen, for other partition specs.
+    by_struct: HashMap<Struct, usize>,
 }
 
 impl PartitionSplitter {
     pub(crate) fn try_new(schema: SchemaRef, spec: PartitionSpecRef) -> iceberg::Result<Self> {
         let partition_type = spec.partition_type(&schema)?;
         let calculator = PartitionValueCalculator::try_new(&spec, &schema)?;
-        let general = RecordBatchPartitionSplitter::try_new_with_computed_values(
-            schema.clone(),
-            spec.clone(),
-        )?;
         Ok(PartitionSplitter {
             schema,
             spec,
             partition_type,
             calculator,
-            general,
+            keys: Vec::new(),
+            by_int: HashMap::default(),
+            by_struct: HashMap::new(),
         })
     }
 
+    /// The key of partition `index`, which [`split`](Self::split) returned.
+    pub(crate) fn key(&self, index: usize) -> &PartitionKey {
+        &self.keys[index]
+    }
+
     /// The rows of `batch` grouped by partition, each group in the batch's row order, the
-    /// groups in the order of their partition values.
-    pub(crate) fn split(
-        &self,
-        batch: &RecordBatch,
-    ) -> iceberg::Result<Vec<(PartitionKey, RecordBatch)>> {
+    /// groups in the order of their partition values (integer partitions) or of first rows
+    /// (others).
+    pub(crate) fn split(&mut self, batch: &RecordBatch) -> iceberg::Result<Vec<Part>> {
         let values = self.calculator.calculate(batch)?;
         let fields = values.as_struct();
         let Some(ints) = single_int_field(fields) else {
-            return self.general.split(batch);
+            return self.split_by_struct(&values);
         };
         // Rows per partition value, in row order; `None` is a null partition value.
         let mut groups: HashMap<Option<i64>, Vec<u32>, ahash::RandomState> = HashMap::default();
@@ -70,40 +83,77 @@ impl PartitionSplitter {
         }
         let mut groups: Vec<_> = groups.into_iter().collect();
         groups.sort_unstable_by_key(|(value, _)| *value);
-        if groups.len() == 1 {
-            let first = groups[0].1[0] as usize;
-            return Ok(vec![(self.key(&values, first)?, batch.clone())]);
-        }
-        let order =
-            UInt32Array::from_iter_values(groups.iter().flat_map(|(_, rows)| rows.iter().copied()));
-        let gathered = arrow_select::take::take_record_batch(batch, &order)?;
-        let mut parts = Vec::with_capacity(groups.len());
-        let mut offset = 0;
-        for (_, rows) in &groups {
-            let key = self.key(&values, rows[0] as usize)?;
-            parts.push((key, gathered.slice(offset, rows.len())));
-            offset += rows.len();
+        groups
+            .into_iter()
+            .map(|(value, rows)| {
+                let partition = match self.by_int.get(&value) {
+                    Some(&index) => index,
+                    None => {
+                        let data = self.struct_of(&values, rows[0] as usize)?;
+                        let index = self.add(data);
+                        self.by_int.insert(value, index);
+                        index
+                    }
+                };
+                Ok(Part { partition, rows })
+            })
+            .collect()
+    }
+
+    /// [`split`](Self::split) for any partition spec: rows grouped by their partition structs.
+    fn split_by_struct(&mut self, values: &ArrayRef) -> iceberg::Result<Vec<Part>> {
+        let mut parts: Vec<Part> = Vec::new();
+        // The part of each partition in this batch.
+        let mut in_batch: HashMap<usize, usize> = HashMap::new();
+        let literals = arrow_struct_to_literal(values, &self.partition_type)?;
+        for (row, literal) in literals.into_iter().enumerate() {
+            let data = as_struct(literal)?;
+            let partition = match self.by_struct.get(&data) {
+                Some(&index) => index,
+                None => {
+                    let index = self.add(data.clone());
+                    self.by_struct.insert(data, index);
+                    index
+                }
+            };
+            let part = *in_batch.entry(partition).or_insert_with(|| {
+                parts.push(Part {
+                    partition,
+                    rows: Vec::new(),
+                });
+                parts.len() - 1
+            });
+            parts[part].rows.push(row as u32);
         }
         Ok(parts)
     }
 
-    /// The partition key of `row`, whose partition values are in `values`.
-    fn key(&self, values: &ArrayRef, row: usize) -> iceberg::Result<PartitionKey> {
+    /// Adds a partition: its index.
+    fn add(&mut self, data: Struct) -> usize {
+        let key = PartitionKey::new(self.spec.as_ref().clone(), self.schema.clone(), data);
+        self.keys.push(key);
+        self.keys.len() - 1
+    }
+
+    /// The partition struct of `row`, whose partition values are in `values`.
+    fn struct_of(&self, values: &ArrayRef, row: usize) -> iceberg::Result<Struct> {
         let one = values.slice(row, 1);
-        let data = match arrow_struct_to_literal(&one, &self.partition_type)?.pop() {
-            Some(Some(Literal::Struct(data))) => data,
-            _ => {
-                return Err(iceberg::Error::new(
-                    iceberg::ErrorKind::DataInvalid,
-                    "a partition value is not a struct",
-                ));
-            }
-        };
-        Ok(PartitionKey::new(
-            self.spec.as_ref().clone(),
-            self.schema.clone(),
-            data,
-        ))
+        as_struct(
+            arrow_struct_to_literal(&one, &self.partition_type)?
+                .pop()
+                .flatten(),
+        )
+    }
+}
+
+/// A row's partition value as the struct it must be.
+fn as_struct(literal: Option<Literal>) -> iceberg::Result<Struct> {
+    match literal {
+        Some(Literal::Struct(data)) => Ok(data),
+        _ => Err(iceberg::Error::new(
+            iceberg::ErrorKind::DataInvalid,
+            "a partition value is not a struct",
+        )),
     }
 }
 
@@ -139,10 +189,12 @@ mod tests {
 
     use std::sync::Arc;
 
+    use arrow_array::UInt32Array;
     use arrow_array::{
         Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
-    use iceberg::arrow::schema_to_arrow_schema;
+    use arrow_select::take::take_record_batch;
+    use iceberg::arrow::{RecordBatchPartitionSplitter, schema_to_arrow_schema};
     use iceberg::spec::{
         NestedField, PartitionSpec, PrimitiveType, Schema, Transform, Type, UnboundPartitionField,
     };
@@ -247,13 +299,32 @@ mod tests {
                 (4, Transform::Identity),
             ] {
                 let spec = spec(&schema, source, transform);
-                let ours = PartitionSplitter::try_new(schema.clone(), spec.clone()).unwrap();
+                let mut ours = PartitionSplitter::try_new(schema.clone(), spec.clone()).unwrap();
                 let theirs =
                     RecordBatchPartitionSplitter::try_new_with_computed_values(schema.clone(), spec)
                         .unwrap();
                 let expected = canonical(theirs.split(&batch).unwrap());
-                let actual = canonical(ours.split(&batch).unwrap());
+                let parts = ours.split(&batch).unwrap();
+                for part in &parts {
+                    prop_assert!(part.rows.is_sorted(), "{:?}", transform);
+                }
+                let indices: Vec<usize> = parts.iter().map(|p| p.partition).collect();
+                let actual = canonical(
+                    parts
+                        .into_iter()
+                        .map(|part| {
+                            let rows = UInt32Array::from(part.rows);
+                            let rows = take_record_batch(&batch, &rows).unwrap();
+                            (ours.key(part.partition).clone(), rows)
+                        })
+                        .collect(),
+                );
                 prop_assert_eq!(actual, expected, "{:?}", transform);
+                // A partition seen again keeps its index: the next batch's rows of a day go
+                // to the same writer.
+                let again: Vec<usize> =
+                    ours.split(&batch).unwrap().iter().map(|p| p.partition).collect();
+                prop_assert_eq!(again, indices, "{:?}", transform);
             }
         }
     }
