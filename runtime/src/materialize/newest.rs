@@ -58,8 +58,18 @@ impl NewestRows {
         let grouped = self.entities.group(&row_keys);
         for (shard, rows) in grouped.shards() {
             let mut shard = self.entities.lock(shard);
-            for &row in rows {
-                let row = row as usize;
+            // Most rows are older than what the map holds for their entity, and each lookup
+            // is a cache miss (the map holds every entity of the window). A first pass only
+            // compares versions: a short loop of independent lookups, which the CPU overlaps.
+            // A row it drops would lose below too: what the map holds only grows.
+            let contenders: Vec<usize> = (rows.iter())
+                .map(|&row| row as usize)
+                .filter(|&row| {
+                    let version = (event.value(row), created.value(row));
+                    (shard.get(&row_keys[row])).is_none_or(|held| version >= held.version)
+                })
+                .collect();
+            for row in contenders {
                 // Each row is visited once: its key moves into the map.
                 let key = std::mem::replace(&mut row_keys[row], RowKey::Int(0));
                 let version = (event.value(row), created.value(row));
@@ -72,10 +82,14 @@ impl NewestRows {
                 match shard.entry(key) {
                     Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
                         Ordering::Greater => {
-                            *held.get_mut() = Candidate {
-                                version,
-                                values: decode()?,
-                            };
+                            // In place: the entity's vector is reused, not freed and
+                            // allocated again.
+                            let held = held.get_mut();
+                            held.version = version;
+                            held.values.clear();
+                            for column in features {
+                                held.values.push(feature_value(column, row)?);
+                            }
                         }
                         // An exact version tie: the greater stored bytes win (the rows share
                         // the digest, so their values' encodings decide), whatever the order
