@@ -134,7 +134,8 @@ impl<T: ArrowPrimitiveType> Column for Primitive<T> {
         let values = array.values();
         self.values
             .extend(rows.iter().map(|&row| values[row as usize]));
-        match array.nulls() {
+        // Outputs are nullable but mostly hold no null: their rows' validity is one run.
+        match array.nulls().filter(|n| n.null_count() > 0) {
             None => self.nulls.append_n_non_nulls(rows.len()),
             Some(nulls) => {
                 for &row in rows {
@@ -164,10 +165,19 @@ struct Boolean(BooleanBuilder);
 impl Column for Boolean {
     fn extend(&mut self, array: &ArrayRef, rows: &[u32]) -> Result<(), ArrowError> {
         let array = array.as_boolean_opt().ok_or_else(|| mismatch(array))?;
-        for &row in rows {
-            let row = row as usize;
-            self.0
-                .append_option(array.is_valid(row).then(|| array.value(row)));
+        match array.null_count() {
+            0 => {
+                for &row in rows {
+                    self.0.append_value(array.value(row as usize));
+                }
+            }
+            _ => {
+                for &row in rows {
+                    let row = row as usize;
+                    self.0
+                        .append_option(array.is_valid(row).then(|| array.value(row)));
+                }
+            }
         }
         Ok(())
     }
