@@ -199,7 +199,7 @@ def test_materialize_on_ray_equals_a_local_run(example, ray_cluster):
 
 def test_a_source_of_one_large_file_is_split_into_byte_ranges_across_parts(guests, ray_cluster, tmp_path):
     """A source ingested as one data file of several row groups (60k rows; row groups hold
-    at most 8k) still spreads over the parts: each reads a byte range of the file, and the
+    at most 16k) still spreads over the parts: each reads a byte range of the file, and the
     rows equal a local run's."""
     import skewless.ray as sray
 

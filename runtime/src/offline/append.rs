@@ -32,14 +32,23 @@ use super::{
 };
 use crate::error::{Error, ErrorKind, Result};
 
-/// The largest row group a writer buffers before flushing it to its file. A job holds one open
-/// file per partition it writes to, so its memory is bounded by this times the number of
-/// partitions (days) in flight, whatever the number of rows.
-const MAX_ROW_GROUP_BYTES: usize = 2 * 1024 * 1024;
+/// The largest row group of a partitioned table's files. A job holds the pending rows of
+/// every partition it writes to (in its writer lanes), so its memory is bounded by this times
+/// the number of partitions (days) in flight, whatever the number of rows.
+const PARTITIONED_ROW_GROUP: RowGroup = RowGroup {
+    rows: 8 * 1024,
+    bytes: 2 * 1024 * 1024,
+};
 
-/// The same bound in rows: the byte estimate only counts encoded pages, not the values a
-/// column writer still buffers, so a row cap keeps each open writer small in practice.
-const MAX_ROW_GROUP_ROWS: usize = 8 * 1024;
+/// The largest row group of an unpartitioned table's files (an ingested source). A job holds
+/// one open file, so the groups can be larger: every column chunk a scan reads costs it a
+/// reader and a decompression context (zstd's, which probes the CPU each time). They stay
+/// small enough that a file of a few 10k rows still splits into several parts of a
+/// distributed run, which splits files by row group.
+const UNPARTITIONED_ROW_GROUP: RowGroup = RowGroup {
+    rows: 16 * 1024,
+    bytes: 4 * 1024 * 1024,
+};
 
 /// How many times a replacing commit that lost a race is planned and tried again.
 const REPLACE_ATTEMPTS: usize = 5;
@@ -150,10 +159,14 @@ impl AppendJob {
 
         let compression = super::compression::from_properties(&name, metadata.properties())?;
         let file_prefix = format!("skewless-{}", uuid::Uuid::new_v4());
+        let row_group = match partition_spec.is_unpartitioned() {
+            true => UNPARTITIONED_ROW_GROUP,
+            false => PARTITIONED_ROW_GROUP,
+        };
         let properties = WriterProperties::builder()
             .set_compression(compression)
-            .set_max_row_group_bytes(Some(MAX_ROW_GROUP_BYTES))
-            .set_max_row_group_row_count(Some(MAX_ROW_GROUP_ROWS))
+            .set_max_row_group_bytes(Some(row_group.bytes))
+            .set_max_row_group_row_count(Some(row_group.rows))
             // Feature columns are mostly high-cardinality numbers: dictionary interning cost
             // 12% of a materialization's time and bought nothing zstd does not already give.
             .set_dictionary_enabled(false)
@@ -184,15 +197,7 @@ impl AppendJob {
                 PartitionSplitter::try_new(iceberg_schema, partition_spec).map_err(internal)?;
             Sink::Partitioned(Box::new(PartitionedSink {
                 splitter,
-                writer: Lanes::new(
-                    &rolling,
-                    lanes(),
-                    RowGroup {
-                        rows: MAX_ROW_GROUP_ROWS,
-                        bytes: MAX_ROW_GROUP_BYTES,
-                    },
-                )
-                .map_err(internal)?,
+                writer: Lanes::new(&rolling, lanes(), row_group).map_err(internal)?,
             }))
         };
         Ok(AppendJob {
