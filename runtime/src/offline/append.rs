@@ -53,7 +53,8 @@ const UNPARTITIONED_ROW_GROUP: RowGroup = RowGroup {
 /// How many times a replacing commit that lost a race is planned and tried again.
 const REPLACE_ATTEMPTS: usize = 5;
 
-type FileWriterBuilder =
+/// What builds one data file writer (a lane's fan-out writer builds one per partition).
+pub(super) type FileWriterBuilder =
     DataFileWriterBuilder<ParquetWriterBuilder, DefaultLocationGenerator, DefaultFileNameGenerator>;
 
 /// What builds a data file writer: Parquet files rolled at the target size, named and placed

@@ -34,7 +34,7 @@ use iceberg::writer::partitioning::PartitioningWriter;
 use iceberg::writer::partitioning::fanout_writer::FanoutWriter;
 use tokio::sync::{mpsc, oneshot};
 
-use super::append::RollingBuilder;
+use super::append::{FileWriterBuilder, RollingBuilder};
 use super::gather::Gather;
 use super::split::{Part, PartitionSplitter};
 
@@ -87,47 +87,19 @@ impl Lanes {
             .map(|i| {
                 let (parts, mut receive) = mpsc::channel(QUEUED_BATCHES);
                 let (finish, done) = oneshot::channel();
-                let mut writer = FanoutWriter::new(DataFileWriterBuilder::new(files.clone()));
-                let runtime = runtime.clone();
+                let mut writer = LaneWriter {
+                    files: FanoutWriter::new(DataFileWriterBuilder::new(files.clone())),
+                    pending: Vec::new(),
+                    row_group,
+                    runtime: runtime.clone(),
+                };
                 std::thread::Builder::new()
                     .name(format!("skewless-write-{i}"))
                     .spawn(move || {
-                        // The pending rows of each partition, by partition index (`None` for
-                        // the other lanes' partitions).
-                        let mut pending: Vec<Option<(PartitionKey, Gather)>> = Vec::new();
                         let written = (|| loop {
                             match receive.blocking_recv() {
-                                Some(Message::Rows(batch, parts)) => {
-                                    for (part, key) in parts {
-                                        let index = part.partition;
-                                        if pending.len() <= index {
-                                            pending.resize_with(index + 1, || None);
-                                        }
-                                        let (key, rows) = match (&mut pending[index], key) {
-                                            (Some(held), _) => held,
-                                            (slot, Some(key)) => {
-                                                slot.insert((key, Gather::new(batch.schema())))
-                                            }
-                                            (None, None) => return Err(unknown(index)),
-                                        };
-                                        rows.extend(&batch, &part.rows).map_err(arrow)?;
-                                        if rows.rows() >= row_group.rows
-                                            || rows.bytes() >= row_group.bytes
-                                        {
-                                            let rows = rows.take().map_err(arrow)?;
-                                            runtime.block_on(writer.write(key.clone(), rows))?;
-                                        }
-                                    }
-                                }
-                                Some(Message::Close) => {
-                                    for (key, rows) in pending.iter_mut().flatten() {
-                                        if rows.rows() > 0 {
-                                            let rows = rows.take().map_err(arrow)?;
-                                            runtime.block_on(writer.write(key.clone(), rows))?;
-                                        }
-                                    }
-                                    return runtime.block_on(writer.close());
-                                }
+                                Some(Message::Rows(batch, parts)) => writer.write(&batch, parts)?,
+                                Some(Message::Close) => return writer.close(),
                                 // The job was dropped: leave the files unfinished.
                                 None => return Err(stopped()),
                             }
@@ -233,6 +205,57 @@ impl Lane {
             Some(done) => done.await.unwrap_or_else(|_| Err(stopped())),
             None => Err(stopped()),
         }
+    }
+}
+
+/// What a lane's thread owns: the fan-out writer of its partitions' files and their pending
+/// rows.
+struct LaneWriter {
+    files: FanoutWriter<FileWriterBuilder>,
+    /// The pending rows of each partition, by partition index (`None` for the other lanes'
+    /// partitions).
+    pending: Vec<Option<(PartitionKey, Gather)>>,
+    row_group: RowGroup,
+    runtime: tokio::runtime::Handle,
+}
+
+impl LaneWriter {
+    /// Gathers the rows of `batch` that `parts` give to the lane's partitions, and writes
+    /// those of a partition once they make a row group.
+    fn write(
+        &mut self,
+        batch: &RecordBatch,
+        parts: Vec<(Part, Option<PartitionKey>)>,
+    ) -> iceberg::Result<()> {
+        for (part, key) in parts {
+            let index = part.partition;
+            if self.pending.len() <= index {
+                self.pending.resize_with(index + 1, || None);
+            }
+            let (key, rows) = match (&mut self.pending[index], key) {
+                (Some(held), _) => held,
+                (slot, Some(key)) => slot.insert((key, Gather::new(batch.schema()))),
+                (None, None) => return Err(unknown(index)),
+            };
+            rows.extend(batch, &part.rows).map_err(arrow)?;
+            if rows.rows() >= self.row_group.rows || rows.bytes() >= self.row_group.bytes {
+                let rows = rows.take().map_err(arrow)?;
+                self.runtime.block_on(self.files.write(key.clone(), rows))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every partition's pending rows as its last row group and closes the files: the
+    /// lane's data files.
+    fn close(mut self) -> iceberg::Result<Vec<DataFile>> {
+        for (key, rows) in self.pending.iter_mut().flatten() {
+            if rows.rows() > 0 {
+                let rows = rows.take().map_err(arrow)?;
+                self.runtime.block_on(self.files.write(key.clone(), rows))?;
+            }
+        }
+        self.runtime.block_on(self.files.close())
     }
 }
 
