@@ -45,7 +45,9 @@ impl Gather {
         }
     }
 
-    /// Copies rows `rows` of `batch` (whose schema is this gather's), in that order.
+    /// Copies rows `rows` of `batch` (whose schema is this gather's), in that order. An error
+    /// leaves the gather unusable (some columns extended, others not): the lane stops on it,
+    /// and the job with it.
     pub(super) fn extend(&mut self, batch: &RecordBatch, rows: &[u32]) -> Result<(), ArrowError> {
         // The aligned batches of one job share one schema: compared by pointer first.
         if !Arc::ptr_eq(batch.schema_ref(), &self.schema) && batch.schema_ref() != &self.schema {
