@@ -275,6 +275,13 @@ fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The Parquet files under `dir` of the job whose files are named with `prefix`.
+fn job_files(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut files = parquet_files(dir);
+    files.retain(|path| path.to_string_lossy().contains(prefix));
+    files
+}
+
 on_every_catalog!(a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels);
 fn a_partitioned_append_is_one_snapshot_that_scans_back_and_time_travels(backend: &Backend) {
     let table = name("features.transactions");
@@ -687,10 +694,7 @@ fn appends_align_batches_to_the_table_and_name_mismatched_columns() {
 fn codecs(dir: &std::path::Path, prefix: &str) -> std::collections::BTreeSet<String> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut out = std::collections::BTreeSet::new();
-    for path in parquet_files(dir) {
-        if !path.to_string_lossy().contains(prefix) {
-            continue;
-        }
+    for path in job_files(dir, prefix) {
         let reader = SerializedFileReader::new(std::fs::File::open(&path).unwrap()).unwrap();
         for group in reader.metadata().row_groups() {
             for column in group.columns() {
@@ -733,10 +737,7 @@ fn scattered_small_batches_reach_each_file_in_order_and_in_whole_row_groups() {
             .await
             .unwrap();
 
-        let files: Vec<_> = parquet_files(&dir.path().join("warehouse"))
-            .into_iter()
-            .filter(|p| p.to_string_lossy().contains(&prefix))
-            .collect();
+        let files = job_files(&dir.path().join("warehouse"), &prefix);
         assert_eq!(files.len(), 3, "one file per day: {files:?}");
         let mut read = Vec::new();
         for path in files {

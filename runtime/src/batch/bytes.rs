@@ -52,9 +52,9 @@ fn from_bytes<T: LittleEndian>(column: &str, what: &str, bytes: &[u8]) -> Result
             column,
             format!(
                 "output column `{column}` holds {} bytes of {what}, not a whole number of \
-                 {}-byte values (the 0.2.0 contract carries them little-endian, {} bytes each)",
+                 {}-byte values (the 0.2.0 contract carries each value as that many \
+                 little-endian bytes)",
                 bytes.len(),
-                T::WIDTH,
                 T::WIDTH
             ),
         ));
