@@ -89,6 +89,7 @@
 mod append;
 mod commit;
 mod compression;
+mod durable;
 mod expire;
 mod gather;
 mod incremental;
@@ -110,7 +111,6 @@ use arrow_array::RecordBatch;
 use arrow_schema::{DataType, Schema as ArrowSchema, SchemaRef};
 use futures::{StreamExt, TryStreamExt};
 use iceberg::arrow::schema_to_arrow_schema;
-use iceberg::io::LocalFsStorageFactory;
 use iceberg::spec::{Snapshot, TableMetadata, Transform, UnboundPartitionSpec};
 use iceberg::table::Table;
 use iceberg::transaction::{ApplyTransactionAction, Transaction};
@@ -737,7 +737,7 @@ async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, Stri
         ),
     ]);
     let catalog = SqlCatalogBuilder::default()
-        .with_storage_factory(Arc::new(LocalFsStorageFactory))
+        .with_storage_factory(Arc::new(durable::DurableLocalStorageFactory))
         .load(SQL_CATALOG_NAME, props)
         .await
         .map_err(|e| {

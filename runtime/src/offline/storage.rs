@@ -1,7 +1,8 @@
 //! Where a catalog's table files live: the one place that chooses iceberg's storage (the
 //! `StorageFactory` every table's file IO is built from) by the warehouse's scheme.
 //!
-//! - A local path or `file://` warehouse: iceberg's own local file system storage.
+//! - A local path or `file://` warehouse: iceberg's own local file system storage, with
+//!   whole-file writes (metadata files, manifests) synced (`durable.rs`).
 //! - `s3://bucket[/prefix]`, or any warehouse with `[offline.s3]` settings: S3 or an
 //!   S3-compatible server (SeaweedFS, MinIO, ...) through `iceberg-storage-opendal`, built only
 //!   with the cargo feature `s3`. Every table file (Parquet data files, manifests, manifest
@@ -19,11 +20,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iceberg::io::{
-    LocalFsStorageFactory, S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION,
-    S3_SECRET_ACCESS_KEY, S3_SESSION_TOKEN, StorageFactory,
+    S3_ACCESS_KEY_ID, S3_ENDPOINT, S3_PATH_STYLE_ACCESS, S3_REGION, S3_SECRET_ACCESS_KEY,
+    S3_SESSION_TOKEN, StorageFactory,
 };
 use serde::{Deserialize, Serialize};
 
+use super::durable::DurableLocalStorageFactory;
 use crate::error::{Error, ErrorKind, Result};
 pub use crate::online::Secret;
 
@@ -160,7 +162,7 @@ pub(super) fn factory(
 ) -> Result<Arc<dyn StorageFactory>> {
     let wants_s3 = s3.is_some() || warehouse.is_some_and(is_s3_url);
     if !wants_s3 {
-        return Ok(Arc::new(LocalFsStorageFactory));
+        return Ok(Arc::new(DurableLocalStorageFactory));
     }
     if let Some(warehouse) = warehouse
         && warehouse.contains("://")
