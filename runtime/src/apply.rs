@@ -18,7 +18,6 @@ use std::sync::Arc;
 use arrow_schema::{DataType as ArrowType, Field as ArrowField, Schema, SchemaRef, TimeUnit};
 
 use crate::aggregate::{Aggregation, OutputType};
-use crate::batch::accepts;
 use crate::engine::TransformEngine;
 use crate::error::Result;
 use crate::offline::{OfflineStore, TableName};
@@ -27,6 +26,7 @@ use crate::registry::{
     KeyType, NO_TRANSFORM, RequestViewSpec, ViewKind,
 };
 use crate::signature::{DataType, Field, Signature, UTC};
+use skewless_engine::accepts;
 
 /// The event-timestamp column of every feature table.
 pub const EVENT_TS: &str = "event_ts";

@@ -1,14 +1,9 @@
-//! The skewless host: runs feature transforms compiled to WebAssembly components.
+//! The skewless library: the feature store around the transform engine.
 //!
-//! A feature transform is compiled once to a component implementing the WIT world in
-//! `wit/` (`skewless:transform/feature-transform`, version 0.1.0 or 0.2.0, which carries
-//! every buffer as bytes). This crate loads such a
-//! component, proves what it is (its sha256 [digest](engine::Transform::digest)), checks
-//! what it reads and writes (its [`Signature`]), and runs it over Arrow record batches in
-//! a deterministic, bounded sandbox. The same call path serves batch jobs and online
-//! requests, so a feature is computed by the same bytes everywhere.
-//!
-//! It is also the feature store around that engine: a feature repo (`skewless.toml`) declares
+//! A feature transform is compiled once to a WebAssembly component; `skewless-engine` loads,
+//! checks, sandboxes and runs it over Arrow record batches (its modules are re-exported here
+//! as [`engine`], [`error`] and [`signature`]). This crate is the feature store around that
+//! engine: a feature repo (`skewless.toml`) declares
 //! entities and feature views; `apply` checks them against the data; `materialize` computes
 //! batch views from Apache Iceberg source tables into Iceberg feature tables and the online
 //! store; `historical` builds point-in-time correct training sets; `serve` answers online feature
@@ -19,9 +14,12 @@
 //!   composition root;
 //! - `skewless-server`: the online HTTP server (axum; thin: parse, call, render);
 //! - `skewless-toolchain`: building transform projects (Rust, Python, JavaScript, C) into
-//!   components, and scaffolding them (`skewless new` / `skewless build`);
+//!   components, and scaffolding them (`skewless new` / `skewless build`); it needs only the
+//!   engine crate;
 //! - this library, which the Python package also builds on, with no HTTP, command-line or
-//!   build-tool code in it.
+//!   build-tool code in it;
+//! - `skewless-engine`: the wasmtime host and the Arrow <-> WIT conversion, with no store or
+//!   job code in it.
 //!
 //! Its modules, with dependencies pointing downward only:
 //! - [`materialize`], [`historical`], [`serving`], [`apply`], [`ingest`]: the jobs;
@@ -31,12 +29,11 @@
 //! - [`pipeline`]: ordered parallel map, the skeleton of every batch job;
 //! - [`interrupt`]: a caller's request that a running job stop (Ctrl-C in Python);
 //! - [`files`]: streaming Parquet / CSV input and Parquet output;
-//! - [`engine`]: the wasmtime host ([`TransformEngine`], [`Transform`]);
 //! - [`offline`]: Iceberg catalogs and tables (appends as snapshots, pinned scans);
 //! - [`online`]: the [`online::OnlineStore`] trait, embedded (LMDB) and Redis backends;
-//! - `batch`: Arrow `RecordBatch` <-> WIT batch conversion, checked against a signature;
-//! - [`signature`]: the host's view of a transform's declared inputs and outputs;
-//! - [`error`]: one [`Error`] with a matchable [`ErrorKind`].
+//! - [`engine`], [`signature`], [`error`]: `skewless-engine`'s host ([`TransformEngine`],
+//!   [`Transform`]), the view of a transform's declared inputs and outputs, and the one
+//!   [`Error`] with a matchable [`ErrorKind`] of every crate.
 //!
 //! ```no_run
 //! # fn main() -> skewless_runtime::Result<()> {
@@ -52,10 +49,6 @@
 
 pub mod aggregate;
 pub mod apply;
-mod batch;
-mod bindings;
-pub mod engine;
-pub mod error;
 pub mod files;
 pub mod historical;
 pub mod ingest;
@@ -68,8 +61,10 @@ pub mod pipeline;
 pub mod push;
 pub mod registry;
 pub mod serving;
-pub mod signature;
 pub mod stream;
+
+pub use skewless_engine::host as engine;
+pub use skewless_engine::{error, signature};
 
 pub use engine::{EngineBuilder, EngineConfig, Transform, TransformEngine};
 pub use error::{Error, ErrorKind, Result};

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use skewless_runtime::error::{Error, Result};
+use skewless_engine::error::{Error, Result};
 
 /// `wit/transform.wit`: the `skewless:transform@0.1.0` package (typed lists), which the Rust,
 /// C and JavaScript helpers build against: their bindings take a typed list as one copy.

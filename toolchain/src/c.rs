@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use super::assets::{self, C_HELPER, WIT, WORLD};
 use super::process::{self, Tools};
 use super::stamp::Stamp;
-use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_engine::error::{Error, ErrorKind, Result};
 
 /// How to install the toolchain, as the missing-tool errors say it.
 pub(super) const INSTALL: &str = "install clang with the wasm32 runtime and wasi-libc, e.g. \

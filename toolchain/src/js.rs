@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::assets::{self, JS_HELPER, WIT, WORLD};
 use super::process::{self, Tools};
 use super::stamp::Stamp;
-use skewless_runtime::error::{Error, Result};
+use skewless_engine::error::{Error, Result};
 
 /// How to install the tool, as the missing-tool error says it.
 pub(super) const INSTALL: &str = "install it with `npm install -g \

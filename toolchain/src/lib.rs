@@ -39,7 +39,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_engine::error::{Error, ErrorKind, Result};
 
 pub use scaffold::{ScaffoldOptions, new_project};
 
@@ -232,7 +232,7 @@ pub fn build(project: &Path, options: &BuildOptions) -> Result<Built> {
         None => {
             let bytes = std::fs::read(&path)
                 .map_err(|e| context(Error::from(e).with_context("component", path.display())))?;
-            (bytes.len() as u64, skewless_runtime::engine::digest(&bytes))
+            (bytes.len() as u64, skewless_engine::digest(&bytes))
         }
     };
     Ok(Built {
@@ -263,11 +263,7 @@ fn finish(tool: &str, tmp: &Path, out: &Path, stamp: &stamp::Stamp) -> Result<()
         .with_context("expected", tmp.display()));
     };
     std::fs::rename(tmp, out).map_err(|e| Error::from(e).with_context("file", out.display()))?;
-    stamp.record(
-        out,
-        bytes.len() as u64,
-        &skewless_runtime::engine::digest(&bytes),
-    )
+    stamp.record(out, bytes.len() as u64, &skewless_engine::digest(&bytes))
 }
 
 /// Where a project's component is written in `target_dir`.

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_engine::error::{Error, ErrorKind, Result};
 
 /// How many trailing lines of a failed tool's output an error quotes.
 const QUOTED_LINES: usize = 60;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::assets::{self, PYTHON_HELPER, WIT_0_2, WORLD};
 use super::process::{self, Tools};
 use super::stamp::Stamp;
-use skewless_runtime::error::Result;
+use skewless_engine::error::Result;
 
 /// How to install the tool, as the missing-tool error says it.
 pub(super) const INSTALL: &str = "install it with `pip install componentize-py==0.25.1`";

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::process::{self, Tools};
-use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_engine::error::{Error, ErrorKind, Result};
 
 const TARGET: &str = "wasm32-wasip2";
 

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::Language;
-use skewless_runtime::error::{Error, ErrorKind, Result};
+use skewless_engine::error::{Error, ErrorKind, Result};
 
 const INPUT_CSV: &str = include_str!("templates/input.csv");
 const RUST_CARGO_TOML: &str = include_str!("templates/rust_Cargo.toml");

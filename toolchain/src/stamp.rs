@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use skewless_runtime::error::{Error, Result};
+use skewless_engine::error::{Error, Result};
 
 /// Directories of a project that are outputs or caches, not sources.
 const SKIPPED_DIRS: [&str; 3] = ["target", "__pycache__", "node_modules"];

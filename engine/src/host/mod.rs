@@ -10,8 +10,8 @@
 //!   after a trap, and recycled after many calls).
 //!
 //! ```no_run
-//! # fn main() -> skewless_runtime::Result<()> {
-//! use skewless_runtime::engine::TransformEngine;
+//! # fn main() -> skewless_engine::Result<()> {
+//! use skewless_engine::TransformEngine;
 //! let engine = TransformEngine::builder().cache_dir(".skewless/compiled").build()?;
 //! let transform = engine.load_file("transaction_features.wasm")?;
 //! println!("{} {}", transform.signature().id(), transform.digest());

@@ -176,7 +176,7 @@ fn coerce(field: &Field, array: &ArrayRef) -> Result<ArrayRef> {
 /// Whether data of Arrow type `found` can feed an input declared `declared`: the same type
 /// or a lossless, unsurprising conversion (see the module docs). `apply` checks source
 /// tables with this same rule, so what passes `apply` converts at run time.
-pub(crate) fn accepts(declared: DataType, found: &ArrowType) -> bool {
+pub fn accepts(declared: DataType, found: &ArrowType) -> bool {
     match (declared, found) {
         (DataType::Boolean, ArrowType::Boolean) => true,
         (DataType::Int32, t) => matches!(

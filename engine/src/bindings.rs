@@ -5,7 +5,7 @@
 //! built and checked in its types. 0.2.0 (`wit/0.2.0/`, in [`v0_2`]) differs only in carrying
 //! every buffer as bytes; [`crate::batch`] translates between the two at the call.
 //! Everything else in the runtime uses these generated types through [`crate::batch`] (Arrow
-//! conversion) and [`crate::engine`] (calls); nothing outside those modules names them.
+//! conversion) and [`crate::host`] (calls); nothing outside those modules names them.
 #![allow(missing_docs, reason = "generated code; the WIT documents every item")]
 #![allow(
     unsafe_code,

@@ -44,7 +44,7 @@ pub enum ErrorKind {
     /// An operation skewless refuses by design, whatever the input: one that would let
     /// online and offline values disagree (a write of precomputed feature values, say).
     Unsupported,
-    /// The caller asked the job to stop ([`crate::interrupt::Interrupt`], Ctrl-C in
+    /// The caller asked the job to stop (`skewless_runtime::interrupt::Interrupt`, Ctrl-C in
     /// Python); it stopped before committing anything.
     Interrupted,
     /// A bug in skewless itself.

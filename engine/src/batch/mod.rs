@@ -26,7 +26,8 @@ mod from_wit;
 mod to_wit;
 
 pub(crate) use from_wit::from_wit;
-pub(crate) use to_wit::{accepts, to_wit};
+pub use to_wit::accepts;
+pub(crate) use to_wit::to_wit;
 
 use crate::error::{Error, ErrorKind};
 
