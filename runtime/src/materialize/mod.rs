@@ -71,6 +71,7 @@ mod plan;
 mod records;
 mod shards;
 mod values;
+mod versions;
 
 pub(crate) use values::{arrow_value, feature_value};
 

@@ -12,7 +12,6 @@
 //! kept does not depend on which worker offers its batch first.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::Entry;
 
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
@@ -20,26 +19,22 @@ use arrow_array::types::TimestampMicrosecondType;
 
 use super::shards::EntityShards;
 use super::values::{RowKey, feature_value};
+use super::versions::{Probe, VersionTable};
 use crate::error::Result;
-use crate::online::{EntityKey, FeatureValue, StoredRow, compare_values};
+use crate::online::{EntityKey, StoredRow, compare_values};
 
 /// The version read for an entity the map does not hold: every row is at least as new.
 const NOTHING_HELD: (i64, i64) = (i64::MIN, i64::MIN);
 
-struct Candidate {
-    version: (i64, i64),
-    values: Vec<FeatureValue>,
-}
-
 /// The greatest row per entity (the order of rows), shared by the workers of one job.
 pub(crate) struct NewestRows {
-    entities: EntityShards<Candidate>,
+    entities: EntityShards<VersionTable>,
 }
 
 impl NewestRows {
     pub(crate) fn new() -> Self {
         NewestRows {
-            entities: EntityShards::new(),
+            entities: EntityShards::with_shards(VersionTable::new),
         }
     }
 
@@ -61,34 +56,39 @@ impl NewestRows {
         let grouped = self.entities.group(&row_keys);
         for (shard, rows) in grouped.shards() {
             let mut shard = self.entities.lock(shard);
-            // Most rows are older than what the map holds for their entity, and each lookup
-            // is a cache miss (the map holds every entity of the window). A first pass only
-            // reads the held versions: a loop of independent lookups with no branch that
-            // depends on what they load, so the CPU keeps many of them in flight (comparing
-            // in the same loop mispredicts on ~10% of rows, and each misprediction discards
-            // the lookups started after it). The comparisons then run on what was read.
-            // A row they drop would lose below too: what the map holds only grows.
-            let held: Vec<(i64, i64)> = (rows.iter())
-                .map(|&row| {
-                    (shard.get(&row_keys[row as usize])).map_or(NOTHING_HELD, |held| held.version)
+            let probes: Vec<Probe> = (rows.iter())
+                .map(|&row| shard.probe(&row_keys[row as usize]))
+                .collect();
+            // Most rows are older than what the table holds for their entity, and each
+            // lookup is a cache miss (the table holds every entity of the window). So the
+            // lookups' first slots are read first, in a loop of independent loads whose
+            // misses overlap; then a pass only reads the held versions, with no branch that
+            // depends on what it loads (comparing there would mispredict on the ~10% of rows
+            // that may win, each misprediction discarding the loads started after it); the
+            // comparisons run on what it read. A row they drop would lose below too: what
+            // the table holds only grows.
+            shard.warm(&probes);
+            let held: Vec<(i64, i64)> = (rows.iter().zip(&probes))
+                .map(|(&row, probe)| {
+                    (shard.find(&row_keys[row as usize], probe))
+                        .map_or(NOTHING_HELD, |slot| shard.version(slot))
                 })
                 .collect();
-            let contenders: Vec<usize> = (rows.iter().zip(&held))
-                .map(|(&row, held)| (row as usize, held))
-                .filter(|&(row, held)| (event.value(row), created.value(row)) >= *held)
-                .map(|(row, _)| row)
+            let contenders: Vec<(usize, &Probe)> = (rows.iter().zip(&probes).zip(&held))
+                .filter(|&((&row, _), held)| {
+                    (event.value(row as usize), created.value(row as usize)) >= *held
+                })
+                .map(|((&row, probe), _)| (row as usize, probe))
                 .collect();
             // A winner's values live in a vector of their own: one more cache miss each when
             // they are overwritten below, one after another. Reading the first of each here,
             // in a loop of independent loads, brings them in together.
-            for &row in &contenders {
-                if let Some(held) = shard.get(&row_keys[row]) {
-                    std::hint::black_box(held.values.first().map(std::mem::discriminant));
+            for &(row, probe) in &contenders {
+                if let Some(slot) = shard.find(&row_keys[row], probe) {
+                    std::hint::black_box(shard.values(slot).first().map(std::mem::discriminant));
                 }
             }
-            for row in contenders {
-                // Each row is visited once: its key moves into the map.
-                let key = std::mem::replace(&mut row_keys[row], RowKey::Int(0));
+            for (row, probe) in contenders {
                 let version = (event.value(row), created.value(row));
                 let decode = || {
                     features
@@ -96,16 +96,15 @@ impl NewestRows {
                         .map(|c| feature_value(c, row))
                         .collect::<Result<Vec<_>>>()
                 };
-                match shard.entry(key) {
-                    Entry::Occupied(mut held) => match version.cmp(&held.get().version) {
+                match shard.find(&row_keys[row], probe) {
+                    Some(slot) => match version.cmp(&shard.version(slot)) {
                         Ordering::Greater => {
                             // In place: the entity's vector is reused, not freed and
                             // allocated again.
-                            let held = held.get_mut();
-                            held.version = version;
-                            held.values.clear();
+                            let values = shard.replace(slot, version);
+                            values.clear();
                             for column in features {
-                                held.values.push(feature_value(column, row)?);
+                                values.push(feature_value(column, row)?);
                             }
                         }
                         // An exact version tie: the greater stored bytes win (the rows share
@@ -113,17 +112,16 @@ impl NewestRows {
                         // rows arrive in.
                         Ordering::Equal => {
                             let values = decode()?;
-                            if compare_values(&values, &held.get().values)? == Ordering::Greater {
-                                held.get_mut().values = values;
+                            if compare_values(&values, shard.values(slot))? == Ordering::Greater {
+                                *shard.replace(slot, version) = values;
                             }
                         }
                         Ordering::Less => {}
                     },
-                    Entry::Vacant(slot) => {
-                        slot.insert(Candidate {
-                            version,
-                            values: decode()?,
-                        });
+                    None => {
+                        // Each row is visited once: its key moves into the table.
+                        let key = std::mem::replace(&mut row_keys[row], RowKey::Int(0));
+                        shard.insert(key, probe, version, decode()?);
                     }
                 }
             }
@@ -133,14 +131,14 @@ impl NewestRows {
 
     /// The newest rows, stamped with the component digest.
     pub(crate) fn into_rows(self, digest: &str) -> Vec<(EntityKey, StoredRow)> {
-        self.entities
-            .into_entries()
-            .map(|(key, c)| {
+        (self.entities.into_shards())
+            .flat_map(VersionTable::into_entries)
+            .map(|(key, version, values)| {
                 let row = StoredRow {
-                    event_ts: c.version.0,
-                    created_ts: c.version.1,
+                    event_ts: version.0,
+                    created_ts: version.1,
                     digest: digest.to_owned(),
-                    values: c.values,
+                    values,
                 };
                 (key.into_entity_key(), row)
             })

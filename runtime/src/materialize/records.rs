@@ -24,7 +24,7 @@ use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampMicrosecondType;
 
-use super::shards::EntityShards;
+use super::shards::{EntityShards, Shard};
 use super::values::{RowKey, feature_value};
 use crate::aggregate::{RecordBuilder, RecordLayout, encode_record};
 use crate::error::Result;
@@ -34,7 +34,7 @@ use crate::online::{EntityKey, FeatureValue, StoredRow};
 pub(crate) struct Records<'a> {
     layout: &'a RecordLayout,
     job_now: i64,
-    entities: EntityShards<RecordBuilder>,
+    entities: EntityShards<Shard<RecordBuilder>>,
 }
 
 /// Where a batch's columns are: `keys` join-key columns first, then `event_ts` and

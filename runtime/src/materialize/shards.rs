@@ -12,30 +12,45 @@ const SHARDS: usize = 64;
 /// One shard: an ordinary hash map.
 pub(crate) type Shard<V> = HashMap<RowKey, V, ahash::RandomState>;
 
-/// Entities sharded by key. See the [module docs](self).
-pub(crate) struct EntityShards<V> {
+/// Entities sharded by key, each shard an `S` (an ordinary [`Shard`] map unless a job needs
+/// another layout). See the [module docs](self).
+pub(crate) struct EntityShards<S> {
     /// Picks an entity's shard. Not the shards' own hasher: the keys of one shard would all
     /// share the hash bits that pick it, the bits a hash table picks its buckets with, so
     /// they would crowd into a 64th of each table's buckets and every lookup would compare
     /// keys along long probe sequences.
     shard_hasher: ahash::RandomState,
-    shards: Vec<Mutex<Shard<V>>>,
+    shards: Vec<Mutex<S>>,
 }
 
-impl<V> EntityShards<V> {
+impl<V> EntityShards<Shard<V>> {
+    /// Shards that are ordinary hash maps.
     pub(crate) fn new() -> Self {
         // Fixed seeds: the choice need not be secret, only spread.
         let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        EntityShards::with_shards(|| HashMap::with_hasher(hasher.clone()))
+    }
+
+    /// Every entity and its value.
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (RowKey, V)> {
+        self.into_shards().flatten()
+    }
+}
+
+impl<S> EntityShards<S> {
+    /// Shards made by `make`.
+    pub(crate) fn with_shards(make: impl FnMut() -> S) -> Self {
         EntityShards {
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(HashMap::with_hasher(hasher.clone())))
+            shards: std::iter::repeat_with(make)
+                .take(SHARDS)
+                .map(Mutex::new)
                 .collect(),
             shard_hasher: ahash::RandomState::with_seeds(9, 10, 11, 12),
         }
     }
 
     /// The shard that holds `key`, locked.
-    pub(crate) fn shard(&self, key: &RowKey) -> MutexGuard<'_, Shard<V>> {
+    pub(crate) fn shard(&self, key: &RowKey) -> MutexGuard<'_, S> {
         self.lock(self.shard_of(key))
     }
 
@@ -45,7 +60,7 @@ impl<V> EntityShards<V> {
     }
 
     /// Shard `i`, locked.
-    pub(crate) fn lock(&self, i: usize) -> MutexGuard<'_, Shard<V>> {
+    pub(crate) fn lock(&self, i: usize) -> MutexGuard<'_, S> {
         self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -70,11 +85,9 @@ impl<V> EntityShards<V> {
         Grouped { starts, order }
     }
 
-    /// Every entity and its value.
-    pub(crate) fn into_entries(self) -> impl Iterator<Item = (RowKey, V)> {
-        self.shards
-            .into_iter()
-            .flat_map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
+    /// The shards.
+    pub(crate) fn into_shards(self) -> impl Iterator<Item = S> {
+        (self.shards.into_iter()).map(|s| s.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
