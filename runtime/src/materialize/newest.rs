@@ -23,7 +23,7 @@ use super::versions::{Probe, VersionTable};
 use crate::error::Result;
 use crate::online::{EntityKey, StoredRow, compare_values};
 
-/// The version read for an entity the map does not hold: every row is at least as new.
+/// The version read for an entity the table does not hold: every row is at least as new.
 const NOTHING_HELD: (i64, i64) = (i64::MIN, i64::MIN);
 
 /// The greatest row per entity (the order of rows), shared by the workers of one job.
@@ -121,7 +121,7 @@ impl NewestRows {
                     None => {
                         // Each row is visited once: its key moves into the table.
                         let key = std::mem::replace(&mut row_keys[row], RowKey::Int(0));
-                        shard.insert(key, probe, version, decode()?);
+                        shard.insert(key, probe, version, decode()?)?;
                     }
                 }
             }

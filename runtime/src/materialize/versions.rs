@@ -11,6 +11,7 @@
 //! coming one after another.
 
 use super::values::RowKey;
+use crate::error::{Error, ErrorKind, Result};
 use crate::online::FeatureValue;
 
 /// A slot's `entity` when the slot is free.
@@ -136,13 +137,20 @@ impl VersionTable {
         probe: &Probe,
         version: (i64, i64),
         values: Vec<FeatureValue>,
-    ) {
+    ) -> Result<()> {
+        let entity = u32::try_from(self.entities.len())
+            .ok()
+            .filter(|&e| e != FREE)
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    "more than 4 billion entities in one shard of a job's newest rows",
+                )
+            })?;
         if 2 * (self.entities.len() + 1) > self.slots.len() {
             self.grow();
         }
         self.hashed |= matches!(key, RowKey::Key(_));
-        let entity =
-            u32::try_from(self.entities.len()).expect("fewer than 2^32 entities in a shard");
         self.entities.push(Entity { key, values });
         self.place(
             Slot {
@@ -152,6 +160,7 @@ impl VersionTable {
             },
             probe.hash,
         );
+        Ok(())
     }
 
     /// Every entity: its key, version and values.
@@ -250,7 +259,8 @@ mod tests {
                     }
                     None => {
                         prop_assert!(!oracle.contains_key(&key));
-                        table.insert(key.clone(), &probe, version, vec![FeatureValue::Int64(v)]);
+                        let values = vec![FeatureValue::Int64(v)];
+                        table.insert(key.clone(), &probe, version, values).unwrap();
                         oracle.insert(key, version);
                     }
                 }
