@@ -1042,6 +1042,8 @@ fn describe_error(e: &iceberg::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use iceberg::spec::{NestedField, PrimitiveType, Type};
+
     use super::*;
 
     #[test]
@@ -1093,6 +1095,29 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn a_local_catalogs_tables_write_through_the_synced_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("sqlite:{}", dir.path().join("catalog.db").display());
+        runtime().block_on(async {
+            let (catalog, _, _) = open_sql(&uri, &dir.path().join("warehouse")).await.unwrap();
+            let namespace = iceberg::NamespaceIdent::new("raw".to_owned());
+            (catalog.create_namespace(&namespace, HashMap::new()).await).unwrap();
+            let id = NestedField::required(1, "id", Type::Primitive(PrimitiveType::Long));
+            let schema = (iceberg::spec::Schema::builder().with_fields(vec![id.into()]))
+                .build()
+                .unwrap();
+            let creation = TableCreation::builder()
+                .name("t".to_owned())
+                .schema(schema)
+                .build();
+            let table = catalog.create_table(&namespace, creation).await.unwrap();
+            // Its first metadata file went through that storage, as every later one will.
+            let file_io = format!("{:?}", table.file_io());
+            assert!(file_io.contains("DurableLocalStorageFactory"), "{file_io}");
+        });
     }
 
     #[test]

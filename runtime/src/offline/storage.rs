@@ -293,8 +293,11 @@ mod tests {
         assert!(is_s3_url("s3://bucket/prefix"));
         assert!(!is_s3_url("file:///tmp/w"));
         // Local unless the warehouse is S3 or S3 settings are given.
-        assert!(factory(Some("file:///tmp/w"), None).is_ok());
-        assert!(factory(None, None).is_ok());
+        for local in [factory(Some("file:///tmp/w"), None), factory(None, None)] {
+            // Whole files (metadata, manifests) synced: `durable.rs`.
+            let local = format!("{:?}", local.unwrap());
+            assert!(local.contains("DurableLocalStorageFactory"), "{local}");
+        }
         let e = factory(Some("gs://bucket"), Some(&S3Settings::default()))
             .err()
             .unwrap();
