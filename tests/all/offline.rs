@@ -709,7 +709,8 @@ fn codecs(dir: &std::path::Path, prefix: &str) -> std::collections::BTreeSet<Str
 /// Each data file of a partitioned append holds one day's rows in the order they were
 /// written, in row groups of the writer's cap (8192 rows), however small and scattered the
 /// batches: the writer lanes gather a partition's rows from every batch until they make a row
-/// group (strings, nulls and embeddings included), and nothing is lost or doubled on the way.
+/// group (strings and embeddings included; nulls are `gather.rs`'s property test's), and
+/// nothing is lost or doubled on the way.
 #[test]
 fn scattered_small_batches_reach_each_file_in_order_and_in_whole_row_groups() {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -19,7 +19,7 @@ use arrow_array::types::TimestampMicrosecondType;
 
 use super::shards::EntityShards;
 use super::values::{RowKey, feature_value};
-use super::versions::{Probe, VersionTable};
+use super::versions::{Probe, SlotIndex, VersionTable};
 use crate::error::Result;
 use crate::online::{EntityKey, StoredRow, compare_values};
 
@@ -62,33 +62,29 @@ impl NewestRows {
             // Most rows are older than what the table holds for their entity, and each
             // lookup is a cache miss (the table holds every entity of the window). So the
             // lookups' first slots are read first, in a loop of independent loads whose
-            // misses overlap; then a pass only reads the held versions, with no branch that
-            // depends on what it loads (comparing there would mispredict on the ~10% of rows
-            // that may win, each misprediction discarding the loads started after it); the
-            // comparisons run on what it read. A row they drop would lose below too: what
-            // the table holds only grows.
+            // misses overlap; then a pass only finds the slots, with no comparison of versions
+            // (one there would mispredict on the ~10% of rows that may win, each misprediction
+            // discarding the loads started after it); the comparisons run on what it found. A
+            // row they drop would lose below too: what the table holds only grows.
             shard.warm(&probes);
-            let held: Vec<(i64, i64)> = (rows.iter().zip(&probes))
-                .map(|(&row, probe)| {
-                    (shard.find(&row_keys[row as usize], probe))
-                        .map_or(NOTHING_HELD, |slot| shard.version(slot))
-                })
+            let found: Vec<Option<SlotIndex>> = (rows.iter().zip(&probes))
+                .map(|(&row, probe)| shard.find(&row_keys[row as usize], probe))
                 .collect();
-            let contenders: Vec<(usize, &Probe)> = (rows.iter().zip(&probes).zip(&held))
-                .filter(|&((&row, _), held)| {
-                    (event.value(row as usize), created.value(row as usize)) >= *held
-                })
-                .map(|((&row, probe), _)| (row as usize, probe))
-                .collect();
+            let contenders: Vec<(usize, &Probe, Option<SlotIndex>)> =
+                (rows.iter().zip(&probes).zip(&found))
+                    .filter(|&((&row, _), &slot)| {
+                        let held = slot.map_or(NOTHING_HELD, |slot| shard.version(slot));
+                        (event.value(row as usize), created.value(row as usize)) >= held
+                    })
+                    .map(|((&row, probe), &slot)| (row as usize, probe, slot))
+                    .collect();
             // A winner's values live in a vector of their own: one more cache miss each when
             // they are overwritten below, one after another. Reading the first of each here,
             // in a loop of independent loads, brings them in together.
-            for &(row, probe) in &contenders {
-                if let Some(slot) = shard.find(&row_keys[row], probe) {
-                    std::hint::black_box(shard.values(slot).first().map(std::mem::discriminant));
-                }
+            for slot in contenders.iter().filter_map(|&(_, _, slot)| slot) {
+                std::hint::black_box(shard.values(slot).first().map(std::mem::discriminant));
             }
-            for (row, probe) in contenders {
+            for (row, probe, _) in contenders {
                 let version = (event.value(row), created.value(row));
                 let decode = || {
                     features
@@ -96,6 +92,8 @@ impl NewestRows {
                         .map(|c| feature_value(c, row))
                         .collect::<Result<Vec<_>>>()
                 };
+                // Found again: an entity added for an earlier row may have grown the table,
+                // which moves every slot.
                 match shard.find(&row_keys[row], probe) {
                     Some(slot) => match version.cmp(&shard.version(slot)) {
                         Ordering::Greater => {

@@ -144,7 +144,9 @@ impl VersionTable {
             .ok_or_else(|| {
                 Error::new(
                     ErrorKind::Unsupported,
-                    "more than 4 billion entities in one shard of a job's newest rows",
+                    "a materialization's window holds more than 4 billion entities in one of \
+                     the 64 shards of its newest rows; materialize a shorter window \
+                     (--start/--end) at a time",
                 )
             })?;
         if 2 * (self.entities.len() + 1) > self.slots.len() {
