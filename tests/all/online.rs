@@ -3,7 +3,7 @@
 //! DynamoDB on a throwaway `dynalite`), plus what is particular to each (reopening a
 //! file, a full map, a file that is not a store, a dead and restarted Redis). Sharing the
 //! embedded store between processes is tested with real processes in
-//! `cli/tests/online_shared.rs`, where the `skewless` binary is at hand.
+//! `cli/tests/cli/online_shared.rs`, where the `skewless` binary is at hand.
 //!
 //! Each behaviour is a function over a [`Backend`]; `conformance!` generates one `#[test]` per
 //! behaviour and backend (`online::embedded::*`, `online::redis::*`,
@@ -798,7 +798,7 @@ fn the_embedded_store_persists_across_reopening() {
 
 #[test]
 fn a_second_open_in_one_process_says_to_share_the_handle() {
-    // Processes share the file (see cli/tests/online_shared.rs); within one process LMDB
+    // Processes share the file (see cli/tests/cli/online_shared.rs); within one process LMDB
     // allows one handle, which its threads share.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("online.lmdb");

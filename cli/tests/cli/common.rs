@@ -1,9 +1,5 @@
 //! What the binary's end-to-end tests share: the one-view feature repo they run on, running
 //! the binary, one HTTP exchange with `skewless serve`, stopping a child by a signal.
-#![allow(
-    dead_code,
-    reason = "each test file is a crate of its own and uses a part of this"
-)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

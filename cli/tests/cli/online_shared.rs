@@ -4,8 +4,6 @@
 //! process's writes without reopening; and two processes writing the same keys at once never
 //! regress a value. And a repo left with an earlier version's store is told what to do.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,14 +13,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use skewless_runtime::online::{self, EntityKey, FeatureValue, OnlineStore, StoredRow};
 use skewless_runtime::registry::FeatureRepo;
 
-use common::{http, ok, skewless};
+use crate::common::{http, ok, skewless};
 
 /// A feature repo on the default (embedded) online store, with one transaction per user of
 /// `amounts`, an hour ago, ingested, applied and materialized.
 fn materialized_repo(amounts: &[(i64, f64)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "shared", None);
+    crate::common::write_txn_repo(repo, "shared", None);
     ingest(repo, amounts, 3600, "--create");
     ok(&skewless(repo, &["apply"]));
     ok(&skewless(repo, &["materialize", "--all"]));
@@ -311,7 +309,7 @@ fn two_processes_writing_the_same_keys_never_regress_a_value() {
 fn get_prints_the_aggregates_of_an_aggregate_view_at_the_current_time() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "aggregates", None);
+    crate::common::write_txn_repo(repo, "aggregates", None);
     let mut toml = std::fs::read_to_string(repo.join("skewless.toml")).unwrap();
     toml.push_str(
         r#"

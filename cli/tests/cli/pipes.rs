@@ -2,8 +2,6 @@
 //! (`skewless show x.parquet | head -1`) exits with its usual status and no panic, and still
 //! does its work: the output is discarded, the job is not.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -60,7 +58,7 @@ fn workspace() -> PathBuf {
 fn every_command_survives_a_reader_that_went_away() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "pipes", None);
+    crate::common::write_txn_repo(repo, "pipes", None);
     std::fs::write(
         repo.join("txns.csv"),
         "user_id,event_ts,amount,balance_before\n\

@@ -5,8 +5,6 @@
 //! as an independent reader. The key pair comes from the environment and never appears in
 //! any output, nor in the error of a wrong endpoint.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -17,10 +15,10 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use skewless_tests::seaweedfs::{SECRET_ACCESS_KEY, SeaweedFs};
 
-use common::{http, now_secs, ok, rfc3339};
+use crate::common::{http, now_secs, ok, rfc3339};
 
 fn skewless(repo: &Path, weed: &SeaweedFs, args: &[&str]) -> Output {
-    let out = common::skewless_with(repo, args, &weed.credentials_env());
+    let out = crate::common::skewless_with(repo, args, &weed.credentials_env());
     for stream in [&out.stdout, &out.stderr] {
         assert!(
             !String::from_utf8_lossy(stream).contains(SECRET_ACCESS_KEY),
@@ -64,7 +62,7 @@ fn ingest_apply_materialize_historical_as_of_and_serve_on_seaweedfs() {
     };
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "s3", None);
+    crate::common::write_txn_repo(repo, "s3", None);
     let mut toml = std::fs::read_to_string(repo.join("skewless.toml")).unwrap();
     toml.push('\n');
     toml.push_str(&weed.offline_toml());
@@ -262,7 +260,7 @@ fn a_wrong_s3_endpoint_is_named_without_the_secret() {
     };
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "s3", None);
+    crate::common::write_txn_repo(repo, "s3", None);
     // A loopback port nothing listens on.
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -2,19 +2,17 @@
 //! `get`, then `serve` on a real socket, answered over HTTP, and stopped by SIGTERM after the
 //! requests in flight finish.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{http, ok, rfc3339, skewless, stop};
+use crate::common::{http, ok, rfc3339, skewless, stop};
 
 #[test]
 fn repo_commands_then_serve_then_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    common::write_txn_repo(repo, "cli", Some("7d"));
+    crate::common::write_txn_repo(repo, "cli", Some("7d"));
     // Yesterday for users 1 and 2, a month ago for user 3 (outside the 7-day TTL).
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)

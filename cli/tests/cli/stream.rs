@@ -3,8 +3,6 @@
 //! prints its summary and exits 0; killed (SIGKILL) mid-stream and started again, it loses
 //! nothing and doubles nothing in the source table.
 
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use skewless_tests::redis_server::RedisServer;
 
-use common::{ok, skewless, stop};
+use crate::common::{ok, skewless, stop};
 
 const STREAM: &str = "txns";
 const GROUP: &str = "g";
@@ -109,7 +107,7 @@ fn stop_when_idle(mut child: Child, redis: &RedisServer, signal: &str) -> (bool,
 /// A repo with push source `txn_push` over `raw.transactions` (one row ingested) and batch
 /// view `txn`, applied, committing every `commit_interval`.
 fn stream_repo(repo: &Path, commit_interval: &str) {
-    common::write_txn_repo(repo, "stream", None);
+    crate::common::write_txn_repo(repo, "stream", None);
     let mut toml = std::fs::read_to_string(repo.join("skewless.toml")).unwrap();
     toml.push_str(&format!(
         "\n[[push_source]]\nname = \"txn_push\"\nsource = \"raw.transactions\"\n\n\
