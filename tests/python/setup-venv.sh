@@ -20,7 +20,9 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -r "$requirements"
+# No pip cache: the downloads (Spark's alone is ~400 MB) would stay on the disk beside the
+# installed environment, which is all the tests use.
+"$venv/bin/python" -m pip install -q --no-cache-dir --upgrade pip
+"$venv/bin/python" -m pip install -q --no-cache-dir -r "$requirements"
 echo "$want" >"$stamp"
 echo "python test environment ready: $venv"

@@ -254,6 +254,12 @@ fn writer_process() {
     write_all_versions(&store, true);
 }
 
+/// [`writer_process`]'s name as the test harness knows it: its path in this test crate.
+fn writer_process_name() -> String {
+    let module = module_path!().split_once("::").map_or("", |(_, path)| path);
+    format!("{module}::writer_process")
+}
+
 #[test]
 fn two_processes_writing_the_same_keys_never_regress_a_value() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,7 +267,7 @@ fn two_processes_writing_the_same_keys_never_regress_a_value() {
     let store = online::EmbeddedStore::open(&path).unwrap();
     let keys: Vec<EntityKey> = (0..KEYS).map(|id| EntityKey::new([id])).collect();
     let other = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "writer_process", "--ignored", "--nocapture"])
+        .args(["--exact", &writer_process_name(), "--ignored", "--nocapture"])
         .env(WRITER_STORE, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
