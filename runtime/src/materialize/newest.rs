@@ -78,11 +78,13 @@ impl NewestRows {
                     })
                     .map(|((&row, probe), &slot)| (row as usize, probe, slot))
                     .collect();
-            // A winner's values live in a vector of their own: one more cache miss each when
-            // they are overwritten below, one after another. Reading the first of each here,
-            // in a loop of independent loads, brings them in together.
+            // A winner's values live in a vector of their own, a few cache lines long: misses
+            // when they are dropped and overwritten below, one winner after another. Reading
+            // every value's tag here, in a loop of independent loads, brings them in together.
             for slot in contenders.iter().filter_map(|&(_, _, slot)| slot) {
-                std::hint::black_box(shard.values(slot).first().map(std::mem::discriminant));
+                for value in shard.values(slot) {
+                    std::hint::black_box(std::mem::discriminant(value));
+                }
             }
             for (row, probe, _) in contenders {
                 let version = (event.value(row), created.value(row));
