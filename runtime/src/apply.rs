@@ -204,7 +204,8 @@ pub async fn plan(
     })
 }
 
-/// Checks, then creates the missing feature tables and writes the registry.
+/// Checks, then creates the missing feature tables (asking for snappy-compressed data files:
+/// `offline::compression`'s `FEATURE_TABLE_CODEC` says why) and writes the registry.
 pub async fn apply(
     repo: &FeatureRepo,
     engine: &TransformEngine,
@@ -216,8 +217,13 @@ pub async fn apply(
             .with_context("repo", repo.dir().display()));
     }
     for (table, schema) in &plan.tables {
-        let properties =
-            HashMap::from([("skewless.project".to_owned(), plan.registry.project.clone())]);
+        let properties = HashMap::from([
+            ("skewless.project".to_owned(), plan.registry.project.clone()),
+            (
+                crate::offline::COMPRESSION_CODEC.to_owned(),
+                crate::offline::FEATURE_TABLE_CODEC.to_owned(),
+            ),
+        ]);
         offline
             .create_table_if_missing(table, schema, Some(EVENT_TS), properties)
             .await?;

@@ -159,6 +159,50 @@ fn materialized_offline_rows_and_online_values_are_what_the_component_computes()
     }
 }
 
+/// `apply` creates feature tables asking for snappy (written by every materialization, read
+/// whole for training: speed before size), while an ingested source keeps Iceberg's default,
+/// zstd; and a materialization writes its data files as its table asks.
+#[test]
+fn feature_tables_are_created_asking_for_snappy_and_written_with_it() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    let repo = applied_repo(REPO, 5_000);
+    let offline = repo.offline();
+    let codec = |table: &str| {
+        let name = skewless_runtime::offline::TableName::parse(table).unwrap();
+        let properties =
+            (crate::push::runtime().block_on(offline.table_properties(&name))).unwrap();
+        properties.get("write.parquet.compression-codec").cloned()
+    };
+    assert_eq!(codec("features.txn").as_deref(), Some("snappy"));
+    assert_eq!(codec("features.time").as_deref(), Some("snappy"));
+    assert_eq!(codec("raw.transactions").as_deref(), Some("zstd"));
+
+    let online = repo.online();
+    repo.materialize("txn", &Options::default(), online.as_ref())
+        .unwrap();
+    let data = repo.path().join(".skewless/warehouse/features/txn/data");
+    let mut codecs = std::collections::BTreeSet::new();
+    let mut files = 0;
+    for day in std::fs::read_dir(&data).unwrap() {
+        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let file = std::fs::File::open(file.unwrap().path()).unwrap();
+            let reader = SerializedFileReader::new(file).unwrap();
+            for group in reader.metadata().row_groups() {
+                codecs.extend(
+                    group
+                        .columns()
+                        .iter()
+                        .map(|c| format!("{:?}", c.compression())),
+                );
+            }
+            files += 1;
+        }
+    }
+    assert!(files >= 10, "one file per day at least: {files}");
+    assert_eq!(codecs, ["SNAPPY".to_owned()].into());
+}
+
 #[test]
 fn a_component_changed_since_apply_is_refused_naming_both_digests() {
     // The view's component lives in the repo; apply registers its digest.

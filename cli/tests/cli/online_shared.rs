@@ -267,7 +267,12 @@ fn two_processes_writing_the_same_keys_never_regress_a_value() {
     let store = online::EmbeddedStore::open(&path).unwrap();
     let keys: Vec<EntityKey> = (0..KEYS).map(|id| EntityKey::new([id])).collect();
     let other = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", &writer_process_name(), "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            &writer_process_name(),
+            "--ignored",
+            "--nocapture",
+        ])
         .env(WRITER_STORE, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,10 +2,14 @@
 //!
 //! Iceberg names it in the table's properties, which any Iceberg tool can set (Spark's
 //! `ALTER TABLE ... SET TBLPROPERTIES`, PyIceberg, `OfflineStore::set_table_properties`):
-//! `write.parquet.compression-codec` (Iceberg's default, and skewless's, is `zstd`) and
-//! `write.parquet.compression-level`. This writer supports `zstd` (levels 1-22, default 1),
-//! `snappy` (faster to write and read, larger files) and `uncompressed`; a table asking for
-//! another codec fails the job before anything is written, naming the property.
+//! `write.parquet.compression-codec` and `write.parquet.compression-level`. This writer
+//! supports `zstd` (levels 1-22, default 1), `snappy` (faster to write and read, larger files)
+//! and `uncompressed`; a table asking for another codec fails the job before anything is
+//! written, naming the property.
+//!
+//! A table that names no codec is written with zstd, Iceberg's default, and so is every table
+//! skewless creates (ingested sources) but the feature tables, which `apply` creates asking for
+//! snappy ([`FEATURE_TABLE_CODEC`]).
 
 use std::collections::HashMap;
 
@@ -15,10 +19,18 @@ use super::TableName;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The property naming the codec.
-pub(super) const CODEC: &str = "write.parquet.compression-codec";
+pub(crate) const CODEC: &str = "write.parquet.compression-codec";
 /// The codec of a table whose properties name none, and the one new tables are created with
-/// (Iceberg's default too).
+/// unless they ask for another (Iceberg's default too).
 pub(super) const DEFAULT_CODEC: &str = "zstd";
+/// The codec feature tables are created with. A feature table is derived data, written by
+/// every materialization and read whole by training jobs, so speed weighs more than size:
+/// with zstd, compressing (and the contexts the Parquet writer makes for each column chunk)
+/// took a quarter of a materialization's CPU time. Snappy writes the numeric example 15-25%
+/// faster for 17% larger files (28% on string columns), and reads faster too. A table set to
+/// zstd (`write.parquet.compression-codec`, by any Iceberg tool) is written with zstd from
+/// then on.
+pub(crate) const FEATURE_TABLE_CODEC: &str = "snappy";
 /// The property holding the codec's level.
 const LEVEL: &str = "write.parquet.compression-level";
 

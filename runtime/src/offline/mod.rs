@@ -125,6 +125,7 @@ use iceberg_catalog_sql::{
 use serde::{Deserialize, Serialize};
 
 pub use append::{AppendJob, CommitGuard};
+pub(crate) use compression::{CODEC as COMPRESSION_CODEC, FEATURE_TABLE_CODEC};
 pub use expire::Expired;
 pub use incremental::Appended;
 pub use name::TableName;
