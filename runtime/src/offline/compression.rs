@@ -26,8 +26,9 @@ pub(super) const DEFAULT_CODEC: &str = "zstd";
 /// The codec feature tables are created with. A feature table is derived data, written by
 /// every materialization and read whole by training jobs, so speed weighs more than size:
 /// with zstd, compressing (and the contexts the Parquet writer makes for each column chunk)
-/// took a quarter of a materialization's CPU time. Snappy writes the numeric example 15-25%
-/// faster for 17% larger files (28% on string columns), and reads faster too. A table set to
+/// took a quarter of a materialization's CPU time. Snappy materializes the numeric example
+/// with 12-25% less CPU for 17% larger files (28% on string columns), and reads faster too
+/// (`benches/README.md`, "Feature tables in snappy"). A table set to
 /// zstd (`write.parquet.compression-codec`, by any Iceberg tool) is written with zstd from
 /// then on.
 pub(crate) const FEATURE_TABLE_CODEC: &str = "snappy";
