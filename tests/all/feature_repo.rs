@@ -164,8 +164,6 @@ fn materialized_offline_rows_and_online_values_are_what_the_component_computes()
 /// zstd; and a materialization writes its data files as its table asks.
 #[test]
 fn feature_tables_are_created_asking_for_snappy_and_written_with_it() {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
-
     let repo = applied_repo(REPO, 5_000);
     let offline = repo.offline();
     let codec = |table: &str| {
@@ -182,24 +180,9 @@ fn feature_tables_are_created_asking_for_snappy_and_written_with_it() {
     repo.materialize("txn", &Options::default(), online.as_ref())
         .unwrap();
     let data = repo.path().join(".skewless/warehouse/features/txn/data");
-    let mut codecs = std::collections::BTreeSet::new();
-    let mut files = 0;
-    for day in std::fs::read_dir(&data).unwrap() {
-        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
-            let file = std::fs::File::open(file.unwrap().path()).unwrap();
-            let reader = SerializedFileReader::new(file).unwrap();
-            for group in reader.metadata().row_groups() {
-                codecs.extend(
-                    group
-                        .columns()
-                        .iter()
-                        .map(|c| format!("{:?}", c.compression())),
-                );
-            }
-            files += 1;
-        }
-    }
+    let files = crate::offline::parquet_files(&data).len();
     assert!(files >= 10, "one file per day at least: {files}");
+    let codecs = crate::offline::codecs(&data, "");
     assert_eq!(codecs, ["SNAPPY".to_owned()].into());
 }
 

@@ -259,7 +259,8 @@ const FIRST: [(i64, i64); 6] = [
     (6, JAN_1_US + 2 * DAY_US + 5),
 ];
 
-fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+/// Every Parquet file under `dir`, at any depth.
+pub(crate) fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return out;
@@ -691,7 +692,7 @@ fn appends_align_batches_to_the_table_and_name_mismatched_columns() {
 
 /// The codecs of every column chunk of the Parquet files under `dir` whose path contains
 /// `prefix` (a file records its codec, not the level it was written at).
-fn codecs(dir: &std::path::Path, prefix: &str) -> std::collections::BTreeSet<String> {
+pub(crate) fn codecs(dir: &std::path::Path, prefix: &str) -> std::collections::BTreeSet<String> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut out = std::collections::BTreeSet::new();
     for path in job_files(dir, prefix) {

@@ -738,7 +738,7 @@ async fn open_sql(uri: &str, warehouse: &Path) -> Result<(Arc<dyn Catalog>, Stri
         ),
     ]);
     let catalog = SqlCatalogBuilder::default()
-        .with_storage_factory(Arc::new(durable::DurableLocalStorageFactory))
+        .with_storage_factory(storage::factory(Some(&warehouse_url), None)?)
         .load(SQL_CATALOG_NAME, props)
         .await
         .map_err(|e| {
