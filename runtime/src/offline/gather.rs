@@ -10,10 +10,17 @@
 //! Primitive, boolean and string or binary columns are copied value by value into growing
 //! buffers. Any other column (lists, structs, ...) is gathered with Arrow's `take` per batch
 //! and concatenated when the row group is taken, which is slower but covers every type.
+//!
+//! A partition's row groups are about the same size one after another, so the buffers of
+//! one are sized for the next: a fixed-width column's buffer comes back once the writer is
+//! done with its row group ([`Gather::recycle`]) and is filled again in place, and the other
+//! columns start the next group with room for the last one's rows. Growing them from empty by
+//! doubling, each row group, copied its data once more and touched fresh pages (a page fault
+//! each), a few percent of a materialization.
 
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, GenericByteBuilder};
+use arrow_array::builder::{ArrayBuilder, BooleanBuilder, GenericByteBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{BinaryType, ByteArrayType, LargeBinaryType, LargeUtf8Type, Utf8Type};
 use arrow_array::{
@@ -73,6 +80,16 @@ impl Gather {
         self.columns.iter().map(|c| c.bytes()).sum()
     }
 
+    /// Takes back the buffers of `batch`, a batch [`take`](Self::take) returned and whose
+    /// writer is done with it, to gather the next rows into. A buffer still shared elsewhere is
+    /// left to its other owners (the column then allocates one of the same size).
+    pub(super) fn recycle(&mut self, batch: RecordBatch) {
+        let (_, columns, _) = batch.into_parts();
+        for (column, array) in self.columns.iter_mut().zip(columns) {
+            column.recycle(array);
+        }
+    }
+
     /// The pending rows as one batch, leaving none.
     pub(super) fn take(&mut self) -> Result<RecordBatch, ArrowError> {
         let columns = self
@@ -93,6 +110,9 @@ trait Column: Send {
     fn bytes(&self) -> usize;
     /// The rows held, as one array; none are left.
     fn take(&mut self) -> Result<ArrayRef, ArrowError>;
+    /// Takes back the buffers of `array`, which [`take`](Self::take) returned, if nothing
+    /// else holds them.
+    fn recycle(&mut self, _array: ArrayRef) {}
 }
 
 /// The column that gathers values of `data_type`.
@@ -103,6 +123,7 @@ fn column(data_type: &DataType) -> Box<dyn Column> {
                 data_type: $data_type.clone(),
                 values: Vec::new(),
                 nulls: NullBufferBuilder::new(0),
+                last_rows: 0,
             })
         };
     }
@@ -134,6 +155,8 @@ struct Primitive<T: ArrowPrimitiveType> {
     data_type: DataType,
     values: Vec<T::Native>,
     nulls: NullBufferBuilder,
+    /// The rows of the last row group taken: what the next one is likely to hold.
+    last_rows: usize,
 }
 
 impl<T: ArrowPrimitiveType> Column for Primitive<T> {
@@ -157,12 +180,35 @@ impl<T: ArrowPrimitiveType> Column for Primitive<T> {
     }
 
     fn take(&mut self) -> Result<ArrayRef, ArrowError> {
-        // The next row group of a partition is likely as large as this one.
-        let capacity = self.values.len();
-        let values = std::mem::replace(&mut self.values, Vec::with_capacity(capacity));
+        self.last_rows = self.values.len();
+        let values = std::mem::take(&mut self.values);
         let array = PrimitiveArray::<T>::try_new(values.into(), self.nulls.finish())?;
         Ok(Arc::new(array.with_data_type(self.data_type.clone())))
     }
+
+    fn recycle(&mut self, array: ArrayRef) {
+        // Only between a take and the next rows: a buffer holding rows is never replaced.
+        if !self.values.is_empty() {
+            return;
+        }
+        // A clone of the array shares its buffer; once the array itself is dropped, the
+        // clone is the buffer's only owner unless the writer kept a reference.
+        let values = array.as_primitive_opt::<T>().map(|a| a.values().clone());
+        drop(array);
+        self.values = match values.map(|v| v.into_inner().into_vec::<T::Native>()) {
+            Some(Ok(mut values)) => {
+                values.clear();
+                values
+            }
+            _ => Vec::with_capacity(headroom(self.last_rows)),
+        };
+    }
+}
+
+/// The room to make for a row group after one of `rows`: a group ends with the batch that
+/// fills it, so the next may hold a few more rows.
+fn headroom(rows: usize) -> usize {
+    rows + rows / 4
 }
 
 /// A boolean column.
@@ -182,7 +228,10 @@ impl Column for Boolean {
     }
 
     fn take(&mut self) -> Result<ArrayRef, ArrowError> {
-        Ok(Arc::new(self.0.finish()))
+        let rows = self.0.len();
+        let array = self.0.finish();
+        self.0 = BooleanBuilder::with_capacity(headroom(rows));
+        Ok(Arc::new(array))
     }
 }
 
@@ -207,7 +256,10 @@ impl<T: ByteArrayType> Column for Bytes<T> {
     }
 
     fn take(&mut self) -> Result<ArrayRef, ArrowError> {
-        Ok(Arc::new(self.0.finish()))
+        let (rows, bytes) = (self.0.len(), self.0.values_slice().len());
+        let array = self.0.finish();
+        self.0 = GenericByteBuilder::with_capacity(headroom(rows), headroom(bytes));
+        Ok(Arc::new(array))
     }
 }
 
@@ -361,8 +413,12 @@ mod tests {
                         .unwrap(),
                 );
                 // Rows taken part way: each taken batch holds exactly the rows since the last.
+                // Its buffers then come back, as the writer lanes give them back, while a
+                // copy of it stays to compare.
                 if i == cut {
-                    taken.push(gather.take().unwrap());
+                    let group = gather.take().unwrap();
+                    taken.push(arrow_select::concat::concat_batches(&schema(), [&group]).unwrap());
+                    gather.recycle(group);
                 }
             }
             // Pending: the rows after the cut, or all of them when it never came.
@@ -375,6 +431,49 @@ mod tests {
             let actual = arrow_select::concat::concat_batches(&schema(), &taken).unwrap();
             prop_assert_eq!(actual, expected);
         }
+    }
+
+    #[test]
+    fn a_recycled_buffer_gathers_the_next_rows_in_place_unless_still_shared() {
+        let rows: Vec<Row> = (0..100)
+            .map(|i| (Some(i), None, None, None, None, None, None, None))
+            .collect();
+        let batch = batch(&rows);
+        let all: Vec<u32> = (0..100).collect();
+        let values = |b: &RecordBatch| b.column(0).to_data().buffers()[0].as_ptr();
+        let mut gather = Gather::new(schema());
+
+        gather.extend(&batch, &all).unwrap();
+        let first = gather.take().unwrap();
+        let buffer = values(&first);
+        gather.recycle(first);
+        gather.extend(&batch, &all[..10]).unwrap();
+        let second = gather.take().unwrap();
+        assert_eq!(
+            values(&second),
+            buffer,
+            "the buffer came back and was filled again"
+        );
+        assert_eq!(
+            second
+                .column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()[..],
+            (0..10).collect::<Vec<i64>>()[..]
+        );
+
+        // A buffer someone else still holds is theirs: the next rows go to a new one.
+        let held = second.clone();
+        gather.recycle(second);
+        gather.extend(&batch, &all[50..]).unwrap();
+        let third = gather.take().unwrap();
+        assert_ne!(values(&third), buffer);
+        assert_eq!(
+            held.column(0)
+                .as_primitive::<arrow_array::types::Int64Type>()
+                .values()[..],
+            (0..10).collect::<Vec<i64>>()[..]
+        );
     }
 
     #[test]

@@ -239,8 +239,11 @@ impl LaneWriter {
             };
             rows.extend(batch, &part.rows).map_err(arrow)?;
             if rows.rows() >= self.row_group.rows || rows.bytes() >= self.row_group.bytes {
-                let rows = rows.take().map_err(arrow)?;
-                self.runtime.block_on(self.files.write(key.clone(), rows))?;
+                let group = rows.take().map_err(arrow)?;
+                // The writer encodes the group as it writes it; its buffers then gather the
+                // partition's next rows.
+                (self.runtime).block_on(self.files.write(key.clone(), group.clone()))?;
+                rows.recycle(group);
             }
         }
         Ok(())
