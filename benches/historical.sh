@@ -71,6 +71,9 @@ for _ in range(int(sys.argv[1])):
 PY
     for budget in $budgets; do
         for spec in "txn:*" "txn:*,req:*"; do
+            # What was just generated, materialized or written as a training set goes to disk
+            # first, so that its writeback does not run beside (and count against) the run.
+            sync
             /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$bin/skewless" historical \
                 --repo "$work/repo" --entities "$work/entities.csv" --features "$spec" \
                 --out "$work/train.parquet" --memory-budget "$budget" > "$work/summary.txt"
@@ -79,6 +82,7 @@ PY
             printf '| %s | %s | %s | %s | %s | %s | %.2f | %.0f |\n' "$entities" "$features" \
                 "$spec" "$budget" "$spilled" "$wall" "$(echo "$user + $sys" | bc)" "$((rss / 1024))"
             if [ -n "${PYTHON:-}" ]; then
+                sync
                 /usr/bin/time -f "%e %U %S %M" -o "$work/time.txt" "$PYTHON" \
                     benches/python/historical.py "$work/repo" "$work/entities.csv" "$spec" \
                     "$work/train-python.parquet" "$budget"
