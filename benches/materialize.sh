@@ -91,11 +91,13 @@ TOML
         extra=$((rows / 100))
         "$bin/skewless-datagen" --rows "$extra" --users 100000 --days 90 --seed 7 --out "$work/extra-$rows.parquet" >/dev/null
         "$bin/skewless" ingest raw.transactions --repo "$repo" --from "$work/extra-$rows.parquet" >/dev/null
+        sync
         "$bin/skewless" materialize --repo "$repo" --incremental txn > "$work/inc.txt"
         inc_rows=$(grep -o ': [0-9]* rows' "$work/inc.txt" | tr -dc '0-9')
         inc=$(secs "$work/inc.txt")
         table="$repo/.skewless/warehouse/features/txn"
         size_before=$(mib "$table")
+        sync
         "$bin/skewless" materialize --repo "$repo" txn > "$work/rerun.txt"
         rerun=$(secs "$work/rerun.txt")
         size_after=$(mib "$table")
