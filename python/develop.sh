@@ -22,7 +22,9 @@ fi
 export VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH"
 cargo build --locked --workspace
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
-# `abi3`: the module is built for CPython's stable ABI (pyo3's `abi3-py39`), as maturin names it.
+# The library python/Cargo.toml names `_native`, installed as pyproject.toml's module
+# `skewless._native`; `abi3`: built for CPython's stable ABI (pyo3's `abi3-py39`), as maturin
+# names it.
 install -m 755 "$target_dir/debug/lib_native.so" "$root/python/skewless/_native.abi3.so"
 site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 echo "$root/python" >"$site/skewless.pth"

@@ -84,7 +84,8 @@ impl Gather {
 
     /// Takes back the buffers of `batch`, a batch [`take`](Self::take) returned and whose
     /// writer is done with it, to gather the next rows into. A buffer still shared elsewhere is
-    /// left to its other owners (the column then allocates one of the same size).
+    /// left to its other owners (the column then allocates one with room for as many rows and
+    /// a quarter more).
     pub(super) fn recycle(&mut self, batch: RecordBatch) {
         let (_, columns, _) = batch.into_parts();
         for (column, array) in self.columns.iter_mut().zip(columns) {
@@ -125,7 +126,6 @@ fn column(data_type: &DataType) -> Box<dyn Column> {
                 data_type: $data_type.clone(),
                 values: Vec::new(),
                 nulls: NullBufferBuilder::new(0),
-                last_rows: 0,
             })
         };
     }
@@ -157,8 +157,6 @@ struct Primitive<T: ArrowPrimitiveType> {
     data_type: DataType,
     values: Vec<T::Native>,
     nulls: NullBufferBuilder,
-    /// The rows of the last row group taken: what the next one is likely to hold.
-    last_rows: usize,
 }
 
 impl<T: ArrowPrimitiveType> Column for Primitive<T> {
@@ -182,7 +180,6 @@ impl<T: ArrowPrimitiveType> Column for Primitive<T> {
     }
 
     fn take(&mut self) -> Result<ArrayRef, ArrowError> {
-        self.last_rows = self.values.len();
         let values = std::mem::take(&mut self.values);
         let array = PrimitiveArray::<T>::try_new(values.into(), self.nulls.finish())?;
         Ok(Arc::new(array.with_data_type(self.data_type.clone())))
@@ -195,6 +192,7 @@ impl<T: ArrowPrimitiveType> Column for Primitive<T> {
         }
         // A clone of the array shares its buffer; once the array itself is dropped, the
         // clone is the buffer's only owner unless the writer kept a reference.
+        let rows = array.len();
         let values = array.as_primitive_opt::<T>().map(|a| a.values().clone());
         drop(array);
         self.values = match values.map(|v| v.into_inner().into_vec::<T::Native>()) {
@@ -202,7 +200,7 @@ impl<T: ArrowPrimitiveType> Column for Primitive<T> {
                 values.clear();
                 values
             }
-            _ => Vec::with_capacity(headroom(self.last_rows)),
+            _ => Vec::with_capacity(headroom(rows)),
         };
     }
 }
